@@ -1,0 +1,95 @@
+"""Spec → ``torch.fx.GraphModule``: generated forward code, no per-call interpretation."""
+
+from __future__ import annotations
+
+import operator
+import re
+
+import torch
+from torch import fx, nn
+
+from netspec.errors import PluginError, SpecError
+from netspec.graph import ref_target
+from netspec.params import INPUT
+from netspec.spec import Spec
+
+
+def build(spec: Spec) -> fx.GraphModule:
+    """Build the network of ``spec``; its submodules are named after the layers.
+
+    The module takes a batched tensor ``[N, *spec.input]`` and returns one tensor, or a
+    tuple when the spec lists several ``outputs``. Build on the meta device
+    (``with torch.device("meta"):``) to count parameters without allocating them.
+    """
+    _check_names(spec)
+    graph = fx.Graph()
+    values: dict[str, fx.Node] = {INPUT: graph.placeholder("x", type_expr=torch.Tensor)}
+    aux: dict[tuple[str, str], fx.Node] = {}
+    modules: dict[str, nn.Module] = {}
+    by_name = {layer.name: layer for layer in spec.layers}
+    for layer in spec.layers:
+        targets = {f: ref_target(by_name[t]) for f, t in layer.refs.items()}
+        module = _build_module(spec, layer, targets)
+        modules[layer.name] = module
+        args: list = [values[n] for n in layer.inputs]
+        if layer.record.multi_input:
+            args = [args]
+        args += [aux[(t, ref.output)] for ref in layer.record.refs for t in [layer.refs[ref.field]]]
+        node = graph.call_module(layer.name, tuple(args))
+        if layer.aux_outputs:  # the module returns (output, *aux outputs); name each part
+            values[layer.name] = graph.create_node(
+                "call_function", operator.getitem, (node, 0), name=f"{layer.name}_out"
+            )
+            order = [a for a in layer.record.aux_outputs if a in layer.aux_outputs]
+            for i, name in enumerate(order, start=1):
+                aux[(layer.name, name)] = graph.create_node(
+                    "call_function", operator.getitem, (node, i), name=f"{layer.name}_{name}"
+                )
+        else:
+            values[layer.name] = node
+    outs = [values[name] for name in spec.outputs]
+    graph.output(outs[0] if len(outs) == 1 else tuple(outs))
+    return fx.GraphModule(modules, graph, class_name=_class_name(spec.name))
+
+
+def _build_module(spec: Spec, layer, targets) -> nn.Module:
+    ctx = layer.context(targets, layer.output_shape)
+    try:
+        module = layer.record.build(layer.params, ctx)
+    except Exception as exc:
+        owner = spec.registry.owners.get(layer.type, "?")
+        raise PluginError(
+            f"builder of layer type {layer.type!r} (plugin {owner!r}) failed on {layer.label}: {exc!r}"
+        ) from exc
+    if not isinstance(module, nn.Module):
+        owner = spec.registry.owners.get(layer.type, "?")
+        raise PluginError(
+            f"builder of layer type {layer.type!r} (plugin {owner!r}) returned "
+            f"{type(module).__name__}, not an nn.Module"
+        )
+    return module
+
+
+def _check_names(spec: Spec) -> None:
+    """A layer name becomes a module attribute: it must not shadow nn.Module's own."""
+    problems = [
+        spec.document.problem(
+            f"name {layer.name!r} clashes with a torch.nn.Module attribute",
+            ("layers", layer.index, "name"),
+            layer=layer.label,
+            hint=f"rename it, e.g. {layer.name + '_'!r}",
+        )
+        for layer in spec.layers
+        if hasattr(fx.GraphModule, layer.name) or layer.name in _INSTANCE_ATTRS
+    ]
+    if problems:
+        raise SpecError(problems)
+
+
+_INSTANCE_ATTRS = {"training", "graph", "code", "meta"}
+
+
+def _class_name(name: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    title = "".join(w[:1].upper() + w[1:] for w in words) or "Network"
+    return title if title[0].isalpha() else "Net" + title

@@ -1,0 +1,68 @@
+"""User-facing errors: each one knows where in the spec it comes from and how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A 1-based line and column in a spec source."""
+
+    line: int
+    column: int
+
+
+class NetspecError(Exception):
+    """Base of every error netspec reports to a user (never shown with a traceback)."""
+
+
+class PluginError(NetspecError):
+    """A plugin is broken: it failed to load, or registered something invalid or twice."""
+
+
+class ShapeError(NetspecError):
+    """A shape rule rejected its input; raised by pure shape functions.
+
+    ``field`` names the parameter at fault, so the error can point at its YAML line;
+    ``hint`` says what to change.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.field = field
+
+
+class SpecError(NetspecError):
+    """One or more problems in a spec, each with its source location."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: where it is, which layer, what is wrong and what to do."""
+
+    message: str
+    source: str = "<spec>"
+    location: Location | None = None
+    layer: str | None = None  # "layer 3 'conv1' (conv)"
+    hint: str | None = None
+    details: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        where = self.source
+        if self.location is not None:
+            where += f":{self.location.line}:{self.location.column}"
+        head = f"{where}: "
+        if self.layer:
+            head += f"{self.layer}: "
+        lines = [head + self.message]
+        lines += [f"  {d}" for d in self.details]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)

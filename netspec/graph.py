@@ -1,0 +1,281 @@
+"""From validated layers to a graph: names, inputs, references, outputs — then shapes.
+
+Layers may only take inputs from layers above them, so a spec's order is a topological
+order and a cycle is always reported as the reference that closes it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from netspec.errors import PluginError, Problem, ShapeError, SpecError
+from netspec.params import INPUT, LayerParams
+from netspec.plugins import Registry
+from netspec.registry import LayerContext, LayerType, RefTarget
+from netspec.shapes import Shape, describe
+from netspec.validation import layer_label
+from netspec.yamlio import Document
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a spec with its inputs resolved and its shapes inferred."""
+
+    index: int
+    name: str
+    type: str
+    params: LayerParams
+    record: LayerType = field(repr=False)
+    inputs: tuple[str, ...]
+    refs: dict[str, str]
+    label: str
+    line: int | None = None
+    input_shapes: tuple[Shape, ...] = ()
+    output_shape: Shape = ()
+    aux_outputs: frozenset[str] = frozenset()
+
+    def context(
+        self, targets: dict[str, RefTarget] | None = None, output: Shape | None = None
+    ) -> LayerContext:
+        return LayerContext(self.input_shapes, targets or {}, self.aux_outputs, output)
+
+
+class _Resolver:
+    def __init__(self, doc: Document, registry: Registry):
+        self.doc = doc
+        self.registry = registry
+        self.problems: list[Problem] = []
+
+    def problem(self, index: int | None, message: str, path: tuple = (), *, label: str | None = None, **kw):
+        full = ("layers", index, *path) if index is not None else path
+        self.problems.append(self.doc.problem(message, full, layer=label, **kw))
+
+    def resolve(self, params_list: list[LayerParams]) -> list[Layer]:
+        names: dict[str, int] = {}
+        layers: list[Layer] = []
+        for index, params in enumerate(params_list):
+            kind = params.type
+            name = params.name or f"{kind}_{index}"
+            label = layer_label(index, {"type": kind}, name)
+            if name in names:
+                first = names[name]
+                line = self._line(first)
+                self.problem(
+                    index,
+                    f"name {name!r} is already used by layer {first}" + (f" (line {line})" if line else ""),
+                    ("name",) if params.name else ("type",),
+                    label=label,
+                    hint="give each layer a unique name",
+                )
+            names.setdefault(name, index)
+            record = self.registry[kind]
+            inputs = self._inputs(index, params, names, label, layers)
+            refs = self._refs(index, params, record, names, label, layers)
+            layers.append(
+                Layer(index, name, kind, params, record, tuple(inputs), refs, label, self._line(index))
+            )
+        return layers
+
+    def _line(self, index: int) -> int | None:
+        loc = self.doc.positions.get(("layers", index))
+        return loc.line if loc else None
+
+    def _lookup(
+        self, index: int, target: str, names: dict[str, int], path: tuple, label: str, what: str
+    ) -> bool:
+        if target == INPUT or (target in names and names[target] < index):
+            return True
+        if target in names and names[target] == index:
+            self.problem(
+                index,
+                f"{what} {target!r} is this layer itself (a cycle)",
+                path,
+                label=label,
+                hint="name an earlier layer or 'input'",
+            )
+        elif target in names:
+            self.problem(
+                index,
+                f"{what} {target!r} is not defined yet",
+                path,
+                label=label,
+                hint="layers can only use layers above them; move this layer below it",
+            )
+        else:
+            later = [
+                i
+                for i, p in enumerate(self.doc.data["layers"])
+                if isinstance(p, dict) and p.get("name") == target and i > index
+            ]
+            if later:
+                self.problem(
+                    index,
+                    f"{what} {target!r} refers forward to layer {later[0]}",
+                    path,
+                    label=label,
+                    hint="layers can only use layers above them (this would be a cycle or needs reordering)",
+                )
+            else:
+                close = difflib.get_close_matches(target, [*names, INPUT], n=1)
+                self.problem(
+                    index,
+                    f"{what} {target!r} is not a layer name",
+                    path,
+                    label=label,
+                    hint=(f"did you mean {close[0]!r}? " if close else "")
+                    + "use a layer's `name:` or 'input'",
+                )
+        return False
+
+    def _inputs(self, index, params, names, label, layers) -> list[str]:
+        named = params.inputs_named()
+        if named is None:
+            inputs = [layers[-1].name if layers else INPUT]
+        else:
+            inputs = []
+            for i, target in enumerate(named):
+                path = ("from",) if isinstance(params.from_, str) else ("from", i)
+                if self._lookup(index, target, names, path, label, "from"):
+                    inputs.append(target)
+        low, high = params_count = self.registry[params.type].inputs
+        count = len(named) if named is not None else 1
+        if count < low or (high is not None and count > high):
+            want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low}..{high}"
+            self.problem(
+                index,
+                f"{params.type} takes {want} input(s), got {count}",
+                ("from",),
+                label=label,
+                hint="list the inputs with `from: [a, b]`"
+                if low > 1
+                else "give a single layer name in `from:`",
+            )
+        del params_count
+        return inputs
+
+    def _refs(self, index, params, record, names, label, layers) -> dict[str, str]:
+        refs = {}
+        by_name = {layer.name: layer for layer in layers}
+        for ref in record.refs:
+            target = getattr(params, ref.field)
+            if not self._lookup(index, target, names, (ref.field,), label, ref.field) or target == INPUT:
+                if target == INPUT:
+                    self.problem(
+                        index,
+                        f"{ref.field} must name a layer, not the input",
+                        (ref.field,),
+                        label=label,
+                        hint=f"name a {' or '.join(ref.types)} layer",
+                    )
+                continue
+            if by_name[target].type not in ref.types:
+                self.problem(
+                    index,
+                    f"{ref.field} {target!r} is a {by_name[target].type} layer; "
+                    f"it must be {' or '.join(ref.types)}",
+                    (ref.field,),
+                    label=label,
+                    hint=f"name a {' or '.join(ref.types)} layer",
+                )
+                continue
+            refs[ref.field] = target
+        return refs
+
+    def outputs(self, layers: list[Layer], outputs) -> list[str]:
+        names = {layer.name for layer in layers}
+        wanted = [layers[-1].name] if outputs is None else [outputs] if isinstance(outputs, str) else outputs
+        for i, name in enumerate(wanted):
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                path = ("outputs",) if isinstance(outputs, str) else ("outputs", i)
+                self.problem(
+                    None,
+                    f"output {name!r} is not a layer name",
+                    path,
+                    hint=f"did you mean {close[0]!r}?" if close else "list layer names",
+                )
+        used = set(wanted) | {n for layer in layers for n in layer.inputs}
+        for layer in layers:
+            if layer.name not in used:
+                self.problem(
+                    layer.index,
+                    "this layer's output is never used",
+                    ("type",),
+                    label=layer.label,
+                    hint="use it in a later layer's `from:`, list it in `outputs:`, or remove it",
+                )
+        return list(wanted)
+
+
+def resolve(
+    doc: Document, registry: Registry, params_list: list[LayerParams], outputs
+) -> tuple[list[Layer], list[str]]:
+    """Name every layer and check every ``from``, reference and output; all problems at once."""
+    resolver = _Resolver(doc, registry)
+    layers = resolver.resolve(params_list)
+    if not resolver.problems:
+        wanted = resolver.outputs(layers, outputs)
+    if resolver.problems:
+        raise SpecError(resolver.problems)
+    return layers, wanted
+
+
+def infer(doc: Document, registry: Registry, layers: list[Layer], input_shape: Shape) -> list[Layer]:
+    """Run every layer's shape rule in order; the first failure is reported with its location."""
+    shapes: dict[str, Shape] = {INPUT: tuple(input_shape)}
+    by_name: dict[str, Layer] = {}
+    aux: dict[str, set[str]] = {layer.name: set() for layer in layers}
+    for layer in layers:
+        for ref in layer.record.refs:
+            aux[layer.refs[ref.field]].add(ref.output)
+    done = []
+    for layer in layers:
+        input_shapes = tuple(shapes[n] for n in layer.inputs)
+        targets = {f: ref_target(by_name[t]) for f, t in layer.refs.items()}
+        ctx = LayerContext(input_shapes, targets, frozenset(aux[layer.name]))
+        try:
+            output = tuple(layer.record.shape(layer.params, ctx))
+        except ShapeError as exc:
+            raise SpecError([_shape_problem(doc, layer, exc, input_shapes, done)]) from None
+        except Exception as exc:  # a plugin bug must not look like a spec error
+            owner = registry.owners.get(layer.type, "?")
+            raise PluginError(
+                f"shape rule of layer type {layer.type!r} (plugin {owner!r}) crashed on "
+                f"{layer.label}: {exc!r}"
+            ) from exc
+        if not output or any(not isinstance(s, int) or s < 1 for s in output):
+            owner = registry.owners.get(layer.type, "?")
+            raise PluginError(f"shape rule of {layer.type!r} (plugin {owner!r}) returned {output!r}")
+        shapes[layer.name] = output
+        inferred = Layer(
+            **{
+                **layer.__dict__,
+                "input_shapes": input_shapes,
+                "output_shape": output,
+                "aux_outputs": frozenset(aux[layer.name]),
+            }
+        )
+        by_name[layer.name] = inferred
+        done.append(inferred)
+    return done
+
+
+def ref_target(layer: Layer) -> RefTarget:
+    return RefTarget(layer.name, layer.type, layer.params, layer.input_shapes, layer.output_shape)
+
+
+def _shape_problem(doc: Document, layer: Layer, exc: ShapeError, input_shapes, done: list[Layer]) -> Problem:
+    path = ("layers", layer.index)
+    key = False
+    layer_data = doc.data["layers"][layer.index] if isinstance(doc.data, dict) else {}
+    if exc.field and isinstance(layer_data, dict) and exc.field in layer_data:
+        path += (exc.field,)
+    details: tuple[str, ...] = ()
+    if len(input_shapes) > 1:
+        lines = {d.name: d.line for d in done}
+        details = tuple(
+            f"{name!r}" + (f" (line {lines[name]})" if lines.get(name) else "") + f" gives {describe(shape)}"
+            for name, shape in zip(layer.inputs, input_shapes, strict=True)
+        )
+    return doc.problem(exc.message, path, key=key, layer=layer.label, hint=exc.hint, details=details)

@@ -1,0 +1,57 @@
+"""The spec language: one pydantic model, built once from the registered layer types."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from netspec.params import PositiveInt
+from netspec.registry import LayerType
+
+FORMAT_VERSION = 1
+COMMON_KEYS = ("type", "name", "from")
+
+
+class NetworkSpec(BaseModel):
+    """Top level of a spec file. ``layers`` is replaced by the registry's union."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    netspec: Literal[1] = Field(FORMAT_VERSION, description="Spec format version.")
+    name: str = Field("network", description="Network name; also the built module's class name.")
+    description: str | None = None
+    input: list[PositiveInt] = Field(
+        min_length=1, description="Per-sample input shape, channels first (batch is implicit)."
+    )
+    layers: list = Field(min_length=1)
+    outputs: str | list[str] | None = Field(
+        None, description="Layer name(s) whose output the network returns; default: the last layer."
+    )
+
+
+def layer_model(record: LayerType) -> type[BaseModel]:
+    """The record's params model plus its ``type`` literal, as one spec-language model."""
+    clash = set(COMMON_KEYS[:1]) & set(record.params.model_fields)
+    if clash:
+        raise ValueError(f"parameter model of {record.name!r} may not define {sorted(clash)}")
+    title = "".join(part.capitalize() for part in record.name.replace("-", "_").split("_"))
+    return create_model(
+        f"{title}Layer",
+        __base__=record.params,
+        __module__=record.params.__module__,
+        __doc__=record.summary or record.params.__doc__,
+        type=(Literal[record.name], Field(description=record.summary or record.name)),
+    )
+
+
+def build_spec_model(layers: dict[str, LayerType]) -> tuple[type[NetworkSpec], dict[str, type[BaseModel]]]:
+    """NetworkSpec whose ``layers`` is the discriminated union of every registered type."""
+    models = {name: layer_model(record) for name, record in layers.items()}
+    union = Annotated[Union[tuple(models.values())], Field(discriminator="type")]  # noqa: UP007
+    spec = create_model(
+        "NetworkSpec",
+        __base__=NetworkSpec,
+        layers=(list[union], Field(min_length=1, description="The layers, in order.")),
+    )
+    return spec, models

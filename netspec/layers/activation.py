@@ -1,0 +1,126 @@
+"""Element-wise activations (and softmax): shape-preserving, one table of torch modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field, StrictInt
+
+from netspec.errors import ShapeError
+from netspec.hookspecs import hookimpl
+from netspec.params import LayerParams, NoParams, StrictBool
+from netspec.registry import LayerContext, LayerType
+from netspec.shapes import Shape, describe
+
+
+class LeakyReluParams(LayerParams):
+    negative_slope: float = 0.01
+
+
+class EluParams(LayerParams):
+    alpha: float = 1.0
+
+
+class GeluParams(LayerParams):
+    approximate: Literal["none", "tanh"] = "none"
+
+
+class HardtanhParams(LayerParams):
+    min_val: float = -1.0
+    max_val: float = 1.0
+
+
+class SoftplusParams(LayerParams):
+    beta: float = 1.0
+    threshold: float = 20.0
+
+
+class PreluParams(LayerParams):
+    per_channel: StrictBool = Field(False, description="One learnable slope per channel instead of one in all.")
+    init: float = 0.25
+
+
+class SoftmaxParams(LayerParams):
+    dim: StrictInt = Field(0, description="Per-sample dimension (0 = channels); negative counts from the end.")
+
+
+def _same(p: LayerParams, ctx: LayerContext) -> Shape:
+    return ctx.input
+
+
+def _softmax_rule(p: SoftmaxParams, ctx: LayerContext) -> Shape:
+    rank = len(ctx.input)
+    if not -rank <= p.dim < rank:
+        raise ShapeError(
+            f"dim {p.dim} is out of range for input {describe(ctx.input)}",
+            hint=f"use a dim in {-rank}..{rank - 1} (per-sample; the batch is not counted)",
+            field="dim",
+        )
+    return ctx.input
+
+
+def _batch_dim(dim: int) -> int:
+    """A per-sample dim as a batched-tensor dim."""
+    return dim + 1 if dim >= 0 else dim
+
+
+_SIMPLE = {
+    "relu": "ReLU",
+    "relu6": "ReLU6",
+    "selu": "SELU",
+    "silu": "SiLU",
+    "mish": "Mish",
+    "sigmoid": "Sigmoid",
+    "hardsigmoid": "Hardsigmoid",
+    "hardswish": "Hardswish",
+    "tanh": "Tanh",
+    "softsign": "Softsign",
+}
+
+# name → (params model, torch.nn class name, keyword arguments from params and context)
+_WITH_PARAMS: dict[str, tuple[type[LayerParams], str, Callable[[LayerParams, LayerContext], dict]]] = {
+    "leaky_relu": (LeakyReluParams, "LeakyReLU", lambda p, ctx: {"negative_slope": p.negative_slope}),
+    "elu": (EluParams, "ELU", lambda p, ctx: {"alpha": p.alpha}),
+    "celu": (EluParams, "CELU", lambda p, ctx: {"alpha": p.alpha}),
+    "gelu": (GeluParams, "GELU", lambda p, ctx: {"approximate": p.approximate}),
+    "hardtanh": (HardtanhParams, "Hardtanh", lambda p, ctx: {"min_val": p.min_val, "max_val": p.max_val}),
+    "softplus": (SoftplusParams, "Softplus", lambda p, ctx: {"beta": p.beta, "threshold": p.threshold}),
+    "prelu": (
+        PreluParams,
+        "PReLU",
+        lambda p, ctx: {"num_parameters": ctx.input[0] if p.per_channel else 1, "init": p.init},
+    ),
+    "softmax": (SoftmaxParams, "Softmax", lambda p, ctx: {"dim": _batch_dim(p.dim)}),
+    "log_softmax": (SoftmaxParams, "LogSoftmax", lambda p, ctx: {"dim": _batch_dim(p.dim)}),
+}
+
+
+def _builder(class_name: str, kwargs: Callable[[LayerParams, LayerContext], dict]):
+    def build(p: LayerParams, ctx: LayerContext):
+        from torch import nn
+
+        return getattr(nn, class_name)(**kwargs(p, ctx))
+
+    return build
+
+
+def _record(name: str, params: type[LayerParams], class_name: str, kwargs) -> LayerType:
+    rule = _softmax_rule if params is SoftmaxParams else _same
+    return LayerType(
+        name,
+        params,
+        rule,
+        _builder(class_name, kwargs),
+        summary=f"torch.nn.{class_name}, element-wise; keeps the shape."
+        if params is not SoftmaxParams
+        else f"torch.nn.{class_name} over a per-sample dim (default: channels).",
+        examples=({"input": [3, 4, 5], "layers": [{"type": name}]},),
+    )
+
+
+@hookimpl
+def netspec_register_layers() -> list[LayerType]:
+    records = [_record(name, NoParams, cls, lambda p, ctx: {}) for name, cls in _SIMPLE.items()]
+    records += [_record(name, *entry) for name, entry in _WITH_PARAMS.items()]
+    return records

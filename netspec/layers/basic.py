@@ -1,0 +1,227 @@
+"""Dropout, flatten, linear, reshape, identity and pixel (un)shuffle."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field, StrictInt, field_validator
+
+from netspec.errors import ShapeError
+from netspec.hookspecs import hookimpl
+from netspec.params import LayerParams, NoParams, PositiveInt, Probability, StrictBool
+from netspec.registry import LayerContext, LayerType, check_declared, spatial_rank
+from netspec.shapes import Shape, describe
+
+
+class DropoutParams(LayerParams):
+    """Dropout with probability p."""
+
+    p: Probability = 0.5
+
+
+class FlattenParams(LayerParams):
+    """Flatten per-sample dims start_dim..end_dim into one (batch not counted)."""
+
+    start_dim: StrictInt = 0
+    end_dim: StrictInt = -1
+
+
+class LinearParams(LayerParams):
+    """Fully connected layer over the last dimension."""
+
+    out_features: PositiveInt
+    bias: StrictBool = True
+    in_features: PositiveInt | None = Field(None, description="Optional; checked against the input.")
+
+
+class ReshapeParams(LayerParams):
+    """Reshape each sample; one entry may be -1 (inferred)."""
+
+    shape: list[StrictInt] = Field(min_length=1)
+
+    @field_validator("shape")
+    @classmethod
+    def _check(cls, shape: list[int]) -> list[int]:
+        if shape.count(-1) > 1 or any(s < 1 and s != -1 for s in shape):
+            raise ValueError("entries must be positive, with at most one -1")
+        return shape
+
+
+class ShuffleParams(LayerParams):
+    """Pixel shuffle: [C·r², H, W] → [C, H·r, W·r]."""
+
+    upscale_factor: PositiveInt
+
+
+class UnshuffleParams(LayerParams):
+    """Pixel unshuffle: [C, H·r, W·r] → [C·r², H, W]."""
+
+    downscale_factor: PositiveInt
+
+
+def _same(p: LayerParams, ctx: LayerContext) -> Shape:
+    return ctx.input
+
+
+def _dropout_build(p: DropoutParams, ctx: LayerContext):
+    from torch import nn
+
+    return nn.Dropout(p.p)
+
+
+def _spatial_dropout_rule(p: DropoutParams, ctx: LayerContext) -> Shape:
+    spatial_rank(ctx.input, "spatial_dropout")
+    return ctx.input
+
+
+def _spatial_dropout_build(p: DropoutParams, ctx: LayerContext):
+    from torch import nn
+
+    return (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)[len(ctx.input) - 2](p.p)
+
+
+def _normalise_dim(dim: int, rank: int, field: str, shape: Shape) -> int:
+    if not -rank <= dim < rank:
+        raise ShapeError(
+            f"{field} {dim} is out of range for input {describe(shape)}",
+            hint=f"use a value in {-rank}..{rank - 1} (per-sample dims; the batch is not counted)",
+            field=field,
+        )
+    return dim % rank
+
+
+def _flatten_rule(p: FlattenParams, ctx: LayerContext) -> Shape:
+    shape = ctx.input
+    start = _normalise_dim(p.start_dim, len(shape), "start_dim", shape)
+    end = _normalise_dim(p.end_dim, len(shape), "end_dim", shape)
+    if start > end:
+        raise ShapeError(
+            f"start_dim {p.start_dim} comes after end_dim {p.end_dim} in input {describe(shape)}",
+            hint="make start_dim ≤ end_dim",
+            field="start_dim",
+        )
+    return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
+
+
+def _flatten_build(p: FlattenParams, ctx: LayerContext):
+    from torch import nn
+
+    rank = len(ctx.input)
+    return nn.Flatten(p.start_dim % rank + 1, p.end_dim % rank + 1)
+
+
+def _linear_rule(p: LinearParams, ctx: LayerContext) -> Shape:
+    check_declared(p.in_features, ctx.input[-1], "in_features")
+    return (*ctx.input[:-1], p.out_features)
+
+
+def _linear_build(p: LinearParams, ctx: LayerContext):
+    from torch import nn
+
+    return nn.Linear(ctx.input[-1], p.out_features, bias=p.bias)
+
+
+def _reshape_rule(p: ReshapeParams, ctx: LayerContext) -> Shape:
+    total = math.prod(ctx.input)
+    known = math.prod(s for s in p.shape if s != -1)
+    if -1 in p.shape:
+        if total % known:
+            raise ShapeError(
+                f"cannot reshape input {describe(ctx.input)} ({total} values) to {p.shape}: "
+                f"{total} is not a multiple of {known}",
+                hint="change shape so its product divides the input size",
+                field="shape",
+            )
+        return tuple(total // known if s == -1 else s for s in p.shape)
+    if known != total:
+        raise ShapeError(
+            f"cannot reshape input {describe(ctx.input)} ({total} values) to {p.shape} ({known} values)",
+            hint="make the product of shape equal the input size, or use -1 for one entry",
+            field="shape",
+        )
+    return tuple(p.shape)
+
+
+def _reshape_build(p: ReshapeParams, ctx: LayerContext):
+    from netspec.modules import Reshape
+
+    return Reshape(list(p.shape))
+
+
+def _identity_build(p: LayerParams, ctx: LayerContext):
+    from torch import nn
+
+    return nn.Identity()
+
+
+def _shuffle_rule(p: ShuffleParams, ctx: LayerContext) -> Shape:
+    spatial_rank(ctx.input, "pixel_shuffle", (2,))
+    c, h, w = ctx.input
+    r = p.upscale_factor
+    if c % (r * r):
+        raise ShapeError(
+            f"input channels {c} are not divisible by upscale_factor² = {r * r}",
+            hint=f"give the layer before it a multiple of {r * r} channels",
+            field="upscale_factor",
+        )
+    return (c // (r * r), h * r, w * r)
+
+
+def _unshuffle_rule(p: UnshuffleParams, ctx: LayerContext) -> Shape:
+    spatial_rank(ctx.input, "pixel_unshuffle", (2,))
+    c, h, w = ctx.input
+    r = p.downscale_factor
+    if h % r or w % r:
+        raise ShapeError(
+            f"input {describe(ctx.input)}: H and W must be divisible by downscale_factor {r}",
+            hint="resize the input or choose a divisor of H and W",
+            field="downscale_factor",
+        )
+    return (c * r * r, h // r, w // r)
+
+
+def _shuffle_build(p: ShuffleParams, ctx: LayerContext):
+    from torch import nn
+
+    return nn.PixelShuffle(p.upscale_factor)
+
+
+def _unshuffle_build(p: UnshuffleParams, ctx: LayerContext):
+    from torch import nn
+
+    return nn.PixelUnshuffle(p.downscale_factor)
+
+
+@hookimpl
+def netspec_register_layers() -> list[LayerType]:
+    img = [4, 6, 6]
+    return [
+        LayerType("dropout", DropoutParams, _same, _dropout_build,
+                  summary="Element-wise dropout.",
+                  examples=({"input": img, "layers": [{"type": "dropout", "p": 0.1}]},)),
+        LayerType("spatial_dropout", DropoutParams, _spatial_dropout_rule, _spatial_dropout_build,
+                  summary="Channel-wise dropout (Dropout1d/2d/3d from the input rank).",
+                  examples=({"input": img, "layers": [{"type": "spatial_dropout", "p": 0.2}]},)),
+        LayerType("flatten", FlattenParams, _flatten_rule, _flatten_build,
+                  summary="Flatten per-sample dims (default: all) into one.",
+                  examples=({"input": img, "layers": [{"type": "flatten"}]},
+                            {"input": [2, 3, 4, 5], "layers": [{"type": "flatten", "start_dim": 1,
+                                                               "end_dim": -2}]})),
+        LayerType("linear", LinearParams, _linear_rule, _linear_build,
+                  summary="Fully connected layer on the last dimension.",
+                  examples=({"input": [12], "layers": [{"type": "linear", "out_features": 5}]},
+                            {"input": [3, 7], "layers": [{"type": "linear", "out_features": 2,
+                                                         "bias": False, "in_features": 7}]})),
+        LayerType("reshape", ReshapeParams, _reshape_rule, _reshape_build,
+                  summary="Reshape each sample.",
+                  examples=({"input": img, "layers": [{"type": "reshape", "shape": [-1, 12]}]},)),
+        LayerType("identity", NoParams, _same, _identity_build,
+                  summary="Pass-through (a named tap point).",
+                  examples=({"input": img, "layers": [{"type": "identity"}]},)),
+        LayerType("pixel_shuffle", ShuffleParams, _shuffle_rule, _shuffle_build,
+                  summary="Sub-pixel upsampling: [C·r², H, W] → [C, H·r, W·r].",
+                  examples=({"input": [8, 3, 5], "layers": [{"type": "pixel_shuffle", "upscale_factor": 2}]},)),
+        LayerType("pixel_unshuffle", UnshuffleParams, _unshuffle_rule, _unshuffle_build,
+                  summary="Inverse of pixel_shuffle: [C, H·r, W·r] → [C·r², H, W].",
+                  examples=({"input": img, "layers": [{"type": "pixel_unshuffle", "downscale_factor": 3}]},)),
+    ]

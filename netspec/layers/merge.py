@@ -1,0 +1,105 @@
+"""Merges for skip connections: add, mul and concat of several named inputs."""
+
+from __future__ import annotations
+
+from pydantic import Field, StrictInt
+
+from netspec.errors import ShapeError
+from netspec.hookspecs import hookimpl
+from netspec.params import LayerParams, NoParams
+from netspec.registry import LayerContext, LayerType
+from netspec.shapes import Shape
+
+
+class ConcatParams(LayerParams):
+    """Concatenate inputs along a per-sample dim (default 0: channels)."""
+
+    dim: StrictInt = Field(0, description="Per-sample dimension; 0 = channels.")
+
+
+def broadcast_shape(shapes: tuple[Shape, ...], layer: str) -> Shape:
+    """Element-wise merge result: equal ranks, and each dim equal or 1 (PyTorch broadcasting)."""
+    ranks = {len(s) for s in shapes}
+    if len(ranks) > 1:
+        raise ShapeError(
+            f"{layer} inputs have different ranks",
+            hint="flatten or reshape so the inputs have the same number of dimensions",
+        )
+    out = []
+    for i, sizes in enumerate(zip(*shapes, strict=True)):
+        big = {s for s in sizes if s != 1}
+        if len(big) > 1:
+            what = "channels" if i == 0 else f"spatial dim {i}"
+            raise ShapeError(
+                f"{layer} inputs disagree on {what}: {sorted(big)}",
+                hint="make the inputs the same shape (or size 1 where one should broadcast)",
+            )
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+def _elementwise_rule(name: str):
+    def rule(p: NoParams, ctx: LayerContext) -> Shape:
+        return broadcast_shape(ctx.inputs, name)
+
+    return rule
+
+
+def _concat_rule(p: ConcatParams, ctx: LayerContext) -> Shape:
+    rank = len(ctx.inputs[0])
+    if any(len(s) != rank for s in ctx.inputs):
+        raise ShapeError(
+            "concat inputs have different ranks",
+            hint="flatten or reshape so the inputs have the same number of dimensions",
+        )
+    if not -rank <= p.dim < rank:
+        raise ShapeError(
+            f"dim {p.dim} is out of range for {rank}-dimensional inputs",
+            hint=f"use a dim in {-rank}..{rank - 1} (per-sample; 0 = channels)",
+            field="dim",
+        )
+    dim = p.dim % rank
+    for i in range(rank):
+        if i != dim and len({s[i] for s in ctx.inputs}) > 1:
+            what = "channels" if i == 0 else "spatial size"
+            raise ShapeError(
+                f"inputs disagree on {what} (dim {i}); concat along dim {dim} needs every other dim equal",
+                hint="crop/pad one input, adjust output_padding on an upsampling layer, or change the strides",
+            )
+    return tuple(sum(s[i] for s in ctx.inputs) if i == dim else ctx.inputs[0][i] for i in range(rank))
+
+
+def _module(class_name: str):
+    def build(p: LayerParams, ctx: LayerContext):
+        from netspec import modules
+
+        return getattr(modules, class_name)()
+
+    return build
+
+
+def _concat_build(p: ConcatParams, ctx: LayerContext):
+    from netspec.modules import Concat
+
+    return Concat(p.dim % len(ctx.inputs[0]) + 1)
+
+
+def _example(layer: dict) -> dict:
+    return {"input": [4, 6, 6], "layers": [
+        {"type": "conv", "name": "a", "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"type": "relu", "name": "b", "from": "input"},
+        {**layer, "from": ["a", "b"]},
+    ]}
+
+
+@hookimpl
+def netspec_register_layers() -> list[LayerType]:
+    return [
+        LayerType("add", NoParams, _elementwise_rule("add"), _module("Add"), inputs=(2, None),
+                  summary="Element-wise sum of the inputs.", examples=(_example({"type": "add"}),)),
+        LayerType("mul", NoParams, _elementwise_rule("mul"), _module("Mul"), inputs=(2, None),
+                  summary="Element-wise product of the inputs.", examples=(_example({"type": "mul"}),)),
+        LayerType("concat", ConcatParams, _concat_rule, _concat_build, inputs=(2, None),
+                  summary="Concatenation along a per-sample dim (default: channels).",
+                  examples=(_example({"type": "concat"}),)),
+    ]

@@ -1,0 +1,138 @@
+"""Normalisation layers: batch, group, layer and instance norm."""
+
+from __future__ import annotations
+
+from pydantic import Field, PositiveFloat
+
+from netspec.errors import ShapeError
+from netspec.hookspecs import hookimpl
+from netspec.params import LayerParams, PositiveInt, Probability, StrictBool
+from netspec.registry import LayerContext, LayerType, check_declared, spatial_rank
+from netspec.shapes import Shape, describe
+
+
+class BatchNormParams(LayerParams):
+    """Batch normalisation (BatchNorm1d for [C] and [C, L], 2d, 3d)."""
+
+    eps: PositiveFloat = 1e-5
+    momentum: Probability | None = 0.1
+    affine: StrictBool = True
+    track_running_stats: StrictBool = True
+    num_features: PositiveInt | None = Field(None, description="Optional; checked against the channels.")
+
+
+class InstanceNormParams(BatchNormParams):
+    """Instance normalisation (InstanceNorm1d/2d/3d); needs spatial dimensions."""
+
+    affine: StrictBool = False
+    track_running_stats: StrictBool = False
+
+
+class GroupNormParams(LayerParams):
+    """Group normalisation over channel groups."""
+
+    num_groups: PositiveInt
+    eps: PositiveFloat = 1e-5
+    affine: StrictBool = True
+
+
+class LayerNormParams(LayerParams):
+    """Layer normalisation over the last ``dims`` per-sample dimensions (default: all)."""
+
+    dims: PositiveInt | None = Field(None, description="How many trailing dims to normalise; default all.")
+    eps: PositiveFloat = 1e-5
+    elementwise_affine: StrictBool = True
+    bias: StrictBool = True
+
+
+def _batchnorm_rule(p: BatchNormParams, ctx: LayerContext) -> Shape:
+    spatial_rank(ctx.input, "batchnorm", (0, 1, 2, 3))
+    check_declared(p.num_features, ctx.input[0], "num_features")
+    return ctx.input
+
+
+def _batchnorm_build(p: BatchNormParams, ctx: LayerContext):
+    from torch import nn
+
+    rank = len(ctx.input) - 1
+    cls = (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[rank]
+    return cls(ctx.input[0], eps=p.eps, momentum=p.momentum, affine=p.affine,
+               track_running_stats=p.track_running_stats)
+
+
+def _instancenorm_rule(p: InstanceNormParams, ctx: LayerContext) -> Shape:
+    spatial_rank(ctx.input, "instancenorm")
+    check_declared(p.num_features, ctx.input[0], "num_features")
+    spatial = 1
+    for size in ctx.input[1:]:
+        spatial *= size
+    if spatial == 1:
+        raise ShapeError(
+            f"instance norm of input {describe(ctx.input)} normalises a single value per channel "
+            "(PyTorch refuses this when training)",
+            hint="normalise before pooling to 1×1, or use batchnorm/layernorm",
+        )
+    return ctx.input
+
+
+def _instancenorm_build(p: InstanceNormParams, ctx: LayerContext):
+    from torch import nn
+
+    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[len(ctx.input) - 2]
+    return cls(ctx.input[0], eps=p.eps, momentum=p.momentum, affine=p.affine,
+               track_running_stats=p.track_running_stats)
+
+
+def _groupnorm_rule(p: GroupNormParams, ctx: LayerContext) -> Shape:
+    channels = ctx.input[0]
+    if channels % p.num_groups:
+        raise ShapeError(
+            f"num_groups={p.num_groups} does not divide the {channels} input channels",
+            hint="choose num_groups as a divisor of the channel count",
+            field="num_groups",
+        )
+    return ctx.input
+
+
+def _groupnorm_build(p: GroupNormParams, ctx: LayerContext):
+    from torch import nn
+
+    return nn.GroupNorm(p.num_groups, ctx.input[0], eps=p.eps, affine=p.affine)
+
+
+def _layernorm_rule(p: LayerNormParams, ctx: LayerContext) -> Shape:
+    if p.dims is not None and p.dims > len(ctx.input):
+        raise ShapeError(
+            f"dims={p.dims} but the input {describe(ctx.input)} has only {len(ctx.input)} dimensions",
+            hint=f"use dims ≤ {len(ctx.input)}",
+            field="dims",
+        )
+    return ctx.input
+
+
+def _layernorm_build(p: LayerNormParams, ctx: LayerContext):
+    from torch import nn
+
+    dims = p.dims or len(ctx.input)
+    return nn.LayerNorm(list(ctx.input[-dims:]), eps=p.eps,
+                        elementwise_affine=p.elementwise_affine, bias=p.bias)
+
+
+@hookimpl
+def netspec_register_layers() -> list[LayerType]:
+    return [
+        LayerType("batchnorm", BatchNormParams, _batchnorm_rule, _batchnorm_build,
+                  summary="Batch normalisation (1d/2d/3d from the input rank).",
+                  examples=({"input": [4, 5, 5], "layers": [{"type": "batchnorm"}]},
+                            {"input": [6], "layers": [{"type": "batchnorm", "num_features": 6}]})),
+        LayerType("instancenorm", InstanceNormParams, _instancenorm_rule, _instancenorm_build,
+                  summary="Instance normalisation (1d/2d/3d from the input rank).",
+                  examples=({"input": [4, 5, 5], "layers": [{"type": "instancenorm", "affine": True}]},)),
+        LayerType("groupnorm", GroupNormParams, _groupnorm_rule, _groupnorm_build,
+                  summary="Group normalisation.",
+                  examples=({"input": [6, 4, 4], "layers": [{"type": "groupnorm", "num_groups": 3}]},)),
+        LayerType("layernorm", LayerNormParams, _layernorm_rule, _layernorm_build,
+                  summary="Layer normalisation over trailing dims.",
+                  examples=({"input": [6, 4, 4], "layers": [{"type": "layernorm"}]},
+                            {"input": [7, 10], "layers": [{"type": "layernorm", "dims": 1}]})),
+    ]

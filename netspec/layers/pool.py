@@ -1,0 +1,214 @@
+"""Max, average, adaptive and global pooling, 1-D/2-D/3-D by input rank."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from netspec.errors import ShapeError
+from netspec.hookspecs import hookimpl
+from netspec.params import (
+    LayerParams,
+    NonNegativeSizes,
+    OptionalSizes,
+    PositiveInt,
+    PositiveSizes,
+    StrictBool,
+)
+from netspec.registry import LayerContext, LayerType, spatial_rank
+from netspec.shapes import SPATIAL_NAMES, Shape, describe, expand, pool_output_size
+
+
+class _PoolBase(LayerParams):
+    kernel_size: PositiveSizes
+    stride: PositiveSizes | None = Field(None, description="Default: kernel_size.")
+    padding: NonNegativeSizes = 0
+    ceil_mode: StrictBool = False
+
+
+class MaxPoolParams(_PoolBase):
+    """Max pooling (MaxPool1d/2d/3d). Returns indices when an unpool names it."""
+
+    dilation: PositiveSizes = 1
+
+
+class AvgPoolParams(_PoolBase):
+    """Average pooling (AvgPool1d/2d/3d)."""
+
+    count_include_pad: StrictBool = True
+    divisor_override: PositiveInt | None = Field(None, description="2-D and 3-D only.")
+
+
+class AdaptivePoolParams(LayerParams):
+    """Adaptive pooling to a fixed output size (null keeps that dimension)."""
+
+    output_size: OptionalSizes
+
+
+class GlobalPoolParams(LayerParams):
+    """Pool every spatial dimension to 1: [C, *spatial] → [C] (or [C, 1, …] with keepdims)."""
+
+    keepdims: StrictBool = False
+
+
+def pool_geometry(p: _PoolBase, shape: Shape) -> dict[str, tuple[int, ...]]:
+    """kernel/stride/padding/dilation per spatial dim, stride defaulting to the kernel."""
+    rank = len(shape) - 1
+    kernel = expand(p.kernel_size, rank, "kernel_size")
+    return {
+        "kernel_size": kernel,
+        "stride": kernel if p.stride is None else expand(p.stride, rank, "stride"),
+        "padding": expand(p.padding, rank, "padding"),
+        "dilation": expand(getattr(p, "dilation", 1), rank, "dilation"),
+    }
+
+
+def pool_shape(p: _PoolBase, shape: Shape, layer: str) -> Shape:
+    """Output shape of a max/avg pool, with PyTorch's padding limit and ceil_mode rule."""
+    rank = spatial_rank(shape, layer)
+    geo = pool_geometry(p, shape)
+    out = []
+    for dim, size, k, s, pad, d in zip(
+        SPATIAL_NAMES[rank], shape[1:], *geo.values(), strict=True
+    ):
+        if pad > k // 2:
+            raise ShapeError(
+                f"padding {pad} in {dim} is more than half the kernel size ({k})",
+                hint=f"use padding ≤ {k // 2} (PyTorch's limit for pools)",
+                field="padding",
+            )
+        size_out = pool_output_size(size, k, s, pad, d, p.ceil_mode)
+        if size_out < 1:
+            span = d * (k - 1) + 1
+            raise ShapeError(
+                f"pooling window spans {span} in {dim} but the input {describe(shape)} "
+                f"is only {size} (+ padding {2 * pad})",
+                hint="use a smaller kernel_size, more padding, or pool earlier/less",
+                field="kernel_size",
+            )
+        out.append(size_out)
+    return (shape[0], *out)
+
+
+def _maxpool_rule(p: MaxPoolParams, ctx: LayerContext) -> Shape:
+    return pool_shape(p, ctx.input, "maxpool")
+
+
+def _avgpool_rule(p: AvgPoolParams, ctx: LayerContext) -> Shape:
+    out = pool_shape(p, ctx.input, "avgpool")
+    rank = len(ctx.input) - 1
+    if p.divisor_override is not None and rank == 1:
+        raise ShapeError(
+            "divisor_override is not supported for 1-D average pooling (AvgPool1d has none)",
+            hint="remove divisor_override",
+            field="divisor_override",
+        )
+    if rank == 3:  # AvgPool3d checks the raw input against the kernel, padding aside
+        for dim, size, k in zip(SPATIAL_NAMES[3], ctx.input[1:], pool_geometry(p, ctx.input)["kernel_size"], strict=True):
+            if size < k:
+                raise ShapeError(
+                    f"3-D average pooling needs an input of at least kernel_size in every "
+                    f"dimension, but {dim} is {size} < {k} in input {describe(ctx.input)}",
+                    hint="use a smaller kernel_size (PyTorch's AvgPool3d ignores padding here)",
+                    field="kernel_size",
+                )
+    return out
+
+
+def _maxpool_build(p: MaxPoolParams, ctx: LayerContext):
+    from torch import nn
+
+    cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[len(ctx.input) - 2]
+    return cls(**pool_geometry(p, ctx.input), ceil_mode=p.ceil_mode,
+               return_indices="indices" in ctx.aux_outputs)
+
+
+def _avgpool_build(p: AvgPoolParams, ctx: LayerContext):
+    from torch import nn
+
+    rank = len(ctx.input) - 1
+    geo = pool_geometry(p, ctx.input)
+    del geo["dilation"]
+    cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[rank - 1]
+    extra = {} if rank == 1 else {"divisor_override": p.divisor_override}
+    return cls(**geo, ceil_mode=p.ceil_mode, count_include_pad=p.count_include_pad, **extra)
+
+
+def _adaptive_rule(p: AdaptivePoolParams, ctx: LayerContext) -> Shape:
+    rank = spatial_rank(ctx.input, "adaptive pooling")
+    sizes = expand(p.output_size, rank, "output_size")
+    return (ctx.input[0], *(s if t is None else t for s, t in zip(ctx.input[1:], sizes, strict=True)))
+
+
+def _adaptive_build(kind: str):
+    def build(p: AdaptivePoolParams, ctx: LayerContext):
+        from torch import nn
+
+        rank = len(ctx.input) - 1
+        classes = {
+            "max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
+            "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
+        }[kind]
+        size = p.output_size if isinstance(p.output_size, int) else tuple(p.output_size)
+        return classes[rank - 1](size)
+
+    return build
+
+
+def _global_rule(p: GlobalPoolParams, ctx: LayerContext) -> Shape:
+    rank = spatial_rank(ctx.input, "global pooling")
+    return (ctx.input[0], *([1] * rank)) if p.keepdims else (ctx.input[0],)
+
+
+def _global_build(kind: str):
+    def build(p: GlobalPoolParams, ctx: LayerContext):
+        from netspec.modules import GlobalPool
+
+        return GlobalPool(kind, len(ctx.input) - 1, p.keepdims)
+
+    return build
+
+
+@hookimpl
+def netspec_register_layers() -> list[LayerType]:
+    img = [3, 9, 9]
+    return [
+        LayerType(
+            "maxpool", MaxPoolParams, _maxpool_rule, _maxpool_build, aux_outputs=("indices",),
+            summary="Max pooling; stride defaults to kernel_size.",
+            examples=(
+                {"input": img, "layers": [{"type": "maxpool", "kernel_size": 2}]},
+                {"input": [2, 10], "layers": [{"type": "maxpool", "kernel_size": 3, "stride": 2,
+                                              "padding": 1, "dilation": 2, "ceil_mode": True}]},
+            ),
+        ),
+        LayerType(
+            "avgpool", AvgPoolParams, _avgpool_rule, _avgpool_build,
+            summary="Average pooling; stride defaults to kernel_size.",
+            examples=(
+                {"input": img, "layers": [{"type": "avgpool", "kernel_size": 3, "stride": 2,
+                                           "padding": 1, "ceil_mode": True, "count_include_pad": False}]},
+                {"input": [2, 4, 5, 6], "layers": [{"type": "avgpool", "kernel_size": 2,
+                                                   "divisor_override": 3}]},
+            ),
+        ),
+        LayerType(
+            "adaptive_maxpool", AdaptivePoolParams, _adaptive_rule, _adaptive_build("max"),
+            summary="Adaptive max pooling to output_size.",
+            examples=({"input": img, "layers": [{"type": "adaptive_maxpool", "output_size": [4, None]}]},),
+        ),
+        LayerType(
+            "adaptive_avgpool", AdaptivePoolParams, _adaptive_rule, _adaptive_build("avg"),
+            summary="Adaptive average pooling to output_size.",
+            examples=({"input": img, "layers": [{"type": "adaptive_avgpool", "output_size": 2}]},),
+        ),
+        LayerType(
+            "global_avgpool", GlobalPoolParams, _global_rule, _global_build("avg"),
+            summary="Mean over all spatial dimensions.",
+            examples=({"input": img, "layers": [{"type": "global_avgpool"}]},),
+        ),
+        LayerType(
+            "global_maxpool", GlobalPoolParams, _global_rule, _global_build("max"),
+            summary="Max over all spatial dimensions.",
+            examples=({"input": [4, 3, 5, 6], "layers": [{"type": "global_maxpool", "keepdims": True}]},),
+        ),
+    ]

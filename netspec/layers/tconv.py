@@ -1,0 +1,148 @@
+"""Transposed convolution, with output_padding given directly or derived from a target size."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from netspec.errors import ShapeError
+from netspec.hookspecs import hookimpl
+from netspec.params import LayerParams, NonNegativeSizes, PositiveInt, PositiveSizes, StrictBool
+from netspec.registry import LayerContext, LayerType, check_declared, spatial_rank
+from netspec.shapes import SPATIAL_NAMES, Shape, describe, expand, tconv_output_size
+
+
+class TConvParams(LayerParams):
+    """Transposed convolution (ConvTranspose1d/2d/3d by input rank)."""
+
+    out_channels: PositiveInt
+    kernel_size: PositiveSizes
+    stride: PositiveSizes = 1
+    padding: NonNegativeSizes = 0
+    output_padding: NonNegativeSizes | None = Field(
+        None, description="Extra size on one side; default 0, or derived from output_size."
+    )
+    output_size: PositiveSizes | None = Field(
+        None, description="Target spatial size; output_padding is derived from it."
+    )
+    dilation: PositiveSizes = 1
+    groups: PositiveInt = 1
+    bias: StrictBool = True
+    in_channels: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if self.output_padding is not None and self.output_size is not None:
+            raise ValueError("give output_padding or output_size, not both")
+        return self
+
+
+def resolved_output_padding(p: TConvParams, shape: Shape) -> tuple[int, ...]:
+    """output_padding per dim: given, derived from ``output_size``, or 0 — and checked."""
+    rank = len(shape) - 1
+    kernel = expand(p.kernel_size, rank, "kernel_size")
+    stride = expand(p.stride, rank, "stride")
+    padding = expand(p.padding, rank, "padding")
+    dilation = expand(p.dilation, rank, "dilation")
+    if p.output_size is None:
+        output_padding = expand(p.output_padding or 0, rank, "output_padding")
+        for dim, op, s, d in zip(SPATIAL_NAMES[rank], output_padding, stride, dilation, strict=True):
+            if op >= s and op >= d:
+                raise ShapeError(
+                    f"output_padding {op} in {dim} must be smaller than the stride ({s}) "
+                    f"or the dilation ({d})",
+                    hint=f"use output_padding < {max(s, d)}, or give output_size instead",
+                    field="output_padding",
+                )
+        return output_padding
+    targets = expand(p.output_size, rank, "output_size")
+    derived = []
+    for dim, size, target, k, s, pad, d in zip(
+        SPATIAL_NAMES[rank], shape[1:], targets, kernel, stride, padding, dilation, strict=True
+    ):
+        smallest = tconv_output_size(size, k, s, pad, 0, d)
+        if not smallest <= target <= smallest + s - 1:
+            reach = f"{smallest}" if s == 1 else f"{smallest}..{smallest + s - 1}"
+            raise ShapeError(
+                f"output_size {target} in {dim} is not reachable from input {describe(shape)}: "
+                f"this tconv can give {reach}",
+                hint="change output_size, stride, padding or kernel_size",
+                field="output_size",
+            )
+        derived.append(target - smallest)
+    return tuple(derived)
+
+
+def _tconv_rule(p: TConvParams, ctx: LayerContext) -> Shape:
+    shape = ctx.input
+    rank = spatial_rank(shape, "tconv")
+    channels = shape[0]
+    check_declared(p.in_channels, channels, "in_channels")
+    if channels % p.groups or p.out_channels % p.groups:
+        raise ShapeError(
+            f"groups={p.groups} must divide both the input channels ({channels}) "
+            f"and out_channels ({p.out_channels})",
+            hint="choose groups as a common divisor of both channel counts",
+            field="groups",
+        )
+    output_padding = resolved_output_padding(p, shape)
+    out = []
+    for dim, size, k, s, pad, op, d in zip(
+        SPATIAL_NAMES[rank],
+        shape[1:],
+        expand(p.kernel_size, rank, "kernel_size"),
+        expand(p.stride, rank, "stride"),
+        expand(p.padding, rank, "padding"),
+        output_padding,
+        expand(p.dilation, rank, "dilation"),
+        strict=True,
+    ):
+        size_out = tconv_output_size(size, k, s, pad, op, d)
+        if size_out < 1:
+            raise ShapeError(
+                f"output {dim} would be {size_out}: padding {pad} removes more than the "
+                f"transposed convolution produces from input {describe(shape)}",
+                hint="reduce padding",
+                field="padding",
+            )
+        out.append(size_out)
+    return (p.out_channels, *out)
+
+
+def _tconv_build(p: TConvParams, ctx: LayerContext):
+    from torch import nn
+
+    rank = len(ctx.input) - 1
+    cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[rank - 1]
+    return cls(
+        ctx.input[0],
+        p.out_channels,
+        kernel_size=expand(p.kernel_size, rank, "kernel_size"),
+        stride=expand(p.stride, rank, "stride"),
+        padding=expand(p.padding, rank, "padding"),
+        output_padding=resolved_output_padding(p, ctx.input),
+        groups=p.groups,
+        bias=p.bias,
+        dilation=expand(p.dilation, rank, "dilation"),
+    )
+
+
+@hookimpl
+def netspec_register_layers() -> list[LayerType]:
+    return [
+        LayerType(
+            "tconv",
+            TConvParams,
+            _tconv_rule,
+            _tconv_build,
+            summary="Transposed convolution; ConvTranspose1d/2d/3d from the input rank.",
+            examples=(
+                {"input": [8, 7, 7], "layers": [{"type": "tconv", "out_channels": 4, "kernel_size": 2,
+                                                "stride": 2}]},
+                {"input": [4, 5, 5], "layers": [{"type": "tconv", "out_channels": 4, "kernel_size": 3,
+                                                "stride": 2, "padding": 1, "output_size": 10}]},
+                {"input": [2, 9], "layers": [{"type": "tconv", "out_channels": 2, "kernel_size": 3,
+                                             "stride": 2, "dilation": 3, "output_padding": 2,
+                                             "groups": 2}]},
+            ),
+        )
+    ]

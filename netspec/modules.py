@@ -1,0 +1,95 @@
+"""The few nn.Modules netspec needs that torch.nn lacks; all TorchScript- and export-friendly."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class GlobalPool(nn.Module):
+    """Mean or max over every spatial dimension."""
+
+    def __init__(self, kind: str, rank: int, keepdims: bool):
+        super().__init__()
+        self.kind = kind
+        self.dims = list(range(2, 2 + rank))
+        self.keepdims = keepdims
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "max":
+            return x.amax(dim=self.dims, keepdim=self.keepdims)
+        return x.mean(dim=self.dims, keepdim=self.keepdims)
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, keepdims={self.keepdims}"
+
+
+class MaxUnpool(nn.Module):
+    """Max unpooling to a fixed output size (the pool's input size), given its indices."""
+
+    def __init__(self, kernel_size: list[int], stride: list[int], padding: list[int], output_size: list[int]):
+        super().__init__()
+        self.rank = len(output_size)
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.output_size = output_size
+
+    def forward(self, x: Tensor, indices: Tensor) -> Tensor:
+        if self.rank == 1:
+            return F.max_unpool1d(x, indices, self.kernel_size, self.stride, self.padding, self.output_size)
+        if self.rank == 2:
+            return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, self.output_size)
+        return F.max_unpool3d(x, indices, self.kernel_size, self.stride, self.padding, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Add(nn.Module):
+    """Element-wise sum of its inputs (broadcasting size-1 dims)."""
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Mul(nn.Module):
+    """Element-wise product of its inputs (broadcasting size-1 dims)."""
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class Concat(nn.Module):
+    """Concatenation along one dimension (batch dimension included in ``dim``)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        return torch.cat(xs, dim=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Reshape(nn.Module):
+    """Reshape each sample, keeping the batch dimension."""
+
+    def __init__(self, shape: list[int]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape([x.shape[0]] + self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"

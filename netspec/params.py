@@ -1,0 +1,152 @@
+"""Pydantic building blocks for layer parameters: strict, typo-proof, one clear error per field."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+INPUT = "input"  # the name by which layers refer to the network's input
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _valid_sizes(value: Any, minimum: int, allow_none: bool) -> bool:
+    if not isinstance(value, list):
+        return _is_int(value) and value >= minimum
+    return len(value) > 0 and all(
+        (item is None and allow_none) or (_is_int(item) and item >= minimum) for item in value
+    )
+
+
+def _sizes(minimum: int, what: str, *, allow_none: bool = False):
+    """An int, or a non-empty list of ints (one per spatial dimension), each ≥ ``minimum``."""
+
+    def check(value: Any):
+        if not _valid_sizes(value, minimum, allow_none):
+            extra = " (null keeps that dimension)" if allow_none else ""
+            raise PydanticCustomError(
+                "netspec_sizes",
+                "expected {what}, or a list of them per spatial dimension{extra}; got {value}",
+                {"what": what, "extra": extra, "value": repr(value)},
+            )
+        return value
+
+    item_schema: dict = {"type": "integer", "minimum": minimum}
+    if allow_none:
+        item_schema = {"anyOf": [item_schema, {"type": "null"}]}
+    schema = {
+        "anyOf": [
+            {"type": "integer", "minimum": minimum},
+            {"type": "array", "items": item_schema, "minItems": 1, "maxItems": 3},
+        ]
+    }
+    return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
+
+
+PositiveInt = Annotated[StrictInt, Field(gt=0)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveSizes = _sizes(1, "a positive integer")
+NonNegativeSizes = _sizes(0, "a non-negative integer")
+OptionalSizes = _sizes(1, "a positive integer", allow_none=True)
+
+
+def _conv_padding(value: Any):
+    if value in ("same", "valid") or _valid_sizes(value, 0, False):
+        return value
+    raise PydanticCustomError(
+        "netspec_padding",
+        "expected a non-negative integer, a list of them per spatial dimension, "
+        "'same' or 'valid'; got {value}",
+        {"value": repr(value)},
+    )
+
+
+ConvPadding = Annotated[
+    Any,
+    PlainValidator(_conv_padding),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                {"enum": ["same", "valid"]},
+            ]
+        }
+    ),
+]
+
+
+class LayerParams(BaseModel):
+    """Base of every layer's parameters: ``name`` and ``from`` are common to all layers.
+
+    Plugin authors subclass this and add their own fields; netspec adds the ``type``
+    literal when it builds the spec language from the registry.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str | None = Field(
+        None, description="Name other layers use in `from:`; also the module's state_dict prefix."
+    )
+    from_: str | list[str] | None = Field(
+        None,
+        alias="from",
+        description="Input layer name(s); default: the previous layer ('input' is the network input).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not NAME_RE.match(value) or keyword.iskeyword(value) or value == INPUT:
+            raise PydanticCustomError(
+                "netspec_name",
+                "layer names are identifiers (letters, digits, '_', starting with a letter), "
+                "not a Python keyword and not 'input'; got {value}",
+                {"value": repr(value)},
+            )
+        return value
+
+    def inputs_named(self) -> list[str] | None:
+        """``from`` as a list, or None for the default (previous layer)."""
+        if self.from_ is None:
+            return None
+        return [self.from_] if isinstance(self.from_, str) else list(self.from_)
+
+
+class NoParams(LayerParams):
+    """Layers without parameters of their own."""
+
+
+__all__ = [
+    "INPUT",
+    "ConvPadding",
+    "LayerParams",
+    "Literal",
+    "NoParams",
+    "NonNegativeInt",
+    "NonNegativeSizes",
+    "OptionalSizes",
+    "PositiveInt",
+    "PositiveSizes",
+    "Probability",
+    "StrictBool",
+]

@@ -1,0 +1,85 @@
+"""Shape arithmetic: pure functions, one formula each, exactly as PyTorch computes them.
+
+Shapes are per-sample (the batch dimension is implicit): ``(C, H, W)`` for an image.
+Layer rules call these per spatial dimension; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from netspec.errors import ShapeError
+
+Shape = tuple[int, ...]
+
+SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def describe(shape: Sequence[int]) -> str:
+    """``(1, 28, 28)`` → ``[1, 28, 28]``: the way shapes are written in a spec."""
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def expand(value: int | Sequence[int], rank: int, field: str) -> tuple[int, ...]:
+    """Normalise an int-or-list parameter to one value per spatial dimension."""
+    if isinstance(value, int):
+        return (value,) * rank
+    if len(value) != rank:
+        raise ShapeError(
+            f"{field} has {len(value)} values but the input has {rank} spatial "
+            f"dimension{'s' if rank > 1 else ''}",
+            hint=f"give {field} a single number or {rank} values",
+            field=field,
+        )
+    return tuple(value)
+
+
+def effective_kernel(kernel: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel: ``d·(k−1) + 1``."""
+    return dilation * (kernel - 1) + 1
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """``floor((in + 2p − d·(k−1) − 1) / s) + 1`` (Conv*d, and pools without ceil_mode)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
+    """(left, right) padding that keeps the size at stride 1: total ``d·(k−1)``, extra on the right."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def pool_output_size(
+    size: int, kernel: int, stride: int, padding: int = 0, dilation: int = 1, ceil_mode: bool = False
+) -> int:
+    """Max/avg pool output size, including ceil_mode's last-window rule.
+
+    With ``ceil_mode`` the division rounds up, but a last window that would start inside
+    the right padding is dropped: ``if (out − 1)·s ≥ in + p: out −= 1``.
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def tconv_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0, dilation: int = 1
+) -> int:
+    """``(in − 1)·s − 2p + d·(k−1) + output_padding + 1`` (ConvTranspose*d)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def unpool_default_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """MaxUnpool's default output size: ``(in − 1)·s + k − 2p``."""
+    return (size - 1) * stride + kernel - 2 * padding
+
+
+def interpolate_size(size: int, scale: float) -> int:
+    """``floor(in · scale)`` in double precision, as ``F.interpolate`` does (88·(120/88) → 119)."""
+    return math.floor(float(size) * float(scale))

@@ -1,0 +1,97 @@
+"""A loaded spec: validated, resolved and shape-inferred; ready to build."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netspec.errors import SpecError
+from netspec.graph import Layer, infer, resolve
+from netspec.plugins import Registry, default_registry
+from netspec.shapes import Shape
+from netspec.validation import validate
+from netspec.yamlio import Document, load_yaml, read_spec_file
+
+if TYPE_CHECKING:
+    from torch import fx
+
+
+class Spec:
+    """A network spec whose every layer shape is known. Build it with :meth:`build`."""
+
+    def __init__(
+        self, document: Document, model: Any, layers: list[Layer], outputs: list[str], registry: Registry
+    ):
+        self.document = document
+        self.model = model
+        self.layers = layers
+        self.outputs = outputs
+        self.registry = registry
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def source(self) -> str:
+        return self.document.source
+
+    @property
+    def input_shape(self) -> Shape:
+        return tuple(self.model.input)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def shapes(self) -> dict[str, Shape]:
+        """Per-sample output shape of every layer, by name, in spec order."""
+        return {layer.name: layer.output_shape for layer in self.layers}
+
+    def output_shapes(self) -> list[Shape]:
+        """Per-sample shapes of the network's outputs."""
+        return [self.layer(name).output_shape for name in self.outputs]
+
+    def build(self) -> fx.GraphModule:
+        """The network as a ``torch.fx.GraphModule`` (see :func:`netspec.build`)."""
+        from netspec.builder import build
+
+        return build(self)
+
+    def __repr__(self) -> str:
+        return f"<Spec {self.name!r} from {self.source}: {len(self.layers)} layers>"
+
+
+def load(source: str | Path | Mapping | Document, *, registry: Registry | None = None) -> Spec:
+    """Load, validate and shape-infer a spec from a path, a YAML string or a dict.
+
+    Raises :class:`netspec.SpecError` with file:line:column for every problem found.
+
+    Example:
+        >>> spec = netspec.load("specs/lenet.yaml")
+        >>> spec.shapes()["conv_0"]
+        (6, 28, 28)
+    """
+    registry = registry or default_registry()
+    doc = _document(source)
+    model = validate(doc, registry)
+    layers, outputs = resolve(doc, registry, list(model.layers), model.outputs)
+    layers = infer(doc, registry, layers, tuple(model.input))
+    return Spec(doc, model, layers, outputs, registry)
+
+
+def _document(source: str | Path | Mapping | Document) -> Document:
+    if isinstance(source, Document):
+        return source
+    if isinstance(source, Mapping):
+        return Document(dict(source), "<dict>")
+    if isinstance(source, Path):
+        return read_spec_file(source)
+    if isinstance(source, str):
+        if "\n" not in source and (source.endswith((".yaml", ".yml")) or Path(source).is_file()):
+            return read_spec_file(source)
+        return load_yaml(source, "<string>")
+    raise SpecError([Document(None).problem(f"cannot load a spec from {type(source).__name__}")])

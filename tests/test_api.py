@@ -1,0 +1,61 @@
+"""The Python API a notebook user reaches for: load from a path, text or dict; shapes; build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, SPECS
+
+import netspec
+
+LENET_TEXT = (REPO / "specs/lenet.yaml").read_text()
+
+
+@pytest.mark.parametrize("source", [str(REPO / "specs/lenet.yaml"), REPO / "specs/lenet.yaml", LENET_TEXT])
+def test_load_from_path_string_or_text(source):
+    spec = netspec.load(source)
+    assert spec.name == "lenet5"
+    assert spec.shapes()["c3"] == (16, 10, 10)
+
+
+def test_load_from_a_dict_and_build():
+    import yaml
+
+    spec = netspec.load(yaml.safe_load(LENET_TEXT))
+    model = netspec.build(spec)
+    assert model(torch.zeros(4, 1, 28, 28)).shape == (4, 10)
+    assert type(model).__name__ == "Lenet5"
+
+
+def test_build_accepts_a_path_directly():
+    assert isinstance(netspec.build(str(REPO / "specs/lenet.yaml")), torch.fx.GraphModule)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_shipped_specs_shapes_match_a_real_forward_pass(path: Path):
+    spec = netspec.load(path)
+    model = spec.build().eval()
+    seen = {}
+    for layer in spec.layers:
+        module = model.get_submodule(layer.name)
+        module.register_forward_hook(
+            lambda mod, args, out, name=layer.name: seen.__setitem__(
+                name, tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
+            )
+        )
+    with torch.no_grad():
+        model(torch.randn(2, *spec.input_shape))
+    assert seen == spec.shapes()
+
+
+def test_segnet_unpool_puts_values_back_where_the_pool_found_them():
+    spec = netspec.load(REPO / "specs/segnet.yaml")
+    model = spec.build().eval()
+    x = torch.randn(1, *spec.layer("pool1").input_shapes[0])
+    pooled, indices = model.pool1(x)
+    restored = model.unpool1(pooled, indices)
+    expected = torch.zeros_like(x).flatten(2).scatter(2, indices.flatten(2), pooled.flatten(2)).view_as(x)
+    torch.testing.assert_close(restored, expected)
+    assert restored.shape == x.shape  # 45×60 restored, not PyTorch's default 46×60

@@ -1,0 +1,151 @@
+"""Every spec error names file:line:column, the layer, and what to change."""
+
+from __future__ import annotations
+
+import pytest
+
+import netspec
+from netspec.errors import Location
+
+
+def at(path, line: int, token: str) -> Location:
+    """Location of the first ``token`` on 1-based ``line`` of the file: what an error should name."""
+    text = path.read_text().splitlines()[line - 1]
+    return Location(line, text.index(token) + 1)
+
+
+def errors_of(path) -> netspec.SpecError:
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(path)
+    return info.value
+
+
+def test_unknown_key_points_at_the_key_and_suggests_the_fix(write_spec):
+    path = write_spec("""
+        input: [1, 28, 28]
+        layers:
+          - type: conv
+            out_channels: 6
+            kernal_size: 5
+    """)
+    err = errors_of(path)
+    unknown = next(p for p in err.problems if "unknown key" in p.message)
+    assert unknown.location == at(path, 5, "kernal_size")
+    assert unknown.layer == "layer 0 (conv)"
+    assert "did you mean 'kernel_size'?" in unknown.hint
+    assert "out_channels" in unknown.hint  # lists the allowed keys
+    assert str(err).startswith(f"{path}:")
+
+
+def test_bad_value_points_at_the_value(write_spec):
+    path = write_spec("""
+        input: [1, 28, 28]
+        layers:
+          - {type: conv, name: c1, out_channels: 6, kernel_size: 5}
+          - {type: maxpool, kernel_size: 2, stride: -1}
+    """)
+    (problem,) = errors_of(path).problems
+    assert problem.location == at(path, 4, "-1")
+    assert problem.layer == "layer 1 (maxpool)"
+    assert problem.message.startswith("stride: expected a positive integer")
+
+
+def test_unknown_type_suggests_close_names(write_spec):
+    path = write_spec("input: [3, 8, 8]\nlayers:\n  - {type: maxpol, kernel_size: 2}\n")
+    (problem,) = errors_of(path).problems
+    assert problem.location == at(path, 3, "maxpol")
+    assert "unknown layer type 'maxpol'" in problem.message
+    assert "'maxpool'" in problem.hint
+
+
+def test_all_validation_problems_are_reported_at_once(write_spec):
+    path = write_spec("""
+        input: [1, 8]
+        layers:
+          - {type: linear}
+          - {type: relu, inplace: true}
+        outputz: x
+    """)
+    problems = errors_of(path).problems
+    assert [p.location for p in problems] == [
+        at(path, 3, "{type: linear"),
+        at(path, 4, "inplace"),
+        at(path, 5, "outputz"),
+    ]
+
+
+def test_shape_error_names_layer_param_and_hint(write_spec):
+    path = write_spec("""
+        name: tiny
+        input: [3, 5, 5]
+        layers:
+          - {type: conv, name: c1, out_channels: 4, kernel_size: 7}
+    """)
+    (problem,) = errors_of(path).problems
+    assert problem.location == at(path, 4, "7}")  # the kernel_size value
+    assert problem.layer == "layer 0 'c1' (conv)"
+    assert "kernel spans 7 in H" in problem.message
+    assert problem.hint
+
+
+def test_merge_error_lists_each_input_with_its_line(write_spec):
+    path = write_spec("""
+        input: [3, 27, 27]
+        layers:
+          - {type: conv, name: enc2, out_channels: 8, kernel_size: 3, padding: 1}
+          - {type: maxpool, name: down, kernel_size: 2}
+          - {type: tconv, name: up3, out_channels: 8, kernel_size: 2, stride: 2}
+          - {type: concat, name: cat3, from: [up3, enc2]}
+    """)
+    err = errors_of(path)
+    (problem,) = err.problems
+    assert problem.location == at(path, 6, "{type: concat")
+    assert problem.layer == "layer 3 'cat3' (concat)"
+    assert "disagree on spatial size" in problem.message
+    assert problem.details == ("'up3' (line 5) gives [8, 26, 26]", "'enc2' (line 3) gives [8, 27, 27]")
+    text = str(err)
+    assert text.splitlines()[0].startswith(f"{path}:6:5: layer 3 'cat3' (concat): ")
+    assert "hint:" in text
+
+
+def test_declared_in_channels_is_checked(write_spec):
+    path = write_spec(
+        "input: [3, 8, 8]\nlayers:\n  - {type: conv, out_channels: 4, kernel_size: 3, in_channels: 1}\n"
+    )
+    (problem,) = errors_of(path).problems
+    assert problem.message == "in_channels is 1 but the input has 3"
+    assert problem.location == at(path, 3, "1}")
+
+
+def test_errors_from_strings_and_dicts_name_their_source():
+    err = errors_of("input: [3, 8, 8]\nlayers:\n  - {type: conv}\n")
+    assert str(err).startswith("<string>:3:5:")
+    err = errors_of({"input": [3, 8, 8], "layers": [{"type": "conv"}]})
+    assert str(err).startswith("<dict>: layer 0 (conv): missing required key")
+
+
+def test_top_level_must_be_a_mapping(write_spec):
+    err = errors_of(write_spec("- 1\n- 2\n"))
+    assert "a spec is a mapping" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ("[{type: upsample, size: 3, scale_factor: 2}]", "exactly one of size or scale_factor"),
+        ("[{type: upsample, scale_factor: 2, align_corners: true}]", "align_corners only applies"),
+        (
+            "[{type: tconv, out_channels: 1, kernel_size: 2, output_size: 9, output_padding: 1}]",
+            "output_padding or output_size, not both",
+        ),
+        ("[{type: reshape, shape: [-1, -1]}]", "at most one -1"),
+        ("[{type: avgpool, kernel_size: 2, divisor_override: -3}]", "greater than 0"),
+        ("[{type: dropout, p: 1.5}]", "less than or equal to 1"),
+        ("[{type: conv, out_channels: 2, kernel_size: 3, bias: 1}]", "valid boolean"),
+        ("[{type: conv, name: input, out_channels: 2, kernel_size: 3}]", "not 'input'"),
+    ],
+)
+def test_parameter_checks_that_need_no_shape(write_spec, layers, message):
+    err = errors_of(write_spec(f"input: [2, 6, 6]\nlayers: {layers}\n"))
+    assert message in str(err)
+    assert err.problems[0].location.line == 2
