@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 
@@ -72,6 +73,7 @@ def _build_module(spec: Spec, layer, targets) -> nn.Module:
 
 def _check_names(spec: Spec) -> None:
     """A layer name becomes a module attribute: it must not shadow nn.Module's own."""
+    reserved = _reserved_names()
     problems = [
         spec.document.problem(
             f"name {layer.name!r} clashes with a torch.nn.Module attribute",
@@ -80,13 +82,16 @@ def _check_names(spec: Spec) -> None:
             hint=f"rename it, e.g. {layer.name + '_'!r}",
         )
         for layer in spec.layers
-        if hasattr(fx.GraphModule, layer.name) or layer.name in _INSTANCE_ATTRS
+        if layer.name in reserved or hasattr(fx.GraphModule, layer.name)
     ]
     if problems:
         raise SpecError(problems)
 
 
-_INSTANCE_ATTRS = {"training", "graph", "code", "meta"}
+@functools.cache
+def _reserved_names() -> frozenset[str]:
+    """Instance attributes GraphModule sets after adding submodules, and ``self`` of forward."""
+    return frozenset(vars(fx.GraphModule(nn.Module(), fx.Graph()))) | {"self"}
 
 
 def _class_name(name: str) -> str:

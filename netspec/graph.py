@@ -94,14 +94,6 @@ class _Resolver:
                 label=label,
                 hint="name an earlier layer or 'input'",
             )
-        elif target in names:
-            self.problem(
-                index,
-                f"{what} {target!r} is not defined yet",
-                path,
-                label=label,
-                hint="layers can only use layers above them; move this layer below it",
-            )
         else:
             later = [
                 i
@@ -138,7 +130,7 @@ class _Resolver:
                 path = ("from",) if isinstance(params.from_, str) else ("from", i)
                 if self._lookup(index, target, names, path, label, "from"):
                     inputs.append(target)
-        low, high = params_count = self.registry[params.type].inputs
+        low, high = self.registry[params.type].inputs
         count = len(named) if named is not None else 1
         if count < low or (high is not None and count > high):
             want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low}..{high}"
@@ -151,7 +143,6 @@ class _Resolver:
                 if low > 1
                 else "give a single layer name in `from:`",
             )
-        del params_count
         return inputs
 
     def _refs(self, index, params, record, names, label, layers) -> dict[str, str]:
@@ -214,8 +205,7 @@ def resolve(
     """Name every layer and check every ``from``, reference and output; all problems at once."""
     resolver = _Resolver(doc, registry)
     layers = resolver.resolve(params_list)
-    if not resolver.problems:
-        wanted = resolver.outputs(layers, outputs)
+    wanted = [] if resolver.problems else resolver.outputs(layers, outputs)
     if resolver.problems:
         raise SpecError(resolver.problems)
     return layers, wanted
@@ -267,7 +257,6 @@ def ref_target(layer: Layer) -> RefTarget:
 
 def _shape_problem(doc: Document, layer: Layer, exc: ShapeError, input_shapes, done: list[Layer]) -> Problem:
     path = ("layers", layer.index)
-    key = False
     layer_data = doc.data["layers"][layer.index] if isinstance(doc.data, dict) else {}
     if exc.field and isinstance(layer_data, dict) and exc.field in layer_data:
         path += (exc.field,)
@@ -278,4 +267,4 @@ def _shape_problem(doc: Document, layer: Layer, exc: ShapeError, input_shapes, d
             f"{name!r}" + (f" (line {lines[name]})" if lines.get(name) else "") + f" gives {describe(shape)}"
             for name, shape in zip(layer.inputs, input_shapes, strict=True)
         )
-    return doc.problem(exc.message, path, key=key, layer=layer.label, hint=exc.hint, details=details)
+    return doc.problem(exc.message, path, layer=layer.label, hint=exc.hint, details=details)

@@ -89,7 +89,8 @@ class Reshape(nn.Module):
         self.shape = shape
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.reshape([x.shape[0]] + self.shape)
+        # Concatenation, not [x.shape[0], *self.shape]: TorchScript rejects starred list displays.
+        return x.reshape([x.shape[0]] + self.shape)  # noqa: RUF005
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"

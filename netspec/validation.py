@@ -74,7 +74,6 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
     message = error["msg"]
     hint = None
     key = False
-    field = path[2] if layer is not None and len(path) > 2 else (path[0] if path else None)
     if kind == "extra_forbidden":
         key = True
         unknown = loc[-1]
@@ -87,7 +86,7 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         message = f"unknown layer type {tag!r}"
         close = difflib.get_close_matches(str(tag), list(registry.layers), n=3)
         hint = (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + (
-            "run `netspec plugins` to see the installed layer types"
+            "known types: " + ", ".join(sorted(registry.layers))
         )
         path = (*path, "type")
     elif kind == "union_tag_not_found":
@@ -98,12 +97,11 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         path = path[:2] if layer is not None else ()
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         message = "expected a mapping of keys to values"
-    elif field is not None and not message.startswith(str(field)):
-        message = f"{field}: {message}" if len(path) > (2 if layer else 0) else message
-    if kind == "value_error":
+    else:
         message = message.removeprefix("Value error, ")
-        if field and len(path) > 2:
-            message = f"{field}: {message}"
+        where = path[2:] if layer is not None else path  # the field inside the layer, or top level
+        if where:
+            message = f"{'.'.join(map(str, where))}: {message}"
     return doc.problem(message, path, key=key, layer=layer, hint=hint)
 
 

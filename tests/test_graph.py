@@ -107,8 +107,9 @@ def test_unpool_restores_its_pools_input_and_returns_indices_only_when_used():
     assert model(x).shape == (3, 2, 7, 9)
 
 
-def test_layer_names_that_shadow_module_attributes_are_rejected_before_building():
-    s = netspec.load(spec([{"type": "relu", "name": "forward"}]))
+@pytest.mark.parametrize("name", ["forward", "training", "self", "shape_env", "state_dict", "code"])
+def test_layer_names_that_shadow_module_attributes_are_rejected_before_building(name):
+    s = netspec.load(spec([{"type": "relu", "name": name}, {"type": "linear", "out_features": 2}]))
     with pytest.raises(netspec.SpecError, match="clashes with a torch.nn.Module attribute"):
         s.build()
 
