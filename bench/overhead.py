@@ -42,8 +42,12 @@ class LeNet(nn.Module):
 
 
 def _double_conv(cin, cout):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding="same"), nn.ReLU(),
-                         nn.Conv2d(cout, cout, 3, padding="same"), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding="same"),
+        nn.ReLU(),
+        nn.Conv2d(cout, cout, 3, padding="same"),
+        nn.ReLU(),
+    )
 
 
 class UNet(nn.Module):
@@ -102,8 +106,10 @@ def compare(name: str, hand: nn.Module, batch: int, rounds: int, iters: int, dev
         t_hand = _time(hand, x, iters, sync)
         ratios.append(t_built / t_hand)
     ratio = statistics.median(ratios)
-    print(f"{name:6s} batch {batch:3d}: netspec {t_built * 1e3:7.2f} ms  hand {t_hand * 1e3:7.2f} ms  "
-          f"ratio (median of {rounds}) {ratio:.3f}  [min {min(ratios):.3f}, max {max(ratios):.3f}]")
+    print(
+        f"{name:6s} batch {batch:3d}: netspec {t_built * 1e3:7.2f} ms  hand {t_hand * 1e3:7.2f} ms  "
+        f"ratio (median of {rounds}) {ratio:.3f}  [min {min(ratios):.3f}, max {max(ratios):.3f}]"
+    )
     return ratio
 
 

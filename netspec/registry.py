@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import ShapeError
@@ -55,8 +56,28 @@ class LayerRef:
     types: tuple[str, ...]  # layer types that provide it
 
 
+@dataclass(frozen=True)
+class Window:
+    """How a layer's output positions see its input, per spatial dim, for receptive fields.
+
+    Each output position depends on ``span`` consecutive input positions, and one step in
+    the output moves ``stride`` input positions (a fraction for upsampling layers).
+    """
+
+    span: tuple[int, ...]
+    stride: tuple[Fraction, ...]
+
+    @classmethod
+    def pointwise(cls, rank: int) -> Window:
+        """Output position i sees exactly input position i (activations, norms, merges)."""
+        return cls((1,) * rank, (Fraction(1),) * rank)
+
+
 ShapeRule = Callable[[Any, LayerContext], Shape]
 Builder = Callable[[Any, LayerContext], "nn.Module"]
+MacsRule = Callable[[Any, LayerContext], int]
+WindowRule = Callable[[Any, LayerContext], "Window | None"]
+ExplainRule = Callable[[Any, LayerContext], list[str]]
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,12 @@ class LayerType:
         examples: small specs (``input`` + ``layers``) whose last layer is of this type;
             the registry contract tests build and run every one of them.
         summary: one line for listings and the JSON schema.
+        macs: ``(params, ctx) -> int``: multiply-accumulates per sample (``ctx.output``
+            is set). None means unknown: summaries show it as unknown, never as 0.
+        window: ``(params, ctx) -> Window | None`` for receptive fields; a rule that
+            returns None marks the receptive field undefined after this layer (flatten,
+            linear); no rule at all makes it unknown.
+        explain: ``(params, ctx) -> lines``: the shape formula with the numbers filled in.
     """
 
     name: str
@@ -87,6 +114,9 @@ class LayerType:
     aux_outputs: tuple[str, ...] = ()
     examples: tuple[Mapping[str, Any], ...] = ()
     summary: str = ""
+    macs: MacsRule | None = None
+    window: WindowRule | None = None
+    explain: ExplainRule | None = None
 
     @property
     def multi_input(self) -> bool:

@@ -68,6 +68,22 @@ def pool_output_size(
     return out
 
 
+def pool_window_in_padding(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, count: int
+) -> int | None:
+    """Index of the first of ``count`` pool windows whose every tap lies in the padding, else None.
+
+    Window ``j`` taps ``j·s − p + i·d`` for ``i < k``. A max pool gives ``-inf`` there, with an
+    index that points at a wrong position or past the input (so max unpooling fails or misplaces).
+    """
+    for j in range(count):
+        start = j * stride - padding
+        first = 0 if start >= 0 else -(start // dilation)  # first tap at a position ≥ 0
+        if first >= kernel or start + first * dilation >= size:
+            return j
+    return None
+
+
 def tconv_output_size(
     size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0, dilation: int = 1
 ) -> int:

@@ -25,3 +25,15 @@ def test_ci_runs_the_readme_install_and_test_commands():
     pin, runner = test_command.groups()
     assert f"pip install --quiet {pin} -e '.[test]'" in ci
     assert re.search(rf"^{runner}$", ci, re.M)
+
+
+def test_the_readme_error_example_is_what_netspec_prints(tmp_path, monkeypatch):
+    import netspec
+
+    broken = (REPO / "specs/unet.yaml").read_text().replace(", output_size: 15", "")
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/unet.yaml").write_text(broken)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load("specs/unet.yaml")
+    assert str(info.value) in README

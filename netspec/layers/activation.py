@@ -37,12 +37,16 @@ class SoftplusParams(LayerParams):
 
 
 class PreluParams(LayerParams):
-    per_channel: StrictBool = Field(False, description="One learnable slope per channel instead of one in all.")
+    per_channel: StrictBool = Field(
+        False, description="One learnable slope per channel instead of one in all."
+    )
     init: float = 0.25
 
 
 class SoftmaxParams(LayerParams):
-    dim: StrictInt = Field(0, description="Per-sample dimension (0 = channels); negative counts from the end.")
+    dim: StrictInt = Field(
+        0, description="Per-sample dimension (0 = channels); negative counts from the end."
+    )
 
 
 def _same(p: LayerParams, ctx: LayerContext) -> Shape:

@@ -203,11 +203,32 @@ def netspec_register_layers() -> list[LayerType]:
             summary="Convolution; Conv1d/2d/3d chosen from the input rank.",
             examples=(
                 {"input": [3, 16, 16], "layers": [{"type": "conv", "out_channels": 8, "kernel_size": 3}]},
-                {"input": [4, 20], "layers": [{"type": "conv", "out_channels": 6, "kernel_size": 4,
-                                              "padding": "same", "groups": 2, "dilation": 2}]},
-                {"input": [2, 6, 7, 8], "layers": [{"type": "conv", "out_channels": 4, "kernel_size": 3,
-                                                   "stride": [1, 2, 2], "padding": 1,
-                                                   "padding_mode": "reflect"}]},
+                {
+                    "input": [4, 20],
+                    "layers": [
+                        {
+                            "type": "conv",
+                            "out_channels": 6,
+                            "kernel_size": 4,
+                            "padding": "same",
+                            "groups": 2,
+                            "dilation": 2,
+                        }
+                    ],
+                },
+                {
+                    "input": [2, 6, 7, 8],
+                    "layers": [
+                        {
+                            "type": "conv",
+                            "out_channels": 4,
+                            "kernel_size": 3,
+                            "stride": [1, 2, 2],
+                            "padding": 1,
+                            "padding_mode": "reflect",
+                        }
+                    ],
+                },
             ),
         ),
         LayerType(
@@ -216,8 +237,12 @@ def netspec_register_layers() -> list[LayerType]:
             _depthwise_rule,
             _depthwise_build,
             summary="Depthwise convolution (groups = input channels, optional channel multiplier).",
-            examples=({"input": [4, 12, 12], "layers": [{"type": "depthwise", "kernel_size": 3,
-                                                        "padding": 1, "multiplier": 2}]},),
+            examples=(
+                {
+                    "input": [4, 12, 12],
+                    "layers": [{"type": "depthwise", "kernel_size": 3, "padding": 1, "multiplier": 2}],
+                },
+            ),
         ),
         LayerType(
             "separable",
@@ -225,7 +250,11 @@ def netspec_register_layers() -> list[LayerType]:
             _separable_rule,
             _separable_build,
             summary="Depthwise-separable convolution: depthwise then 1×1 pointwise.",
-            examples=({"input": [4, 12, 12], "layers": [{"type": "separable", "out_channels": 8,
-                                                        "kernel_size": 3, "padding": "same"}]},),
+            examples=(
+                {
+                    "input": [4, 12, 12],
+                    "layers": [{"type": "separable", "out_channels": 8, "kernel_size": 3, "padding": "same"}],
+                },
+            ),
         ),
     ]

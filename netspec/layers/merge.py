@@ -61,10 +61,21 @@ def _concat_rule(p: ConcatParams, ctx: LayerContext) -> Shape:
     dim = p.dim % rank
     for i in range(rank):
         if i != dim and len({s[i] for s in ctx.inputs}) > 1:
-            what = "channels" if i == 0 else "spatial size"
+            sizes = sorted({s[i] for s in ctx.inputs})
+            if i == 0:
+                what, hint = (
+                    "channels",
+                    "concatenate along channels (dim 0), or give the inputs equal channels",
+                )
+            else:
+                what = "spatial size"
+                hint = (
+                    f"sizes {sizes}: a strided pool/conv on an odd size rounds down; give the upsampling "
+                    f"layer output_size (tconv) or size (upsample) {sizes[-1]}, or change padding/strides"
+                )
             raise ShapeError(
                 f"inputs disagree on {what} (dim {i}); concat along dim {dim} needs every other dim equal",
-                hint="crop/pad one input, adjust output_padding on an upsampling layer, or change the strides",
+                hint=hint,
             )
     return tuple(sum(s[i] for s in ctx.inputs) if i == dim else ctx.inputs[0][i] for i in range(rank))
 
@@ -85,21 +96,44 @@ def _concat_build(p: ConcatParams, ctx: LayerContext):
 
 
 def _example(layer: dict) -> dict:
-    return {"input": [4, 6, 6], "layers": [
-        {"type": "conv", "name": "a", "out_channels": 4, "kernel_size": 3, "padding": 1},
-        {"type": "relu", "name": "b", "from": "input"},
-        {**layer, "from": ["a", "b"]},
-    ]}
+    return {
+        "input": [4, 6, 6],
+        "layers": [
+            {"type": "conv", "name": "a", "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"type": "relu", "name": "b", "from": "input"},
+            {**layer, "from": ["a", "b"]},
+        ],
+    }
 
 
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
-        LayerType("add", NoParams, _elementwise_rule("add"), _module("Add"), inputs=(2, None),
-                  summary="Element-wise sum of the inputs.", examples=(_example({"type": "add"}),)),
-        LayerType("mul", NoParams, _elementwise_rule("mul"), _module("Mul"), inputs=(2, None),
-                  summary="Element-wise product of the inputs.", examples=(_example({"type": "mul"}),)),
-        LayerType("concat", ConcatParams, _concat_rule, _concat_build, inputs=(2, None),
-                  summary="Concatenation along a per-sample dim (default: channels).",
-                  examples=(_example({"type": "concat"}),)),
+        LayerType(
+            "add",
+            NoParams,
+            _elementwise_rule("add"),
+            _module("Add"),
+            inputs=(2, None),
+            summary="Element-wise sum of the inputs.",
+            examples=(_example({"type": "add"}),),
+        ),
+        LayerType(
+            "mul",
+            NoParams,
+            _elementwise_rule("mul"),
+            _module("Mul"),
+            inputs=(2, None),
+            summary="Element-wise product of the inputs.",
+            examples=(_example({"type": "mul"}),),
+        ),
+        LayerType(
+            "concat",
+            ConcatParams,
+            _concat_rule,
+            _concat_build,
+            inputs=(2, None),
+            summary="Concatenation along a per-sample dim (default: channels).",
+            examples=(_example({"type": "concat"}),),
+        ),
     ]

@@ -56,8 +56,13 @@ def _batchnorm_build(p: BatchNormParams, ctx: LayerContext):
 
     rank = len(ctx.input) - 1
     cls = (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[rank]
-    return cls(ctx.input[0], eps=p.eps, momentum=p.momentum, affine=p.affine,
-               track_running_stats=p.track_running_stats)
+    return cls(
+        ctx.input[0],
+        eps=p.eps,
+        momentum=p.momentum,
+        affine=p.affine,
+        track_running_stats=p.track_running_stats,
+    )
 
 
 def _instancenorm_rule(p: InstanceNormParams, ctx: LayerContext) -> Shape:
@@ -79,8 +84,13 @@ def _instancenorm_build(p: InstanceNormParams, ctx: LayerContext):
     from torch import nn
 
     cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[len(ctx.input) - 2]
-    return cls(ctx.input[0], eps=p.eps, momentum=p.momentum, affine=p.affine,
-               track_running_stats=p.track_running_stats)
+    return cls(
+        ctx.input[0],
+        eps=p.eps,
+        momentum=p.momentum,
+        affine=p.affine,
+        track_running_stats=p.track_running_stats,
+    )
 
 
 def _groupnorm_rule(p: GroupNormParams, ctx: LayerContext) -> Shape:
@@ -114,25 +124,50 @@ def _layernorm_build(p: LayerNormParams, ctx: LayerContext):
     from torch import nn
 
     dims = p.dims or len(ctx.input)
-    return nn.LayerNorm(list(ctx.input[-dims:]), eps=p.eps,
-                        elementwise_affine=p.elementwise_affine, bias=p.bias)
+    return nn.LayerNorm(
+        list(ctx.input[-dims:]), eps=p.eps, elementwise_affine=p.elementwise_affine, bias=p.bias
+    )
 
 
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
-        LayerType("batchnorm", BatchNormParams, _batchnorm_rule, _batchnorm_build,
-                  summary="Batch normalisation (1d/2d/3d from the input rank).",
-                  examples=({"input": [4, 5, 5], "layers": [{"type": "batchnorm"}]},
-                            {"input": [6], "layers": [{"type": "batchnorm", "num_features": 6}]})),
-        LayerType("instancenorm", InstanceNormParams, _instancenorm_rule, _instancenorm_build,
-                  summary="Instance normalisation (1d/2d/3d from the input rank).",
-                  examples=({"input": [4, 5, 5], "layers": [{"type": "instancenorm", "affine": True}]},)),
-        LayerType("groupnorm", GroupNormParams, _groupnorm_rule, _groupnorm_build,
-                  summary="Group normalisation.",
-                  examples=({"input": [6, 4, 4], "layers": [{"type": "groupnorm", "num_groups": 3}]},)),
-        LayerType("layernorm", LayerNormParams, _layernorm_rule, _layernorm_build,
-                  summary="Layer normalisation over trailing dims.",
-                  examples=({"input": [6, 4, 4], "layers": [{"type": "layernorm"}]},
-                            {"input": [7, 10], "layers": [{"type": "layernorm", "dims": 1}]})),
+        LayerType(
+            "batchnorm",
+            BatchNormParams,
+            _batchnorm_rule,
+            _batchnorm_build,
+            summary="Batch normalisation (1d/2d/3d from the input rank).",
+            examples=(
+                {"input": [4, 5, 5], "layers": [{"type": "batchnorm"}]},
+                {"input": [6], "layers": [{"type": "batchnorm", "num_features": 6}]},
+            ),
+        ),
+        LayerType(
+            "instancenorm",
+            InstanceNormParams,
+            _instancenorm_rule,
+            _instancenorm_build,
+            summary="Instance normalisation (1d/2d/3d from the input rank).",
+            examples=({"input": [4, 5, 5], "layers": [{"type": "instancenorm", "affine": True}]},),
+        ),
+        LayerType(
+            "groupnorm",
+            GroupNormParams,
+            _groupnorm_rule,
+            _groupnorm_build,
+            summary="Group normalisation.",
+            examples=({"input": [6, 4, 4], "layers": [{"type": "groupnorm", "num_groups": 3}]},),
+        ),
+        LayerType(
+            "layernorm",
+            LayerNormParams,
+            _layernorm_rule,
+            _layernorm_build,
+            summary="Layer normalisation over trailing dims.",
+            examples=(
+                {"input": [6, 4, 4], "layers": [{"type": "layernorm"}]},
+                {"input": [7, 10], "layers": [{"type": "layernorm", "dims": 1}]},
+            ),
+        ),
     ]

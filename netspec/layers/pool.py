@@ -67,9 +67,7 @@ def pool_shape(p: _PoolBase, shape: Shape, layer: str) -> Shape:
     rank = spatial_rank(shape, layer)
     geo = pool_geometry(p, shape)
     out = []
-    for dim, size, k, s, pad, d in zip(
-        SPATIAL_NAMES[rank], shape[1:], *geo.values(), strict=True
-    ):
+    for dim, size, k, s, pad, d in zip(SPATIAL_NAMES[rank], shape[1:], *geo.values(), strict=True):
         if pad > k // 2:
             raise ShapeError(
                 f"padding {pad} in {dim} is more than half the kernel size ({k})",
@@ -103,7 +101,8 @@ def _avgpool_rule(p: AvgPoolParams, ctx: LayerContext) -> Shape:
             field="divisor_override",
         )
     if rank == 3:  # AvgPool3d checks the raw input against the kernel, padding aside
-        for dim, size, k in zip(SPATIAL_NAMES[3], ctx.input[1:], pool_geometry(p, ctx.input)["kernel_size"], strict=True):
+        kernel = pool_geometry(p, ctx.input)["kernel_size"]
+        for dim, size, k in zip(SPATIAL_NAMES[3], ctx.input[1:], kernel, strict=True):
             if size < k:
                 raise ShapeError(
                     f"3-D average pooling needs an input of at least kernel_size in every "
@@ -118,8 +117,9 @@ def _maxpool_build(p: MaxPoolParams, ctx: LayerContext):
     from torch import nn
 
     cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[len(ctx.input) - 2]
-    return cls(**pool_geometry(p, ctx.input), ceil_mode=p.ceil_mode,
-               return_indices="indices" in ctx.aux_outputs)
+    return cls(
+        **pool_geometry(p, ctx.input), ceil_mode=p.ceil_mode, return_indices="indices" in ctx.aux_outputs
+    )
 
 
 def _avgpool_build(p: AvgPoolParams, ctx: LayerContext):
@@ -136,6 +136,13 @@ def _avgpool_build(p: AvgPoolParams, ctx: LayerContext):
 def _adaptive_rule(p: AdaptivePoolParams, ctx: LayerContext) -> Shape:
     rank = spatial_rank(ctx.input, "adaptive pooling")
     sizes = expand(p.output_size, rank, "output_size")
+    if rank == 1 and sizes[0] is None:
+        raise ShapeError(
+            "output_size null (keep the size) is not supported for 1-D adaptive pooling "
+            "(PyTorch's AdaptiveAvgPool1d/AdaptiveMaxPool1d need a number)",
+            hint=f"give the size itself: output_size: {ctx.input[1]}",
+            field="output_size",
+        )
     return (ctx.input[0], *(s if t is None else t for s, t in zip(ctx.input[1:], sizes, strict=True)))
 
 
@@ -173,41 +180,84 @@ def netspec_register_layers() -> list[LayerType]:
     img = [3, 9, 9]
     return [
         LayerType(
-            "maxpool", MaxPoolParams, _maxpool_rule, _maxpool_build, aux_outputs=("indices",),
+            "maxpool",
+            MaxPoolParams,
+            _maxpool_rule,
+            _maxpool_build,
+            aux_outputs=("indices",),
             summary="Max pooling; stride defaults to kernel_size.",
             examples=(
                 {"input": img, "layers": [{"type": "maxpool", "kernel_size": 2}]},
-                {"input": [2, 10], "layers": [{"type": "maxpool", "kernel_size": 3, "stride": 2,
-                                              "padding": 1, "dilation": 2, "ceil_mode": True}]},
+                {
+                    "input": [2, 10],
+                    "layers": [
+                        {
+                            "type": "maxpool",
+                            "kernel_size": 3,
+                            "stride": 2,
+                            "padding": 1,
+                            "dilation": 2,
+                            "ceil_mode": True,
+                        }
+                    ],
+                },
             ),
         ),
         LayerType(
-            "avgpool", AvgPoolParams, _avgpool_rule, _avgpool_build,
+            "avgpool",
+            AvgPoolParams,
+            _avgpool_rule,
+            _avgpool_build,
             summary="Average pooling; stride defaults to kernel_size.",
             examples=(
-                {"input": img, "layers": [{"type": "avgpool", "kernel_size": 3, "stride": 2,
-                                           "padding": 1, "ceil_mode": True, "count_include_pad": False}]},
-                {"input": [2, 4, 5, 6], "layers": [{"type": "avgpool", "kernel_size": 2,
-                                                   "divisor_override": 3}]},
+                {
+                    "input": img,
+                    "layers": [
+                        {
+                            "type": "avgpool",
+                            "kernel_size": 3,
+                            "stride": 2,
+                            "padding": 1,
+                            "ceil_mode": True,
+                            "count_include_pad": False,
+                        }
+                    ],
+                },
+                {
+                    "input": [2, 4, 5, 6],
+                    "layers": [{"type": "avgpool", "kernel_size": 2, "divisor_override": 3}],
+                },
             ),
         ),
         LayerType(
-            "adaptive_maxpool", AdaptivePoolParams, _adaptive_rule, _adaptive_build("max"),
+            "adaptive_maxpool",
+            AdaptivePoolParams,
+            _adaptive_rule,
+            _adaptive_build("max"),
             summary="Adaptive max pooling to output_size.",
             examples=({"input": img, "layers": [{"type": "adaptive_maxpool", "output_size": [4, None]}]},),
         ),
         LayerType(
-            "adaptive_avgpool", AdaptivePoolParams, _adaptive_rule, _adaptive_build("avg"),
+            "adaptive_avgpool",
+            AdaptivePoolParams,
+            _adaptive_rule,
+            _adaptive_build("avg"),
             summary="Adaptive average pooling to output_size.",
             examples=({"input": img, "layers": [{"type": "adaptive_avgpool", "output_size": 2}]},),
         ),
         LayerType(
-            "global_avgpool", GlobalPoolParams, _global_rule, _global_build("avg"),
+            "global_avgpool",
+            GlobalPoolParams,
+            _global_rule,
+            _global_build("avg"),
             summary="Mean over all spatial dimensions.",
             examples=({"input": img, "layers": [{"type": "global_avgpool"}]},),
         ),
         LayerType(
-            "global_maxpool", GlobalPoolParams, _global_rule, _global_build("max"),
+            "global_maxpool",
+            GlobalPoolParams,
+            _global_rule,
+            _global_build("max"),
             summary="Max over all spatial dimensions.",
             examples=({"input": [4, 3, 5, 6], "layers": [{"type": "global_maxpool", "keepdims": True}]},),
         ),

@@ -136,13 +136,37 @@ def netspec_register_layers() -> list[LayerType]:
             _tconv_build,
             summary="Transposed convolution; ConvTranspose1d/2d/3d from the input rank.",
             examples=(
-                {"input": [8, 7, 7], "layers": [{"type": "tconv", "out_channels": 4, "kernel_size": 2,
-                                                "stride": 2}]},
-                {"input": [4, 5, 5], "layers": [{"type": "tconv", "out_channels": 4, "kernel_size": 3,
-                                                "stride": 2, "padding": 1, "output_size": 10}]},
-                {"input": [2, 9], "layers": [{"type": "tconv", "out_channels": 2, "kernel_size": 3,
-                                             "stride": 2, "dilation": 3, "output_padding": 2,
-                                             "groups": 2}]},
+                {
+                    "input": [8, 7, 7],
+                    "layers": [{"type": "tconv", "out_channels": 4, "kernel_size": 2, "stride": 2}],
+                },
+                {
+                    "input": [4, 5, 5],
+                    "layers": [
+                        {
+                            "type": "tconv",
+                            "out_channels": 4,
+                            "kernel_size": 3,
+                            "stride": 2,
+                            "padding": 1,
+                            "output_size": 10,
+                        }
+                    ],
+                },
+                {
+                    "input": [2, 9],
+                    "layers": [
+                        {
+                            "type": "tconv",
+                            "out_channels": 2,
+                            "kernel_size": 3,
+                            "stride": 2,
+                            "dilation": 3,
+                            "output_padding": 2,
+                            "groups": 2,
+                        }
+                    ],
+                },
             ),
         )
     ]

@@ -9,7 +9,7 @@ from netspec.hookspecs import hookimpl
 from netspec.layers.pool import pool_geometry
 from netspec.params import LayerParams, PositiveSizes
 from netspec.registry import LayerContext, LayerRef, LayerType, spatial_rank
-from netspec.shapes import Shape, describe, effective_kernel, expand
+from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, pool_window_in_padding
 
 
 class UnpoolParams(LayerParams):
@@ -31,6 +31,18 @@ def _unpool_rule(p: UnpoolParams, ctx: LayerContext) -> Shape:
             hint=f"feed unpool a tensor shaped like '{pool.name}''s output",
         )
     restored = tuple(pool.inputs[0][1:])
+    geo = pool_geometry(pool.params, pool.inputs[0])
+    for dim, size, count, k, s, pad, d in zip(
+        SPATIAL_NAMES[len(restored)], restored, pool.output[1:], *geo.values(), strict=True
+    ):
+        window = pool_window_in_padding(size, k, s, pad, d, count)
+        if window is not None:
+            raise ShapeError(
+                f"window {window} in {dim} of '{pool.name}' covers only padding (kernel {k}, dilation {d}, "
+                f"padding {pad} on an input {dim} of {size}): the pool gives -inf there, with an index "
+                "that is no position of that window, so unpooling cannot put the value back",
+                hint=f"reduce the padding or dilation of '{pool.name}' so every window reaches the input",
+            )
     if p.output_size is not None:
         wanted = expand(p.output_size, len(restored), "output_size")
         if tuple(wanted) != restored:
@@ -65,14 +77,28 @@ def netspec_register_layers() -> list[LayerType]:
             refs=(LayerRef("indices", "indices", ("maxpool",)),),
             summary="Max unpooling with a max pool's indices; restores that pool's input size.",
             examples=(
-                {"input": [2, 7, 9], "layers": [
-                    {"type": "maxpool", "name": "pool", "kernel_size": 2, "ceil_mode": True},
-                    {"type": "unpool", "indices": "pool"}]},
-                {"input": [2, 11], "layers": [
-                    {"type": "maxpool", "name": "pool", "kernel_size": 3, "stride": 2, "dilation": 2,
-                     "padding": 1},
-                    {"type": "relu"},
-                    {"type": "unpool", "indices": "pool"}]},
+                {
+                    "input": [2, 7, 9],
+                    "layers": [
+                        {"type": "maxpool", "name": "pool", "kernel_size": 2, "ceil_mode": True},
+                        {"type": "unpool", "indices": "pool"},
+                    ],
+                },
+                {
+                    "input": [2, 11],
+                    "layers": [
+                        {
+                            "type": "maxpool",
+                            "name": "pool",
+                            "kernel_size": 3,
+                            "stride": 2,
+                            "dilation": 2,
+                            "padding": 1,
+                        },
+                        {"type": "relu"},
+                        {"type": "unpool", "indices": "pool"},
+                    ],
+                },
             ),
         )
     ]

@@ -43,7 +43,8 @@ def _scales(p: UpsampleParams, rank: int) -> tuple[float, ...]:
     if isinstance(p.scale_factor, list):
         if len(p.scale_factor) != rank:
             raise ShapeError(
-                f"scale_factor has {len(p.scale_factor)} values but the input has {rank} spatial dimension(s)",
+                f"scale_factor has {len(p.scale_factor)} values but the input has "
+                f"{rank} spatial dimension(s)",
                 hint=f"give a single number or {rank} values",
                 field="scale_factor",
             )
@@ -92,12 +93,25 @@ def netspec_register_layers() -> list[LayerType]:
             UpsampleParams,
             _upsample_rule,
             _upsample_build,
-            summary="Upsampling by size or scale_factor (nearest, linear, bilinear, bicubic, trilinear, area).",
+            summary="Upsampling by size or scale_factor "
+            "(nearest, linear, bilinear, bicubic, trilinear, area).",
             examples=(
                 {"input": [2, 5, 6], "layers": [{"type": "upsample", "scale_factor": 2}]},
-                {"input": [2, 88], "layers": [{"type": "upsample", "scale_factor": 1.3636363636363635,
-                                              "mode": "linear", "align_corners": True}]},
-                {"input": [1, 3, 4, 5], "layers": [{"type": "upsample", "size": [4, 6, 7], "mode": "trilinear"}]},
+                {
+                    "input": [2, 88],
+                    "layers": [
+                        {
+                            "type": "upsample",
+                            "scale_factor": 1.3636363636363635,
+                            "mode": "linear",
+                            "align_corners": True,
+                        }
+                    ],
+                },
+                {
+                    "input": [1, 3, 4, 5],
+                    "layers": [{"type": "upsample", "size": [4, 6, 7], "mode": "trilinear"}],
+                },
             ),
         )
     ]
