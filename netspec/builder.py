@@ -50,7 +50,13 @@ def build(spec: Spec) -> fx.GraphModule:
             values[layer.name] = node
     outs = [values[name] for name in spec.outputs]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
-    return fx.GraphModule(modules, graph, class_name=_class_name(spec.name))
+    model = fx.GraphModule(modules, graph, class_name=_class_name(spec.name))
+    if spec.model.expect is not None:
+        from netspec.contracts import check_cost_contracts
+        from netspec.summary import total_macs
+
+        check_cost_contracts(spec, sum(p.numel() for p in model.parameters()), total_macs(spec))
+    return model
 
 
 def _build_module(spec: Spec, layer, targets) -> nn.Module:

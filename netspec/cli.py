@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -22,11 +23,51 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     build = commands.add_parser(
         "build",
-        help="validate a spec and print each layer's output shape and parameters",
-        description="Validate SPEC, infer every layer's shape and print them with parameter counts. "
-        "Exit status: 0 valid, 2 invalid spec, 1 internal failure.",
+        help="validate a spec; print each layer's shape and parameters (--summary for everything)",
+        description="Validate SPEC, infer every layer's shape and print them with parameter counts, "
+        "computed without running the network. Exit status: 0 valid, 2 invalid spec or broken "
+        "`expect:` contract, 1 internal failure.",
     )
     build.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
+    build.add_argument(
+        "--summary",
+        action="store_true",
+        help="full summary: MACs, receptive field, jump, YAML line, memory totals",
+    )
+    build.add_argument(
+        "--format",
+        choices=("table", "json", "markdown"),
+        default=None,
+        help="output format (json and markdown imply --summary); default: table",
+    )
+    build.add_argument(
+        "--input",
+        metavar="C,H,W",
+        type=_shape,
+        default=None,
+        help="override the spec's input shape, e.g. 3,512,512",
+    )
+    build.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=_positive,
+        default=1,
+        help="batch size for the memory estimates (default 1)",
+    )
+    build.add_argument(
+        "--explain",
+        metavar="LAYER",
+        nargs="?",
+        const="",
+        default=None,
+        help="show each layer's shape formula with the numbers filled in (or one layer's)",
+    )
+    build.add_argument(
+        "--graph",
+        metavar="FILE",
+        default=None,
+        help="write a Graphviz picture: .dot always; .svg/.png/.pdf when `dot` is installed",
+    )
     return parser
 
 
@@ -59,35 +100,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_INTERNAL
 
 
+def _shape(text: str) -> list[int]:
+    try:
+        shape = [int(part) for part in text.replace("x", ",").split(",") if part.strip()]
+    except ValueError:
+        shape = []
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 3,224,224; got {text!r}")
+    return shape
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return int(text)
+
+
 def _build(args: argparse.Namespace) -> int:
     import netspec
-    from netspec.counting import parameter_counts
-    from netspec.shapes import describe
+    from netspec import report
+    from netspec.contracts import check_cost_contracts
+    from netspec.summary import summarize
 
-    spec = netspec.load(args.spec)
-    counts = parameter_counts(spec)
-    graph = any(
-        layer.inputs != ((spec.layers[i - 1].name,) if i else ("input",))
-        for i, layer in enumerate(spec.layers)
-    )
-    header = ["#", "name", "type", *(["from"] if graph else []), "output", "params"]
-    rows = [
-        [
-            str(layer.index),
-            layer.name,
-            layer.type,
-            *([", ".join(layer.inputs)] if graph else []),
-            describe(layer.output_shape),
-            f"{counts[layer.name]:,}",
-        ]
-        for layer in spec.layers
-    ]
-    print(_table(header, rows, right={0, len(header) - 1}))
-    print(
-        f"\n{spec.name}: input {describe(spec.input_shape)} → "
-        + ", ".join(f"{n} {describe(spec.layer(n).output_shape)}" for n in spec.outputs)
-    )
-    print(f"total parameters: {sum(counts.values()):,}")
+    spec = netspec.load(args.spec, input_shape=args.input)
+    summary = summarize(spec, batch_size=args.batch_size)
+    totals = summary.totals
+    check_cost_contracts(spec, totals.params, totals.macs if totals.macs_complete else None)
+    if args.explain is not None:
+        names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}
+        if args.explain and args.explain not in names:
+            print(f"netspec: no layer {args.explain!r} in {spec.source}", file=sys.stderr)
+            return EXIT_INVALID
+        sys.stdout.write(report.render_explain(summary, args.explain or None))
+    elif args.format == "json":
+        sys.stdout.write(report.render_json(summary))
+    elif args.format == "markdown":
+        sys.stdout.write(report.render_markdown(summary))
+    else:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else None
+        sys.stdout.write(report.render_table(summary, full=args.summary, width=width, color=color))
+    if args.graph:
+        from netspec.graphviz import write_graph
+
+        written = write_graph(spec, summary, args.graph)
+        print(f"graph written to {written}", file=sys.stderr)
     return EXIT_OK
 
 

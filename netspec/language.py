@@ -6,11 +6,24 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from netspec.params import PositiveInt
+from netspec.params import NonNegativeInt, PositiveInt
 from netspec.registry import LayerType
 
 FORMAT_VERSION = 1
 COMMON_KEYS = ("type", "name", "from")
+
+
+class Expect(BaseModel):
+    """Contracts checked by every build: a violated one is an error naming its line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    output: list[PositiveInt] | list[list[PositiveInt]] | None = Field(
+        None, description="Per-sample output shape (a list of shapes for several outputs)."
+    )
+    params: NonNegativeInt | None = Field(None, description="Exact parameter count.")
+    params_max: NonNegativeInt | None = Field(None, description="Upper bound on the parameter count.")
+    macs_max: NonNegativeInt | None = Field(None, description="Upper bound on MACs per sample.")
 
 
 class NetworkSpec(BaseModel):
@@ -28,6 +41,7 @@ class NetworkSpec(BaseModel):
     outputs: str | list[str] | None = Field(
         None, description="Layer name(s) whose output the network returns; default: the last layer."
     )
+    expect: Expect | None = Field(None, description="Contracts: output shape, parameter and MAC budgets.")
 
 
 def layer_model(record: LayerType) -> type[BaseModel]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -146,3 +147,27 @@ def check_declared(declared: int | None, actual: int, field: str) -> None:
             hint=f"remove {field} (netspec infers it) or set it to {actual}",
             field=field,
         )
+
+
+# Ready-made analysis rules for the common cases, for built-ins and plugins alike.
+
+
+def no_macs(params: Any, ctx: LayerContext) -> int:
+    """Copies and views (flatten, reshape, concat, unpool): no arithmetic."""
+    return 0
+
+
+def macs_per_element(params: Any, ctx: LayerContext) -> int:
+    """Element-wise layers (activations, norms): one operation per output element."""
+    return math.prod(ctx.output or ())
+
+
+def pointwise_window(params: Any, ctx: LayerContext) -> Window | None:
+    """Output position i sees input position i; undefined once there is no spatial dim."""
+    rank = len(ctx.inputs[0]) - 1
+    return Window.pointwise(rank) if rank >= 1 else None
+
+
+def undefined_window(params: Any, ctx: LayerContext) -> None:
+    """Every output sees the whole input (flatten, linear, global pooling)."""
+    return None

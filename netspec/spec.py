@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,9 +65,15 @@ class Spec:
         return f"<Spec {self.name!r} from {self.source}: {len(self.layers)} layers>"
 
 
-def load(source: str | Path | Mapping | Document, *, registry: Registry | None = None) -> Spec:
+def load(
+    source: str | Path | Mapping | Document,
+    *,
+    registry: Registry | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> Spec:
     """Load, validate and shape-infer a spec from a path, a YAML string or a dict.
 
+    ``input_shape`` overrides the spec's ``input`` (e.g. to try a larger image).
     Raises :class:`netspec.SpecError` with file:line:column for every problem found.
 
     Example:
@@ -78,9 +84,22 @@ def load(source: str | Path | Mapping | Document, *, registry: Registry | None =
     registry = registry or default_registry()
     doc = _document(source)
     model = validate(doc, registry)
+    if input_shape is not None:
+        model = _with_input(doc, model, input_shape)
     layers, outputs = resolve(doc, registry, list(model.layers), model.outputs)
     layers = infer(doc, registry, layers, tuple(model.input))
-    return Spec(doc, model, layers, outputs, registry)
+    spec = Spec(doc, model, layers, outputs, registry)
+    from netspec.contracts import check_output_contract
+
+    check_output_contract(spec)
+    return spec
+
+
+def _with_input(doc: Document, model: Any, input_shape: Sequence[int]) -> Any:
+    shape = list(input_shape)
+    if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in shape):
+        raise SpecError([doc.problem(f"input override {shape} must be positive integers", ("input",))])
+    return model.model_copy(update={"input": shape})
 
 
 def _document(source: str | Path | Mapping | Document) -> Document:

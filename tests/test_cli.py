@@ -43,12 +43,12 @@ def test_missing_file_exits_2():
 
 
 def test_internal_failure_exits_1_without_traceback(monkeypatch, capsys, write_spec):
-    import netspec.counting
+    import netspec.summary
 
-    def explode(spec):
+    def explode(spec, batch_size=1):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(netspec.counting, "parameter_counts", explode)
+    monkeypatch.setattr(netspec.summary, "summarize", explode)
     assert main(["build", str(REPO / "specs/lenet.yaml")]) == 1
     err = capsys.readouterr().err
     assert "internal error" in err and "kaboom" in err and "NETSPEC_DEBUG" in err and "Traceback" not in err
@@ -69,3 +69,100 @@ def test_console_script_is_installed():
     exe = shutil.which("netspec") or str(REPO / ".venv/bin/netspec")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("netspec ")
+
+
+def test_summary_formats(capsys):
+    import json
+
+    lenet = str(REPO / "specs/lenet.yaml")
+    assert main(["build", lenet, "--summary"]) == 0
+    table = capsys.readouterr().out
+    assert "receptive field" in table and "MACs per sample: 435,850" in table
+    assert main(["build", lenet, "--format", "json", "--batch-size", "8"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["batch_size"] == 8 and doc["totals"]["params"] == 61_706
+    assert main(["build", lenet, "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.startswith("### lenet5\n\n| # | name |")
+
+
+def test_input_override(capsys):
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--input", "1,32,32"]) == 0
+    out = capsys.readouterr().out
+    assert "[6, 32, 32]" in out and "[16, 6, 6]" in out
+
+
+def test_input_override_that_breaks_the_network_is_a_located_error(capsys):
+    assert main(["build", str(REPO / "specs/unet.yaml"), "--input", "1,64,64"]) == 2
+    err = capsys.readouterr().err
+    assert "output_size 15 in H is not reachable" in err and "unet.yaml:" in err
+
+
+@pytest.mark.parametrize("bad", ["0,28,28", "a,b", ""])
+def test_bad_input_option_is_a_usage_error(bad, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["build", str(REPO / "specs/lenet.yaml"), "--input", bad])
+    assert info.value.code == 2
+
+
+def test_explain_one_layer_and_the_ceil_mode_rule(capsys, write_spec):
+    path = write_spec(
+        "input: [1, 5, 5]\nlayers:\n"
+        "  - {type: maxpool, kernel_size: 2, stride: 3, padding: 1, ceil_mode: true}\n"
+    )
+    assert main(["build", str(path), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "H_out = W_out = ceil((5 + 2·1 − 1·(2−1) − 1) / 3) + 1 = 3" in out
+    assert "would start at (3−1)·3 = 6 ≥ 5 + 1, in the right padding, so it is dropped → 2" in out
+    import torch
+
+    assert torch.nn.MaxPool2d(2, 3, 1, ceil_mode=True)(torch.zeros(1, 1, 5, 5)).shape[-1] == 2
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--explain", "c1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "0 c1 (conv): input → [6, 28, 28]",
+        "    H_out = W_out = floor((28 + 2·2 − 1·(5−1) − 1) / 1) + 1 = 28",
+    ]
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--explain", "nope"]) == 2
+
+
+def test_graph_is_written_as_dot(tmp_path, capsys):
+    target = tmp_path / "segnet.dot"
+    assert main(["build", str(REPO / "specs/segnet.yaml"), "--graph", str(target)]) == 0
+    dot = target.read_text()
+    assert dot.startswith('digraph "segnet" {')
+    assert '"pool1" -> "unpool1" [style=dashed, label="indices"];' in dot
+    assert '"enc1" -> "batchnorm_1" [label="[16, 45, 60]"];' in dot
+
+
+def test_graph_as_svg_needs_graphviz(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    target = tmp_path / "lenet.svg"
+    if shutil.which("dot"):
+        assert main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)]) == 0
+        assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)]) == 1
+    assert "Graphviz `dot` is not installed" in capsys.readouterr().err
+    assert (tmp_path / "lenet.dot").exists()
+
+
+def test_contracts_are_checked_by_every_build(write_spec, capsys):
+    body = "input: [1, 8, 8]\nlayers:\n  - {type: conv, out_channels: 4, kernel_size: 3}\n"
+    ok = write_spec(
+        body + "expect: {output: [4, 6, 6], params: 40, params_max: 100, macs_max: 1440}\n", "ok.yaml"
+    )
+    assert main(["build", str(ok)]) == 0
+    capsys.readouterr()
+    broken = write_spec(body + "expect:\n  output: [4, 8, 8]\n", "shape.yaml")
+    assert main(["build", str(broken)]) == 2
+    assert f"{broken}:5:11: expect.output: the network outputs [4, 6, 6]" in capsys.readouterr().err
+    budget = write_spec(body + "expect:\n  params_max: 10\n  macs_max: 100\n", "budget.yaml")
+    assert main(["build", str(budget)]) == 2
+    err = capsys.readouterr().err
+    assert f"{budget}:5:15: expect.params_max: the network has 40 parameters, over params_max 10" in err
+    assert f"{budget}:6:13: expect.macs_max: the network needs 1,440 MACs per sample" in err
+    import netspec
+
+    with pytest.raises(netspec.SpecError, match="params_max"):
+        netspec.build(str(budget))

@@ -10,7 +10,7 @@ from pydantic import Field, StrictInt
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, NoParams, StrictBool
-from netspec.registry import LayerContext, LayerType
+from netspec.registry import LayerContext, LayerType, macs_per_element, pointwise_window
 from netspec.shapes import Shape, describe
 
 
@@ -116,6 +116,8 @@ def _record(name: str, params: type[LayerParams], class_name: str, kwargs) -> La
         params,
         rule,
         _builder(class_name, kwargs),
+        macs=macs_per_element,
+        window=pointwise_window,
         summary=f"torch.nn.{class_name}, element-wise; keeps the shape."
         if params is not SoftmaxParams
         else f"torch.nn.{class_name} over a per-sample dim (default: channels).",

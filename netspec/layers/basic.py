@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from pydantic import Field, StrictInt, field_validator
 
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, NoParams, PositiveInt, Probability, StrictBool
-from netspec.registry import LayerContext, LayerType, check_declared, spatial_rank
+from netspec.registry import (
+    LayerContext,
+    LayerType,
+    Window,
+    check_declared,
+    no_macs,
+    pointwise_window,
+    spatial_rank,
+    undefined_window,
+)
 from netspec.shapes import Shape, describe
 
 
@@ -192,6 +202,49 @@ def _unshuffle_build(p: UnshuffleParams, ctx: LayerContext):
     return nn.PixelUnshuffle(p.downscale_factor)
 
 
+def _linear_macs(p: LinearParams, ctx: LayerContext) -> int:
+    """(weights + biases) for every leading position (torchinfo's rule for a [N, F] input)."""
+    return math.prod(ctx.input[:-1]) * p.out_features * (ctx.input[-1] + (1 if p.bias else 0))
+
+
+def _flatten_explain(p: FlattenParams, ctx: LayerContext) -> list[str]:
+    rank = len(ctx.input)
+    start, end = p.start_dim % rank, p.end_dim % rank
+    merged = ctx.input[start : end + 1]
+    return [f"{'·'.join(map(str, merged))} = {math.prod(merged)} (dims {start}..{end} merged)"]
+
+
+def _linear_explain(p: LinearParams, ctx: LayerContext) -> list[str]:
+    lead = describe(ctx.input[:-1])[1:-1]
+    prefix = f"{lead}, " if lead else ""
+    return [f"[{prefix}{ctx.input[-1]}] → [{prefix}{p.out_features}]: the last dim becomes out_features"]
+
+
+def _reshape_explain(p: ReshapeParams, ctx: LayerContext) -> list[str]:
+    return [f"{'·'.join(map(str, ctx.input))} = {math.prod(ctx.input)} values as {describe(ctx.output)}"]
+
+
+def _shuffle_explain(p: ShuffleParams, ctx: LayerContext) -> list[str]:
+    c, h, w = ctx.input
+    r = p.upscale_factor
+    return [f"C_out = {c} / {r}² = {c // (r * r)}, H_out = {h}·{r} = {h * r}, W_out = {w}·{r} = {w * r}"]
+
+
+def _unshuffle_explain(p: UnshuffleParams, ctx: LayerContext) -> list[str]:
+    c, h, w = ctx.input
+    r = p.downscale_factor
+    return [f"C_out = {c}·{r}² = {c * r * r}, H_out = {h} / {r} = {h // r}, W_out = {w} / {r} = {w // r}"]
+
+
+def _shuffle_window(p: ShuffleParams, ctx: LayerContext) -> Window:
+    return Window((1, 1), (Fraction(1, p.upscale_factor),) * 2)
+
+
+def _unshuffle_window(p: UnshuffleParams, ctx: LayerContext) -> Window:
+    r = p.downscale_factor
+    return Window((r, r), (Fraction(r),) * 2)
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     img = [4, 6, 6]
@@ -201,6 +254,8 @@ def netspec_register_layers() -> list[LayerType]:
             DropoutParams,
             _same,
             _dropout_build,
+            macs=no_macs,
+            window=pointwise_window,
             summary="Element-wise dropout.",
             examples=({"input": img, "layers": [{"type": "dropout", "p": 0.1}]},),
         ),
@@ -209,6 +264,8 @@ def netspec_register_layers() -> list[LayerType]:
             DropoutParams,
             _spatial_dropout_rule,
             _spatial_dropout_build,
+            macs=no_macs,
+            window=pointwise_window,
             summary="Channel-wise dropout (Dropout1d/2d/3d from the input rank).",
             examples=({"input": img, "layers": [{"type": "spatial_dropout", "p": 0.2}]},),
         ),
@@ -217,6 +274,9 @@ def netspec_register_layers() -> list[LayerType]:
             FlattenParams,
             _flatten_rule,
             _flatten_build,
+            macs=no_macs,
+            window=undefined_window,
+            explain=_flatten_explain,
             summary="Flatten per-sample dims (default: all) into one.",
             examples=(
                 {"input": img, "layers": [{"type": "flatten"}]},
@@ -228,6 +288,9 @@ def netspec_register_layers() -> list[LayerType]:
             LinearParams,
             _linear_rule,
             _linear_build,
+            macs=_linear_macs,
+            window=undefined_window,
+            explain=_linear_explain,
             summary="Fully connected layer on the last dimension.",
             examples=(
                 {"input": [12], "layers": [{"type": "linear", "out_features": 5}]},
@@ -242,6 +305,9 @@ def netspec_register_layers() -> list[LayerType]:
             ReshapeParams,
             _reshape_rule,
             _reshape_build,
+            macs=no_macs,
+            window=undefined_window,
+            explain=_reshape_explain,
             summary="Reshape each sample.",
             examples=({"input": img, "layers": [{"type": "reshape", "shape": [-1, 12]}]},),
         ),
@@ -250,6 +316,8 @@ def netspec_register_layers() -> list[LayerType]:
             NoParams,
             _same,
             _identity_build,
+            macs=no_macs,
+            window=pointwise_window,
             summary="Pass-through (a named tap point).",
             examples=({"input": img, "layers": [{"type": "identity"}]},),
         ),
@@ -258,6 +326,9 @@ def netspec_register_layers() -> list[LayerType]:
             ShuffleParams,
             _shuffle_rule,
             _shuffle_build,
+            macs=no_macs,
+            window=_shuffle_window,
+            explain=_shuffle_explain,
             summary="Sub-pixel upsampling: [C·r², H, W] → [C, H·r, W·r].",
             examples=({"input": [8, 3, 5], "layers": [{"type": "pixel_shuffle", "upscale_factor": 2}]},),
         ),
@@ -266,6 +337,9 @@ def netspec_register_layers() -> list[LayerType]:
             UnshuffleParams,
             _unshuffle_rule,
             _unshuffle_build,
+            macs=no_macs,
+            window=_unshuffle_window,
+            explain=_unshuffle_explain,
             summary="Inverse of pixel_shuffle: [C, H·r, W·r] → [C·r², H, W].",
             examples=({"input": img, "layers": [{"type": "pixel_unshuffle", "downscale_factor": 3}]},),
         ),

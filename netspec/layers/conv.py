@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import Field
 
 from netspec.errors import ShapeError
+from netspec.explain import conv_formula, per_dim
 from netspec.hookspecs import hookimpl
 from netspec.params import ConvPadding, LayerParams, PositiveInt, PositiveSizes, StrictBool
-from netspec.registry import LayerContext, LayerType, check_declared, spatial_rank
-from netspec.shapes import SPATIAL_NAMES, Shape, conv_output_size, describe, expand, same_padding
+from netspec.registry import LayerContext, LayerType, Window, check_declared, spatial_rank
+from netspec.shapes import (
+    SPATIAL_NAMES,
+    Shape,
+    conv_output_size,
+    describe,
+    effective_kernel,
+    expand,
+    same_padding,
+)
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
@@ -192,6 +203,60 @@ def _separable_build(p: SeparableParams, ctx: LayerContext):
     return nn.Sequential(OrderedDict(depthwise=depthwise, pointwise=pointwise))
 
 
+def conv_macs(in_shape: Shape, out_shape: Shape, kernel_size, groups: int, bias: bool) -> int:
+    """torchinfo's convention: (weights + biases) × output positions."""
+    rank = len(in_shape) - 1
+    weights = out_shape[0] * (in_shape[0] // groups) * math.prod(expand(kernel_size, rank, "kernel_size"))
+    return (weights + (out_shape[0] if bias else 0)) * math.prod(out_shape[1:])
+
+
+def conv_window(p: _ConvBase, ctx: LayerContext) -> Window:
+    """Each output sees a dilated kernel's span; one output step is one stride."""
+    rank = len(ctx.input) - 1
+    kernel = expand(p.kernel_size, rank, "kernel_size")
+    dilation = expand(p.dilation, rank, "dilation")
+    return Window(
+        tuple(effective_kernel(k, d) for k, d in zip(kernel, dilation, strict=True)),
+        tuple(Fraction(s) for s in expand(p.stride, rank, "stride")),
+    )
+
+
+def conv_explain(p: _ConvBase, ctx: LayerContext) -> list[str]:
+    rank = len(ctx.input) - 1
+    kernel = expand(p.kernel_size, rank, "kernel_size")
+    stride = expand(p.stride, rank, "stride")
+    dilation = expand(p.dilation, rank, "dilation")
+    pads = conv_padding(p.padding, kernel, stride, dilation, rank)
+    formulas = [
+        conv_formula(size, k, s, left, right, d)
+        for size, k, s, (left, right), d in zip(ctx.input[1:], kernel, stride, pads, dilation, strict=True)
+    ]
+    lines = per_dim(SPATIAL_NAMES[rank], formulas)
+    if p.padding == "same":
+        lines.append(
+            "padding 'same' pads d·(k−1) in all, any odd one on the right: "
+            + ", ".join(f"{left} + {right}" for left, right in pads)
+        )
+    return lines
+
+
+def _conv_macs(p: ConvParams, ctx: LayerContext) -> int:
+    return conv_macs(ctx.input, ctx.output, p.kernel_size, p.groups, p.bias)
+
+
+def _depthwise_macs(p: DepthwiseParams, ctx: LayerContext) -> int:
+    return conv_macs(ctx.input, ctx.output, p.kernel_size, ctx.input[0], p.bias)
+
+
+def _separable_macs(p: SeparableParams, ctx: LayerContext) -> int:
+    mid = (ctx.input[0] * p.multiplier, *ctx.output[1:])
+    depthwise = conv_macs(ctx.input, mid, p.kernel_size, ctx.input[0], p.bias)
+    return depthwise + conv_macs(mid, ctx.output, 1, 1, p.bias)
+
+
+_ANALYSIS = {"window": conv_window, "explain": conv_explain}
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
@@ -200,6 +265,8 @@ def netspec_register_layers() -> list[LayerType]:
             ConvParams,
             _conv_rule,
             _conv_build,
+            macs=_conv_macs,
+            **_ANALYSIS,
             summary="Convolution; Conv1d/2d/3d chosen from the input rank.",
             examples=(
                 {"input": [3, 16, 16], "layers": [{"type": "conv", "out_channels": 8, "kernel_size": 3}]},
@@ -236,6 +303,8 @@ def netspec_register_layers() -> list[LayerType]:
             DepthwiseParams,
             _depthwise_rule,
             _depthwise_build,
+            macs=_depthwise_macs,
+            **_ANALYSIS,
             summary="Depthwise convolution (groups = input channels, optional channel multiplier).",
             examples=(
                 {
@@ -249,6 +318,8 @@ def netspec_register_layers() -> list[LayerType]:
             SeparableParams,
             _separable_rule,
             _separable_build,
+            macs=_separable_macs,
+            **_ANALYSIS,
             summary="Depthwise-separable convolution: depthwise then 1×1 pointwise.",
             examples=(
                 {

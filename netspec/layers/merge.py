@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field, StrictInt
 
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, NoParams
-from netspec.registry import LayerContext, LayerType
+from netspec.registry import LayerContext, LayerType, Window, no_macs, pointwise_window
 from netspec.shapes import Shape
 
 
@@ -106,6 +108,22 @@ def _example(layer: dict) -> dict:
     }
 
 
+def _elementwise_macs(p: NoParams, ctx: LayerContext) -> int:
+    """n inputs: n − 1 operations per output element."""
+    return (len(ctx.inputs) - 1) * math.prod(ctx.output)
+
+
+def _concat_window(p: ConcatParams, ctx: LayerContext) -> Window | None:
+    """Along channels, every position keeps its place; along a spatial dim, positions shift."""
+    return pointwise_window(p, ctx) if p.dim % len(ctx.inputs[0]) == 0 else None
+
+
+def _concat_explain(p: ConcatParams, ctx: LayerContext) -> list[str]:
+    dim = p.dim % len(ctx.inputs[0])
+    sizes = [s[dim] for s in ctx.inputs]
+    return [f"dim {dim}: {' + '.join(map(str, sizes))} = {sum(sizes)}"]
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
@@ -115,6 +133,8 @@ def netspec_register_layers() -> list[LayerType]:
             _elementwise_rule("add"),
             _module("Add"),
             inputs=(2, None),
+            macs=_elementwise_macs,
+            window=pointwise_window,
             summary="Element-wise sum of the inputs.",
             examples=(_example({"type": "add"}),),
         ),
@@ -124,6 +144,8 @@ def netspec_register_layers() -> list[LayerType]:
             _elementwise_rule("mul"),
             _module("Mul"),
             inputs=(2, None),
+            macs=_elementwise_macs,
+            window=pointwise_window,
             summary="Element-wise product of the inputs.",
             examples=(_example({"type": "mul"}),),
         ),
@@ -133,6 +155,9 @@ def netspec_register_layers() -> list[LayerType]:
             _concat_rule,
             _concat_build,
             inputs=(2, None),
+            macs=no_macs,
+            window=_concat_window,
+            explain=_concat_explain,
             summary="Concatenation along a per-sample dim (default: channels).",
             examples=(_example({"type": "concat"}),),
         ),

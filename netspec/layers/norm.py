@@ -7,7 +7,14 @@ from pydantic import Field, PositiveFloat
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, PositiveInt, Probability, StrictBool
-from netspec.registry import LayerContext, LayerType, check_declared, spatial_rank
+from netspec.registry import (
+    LayerContext,
+    LayerType,
+    check_declared,
+    macs_per_element,
+    pointwise_window,
+    spatial_rank,
+)
 from netspec.shapes import Shape, describe
 
 
@@ -137,6 +144,8 @@ def netspec_register_layers() -> list[LayerType]:
             BatchNormParams,
             _batchnorm_rule,
             _batchnorm_build,
+            macs=macs_per_element,
+            window=pointwise_window,
             summary="Batch normalisation (1d/2d/3d from the input rank).",
             examples=(
                 {"input": [4, 5, 5], "layers": [{"type": "batchnorm"}]},
@@ -148,6 +157,8 @@ def netspec_register_layers() -> list[LayerType]:
             InstanceNormParams,
             _instancenorm_rule,
             _instancenorm_build,
+            macs=macs_per_element,
+            window=pointwise_window,
             summary="Instance normalisation (1d/2d/3d from the input rank).",
             examples=({"input": [4, 5, 5], "layers": [{"type": "instancenorm", "affine": True}]},),
         ),
@@ -156,6 +167,8 @@ def netspec_register_layers() -> list[LayerType]:
             GroupNormParams,
             _groupnorm_rule,
             _groupnorm_build,
+            macs=macs_per_element,
+            window=pointwise_window,
             summary="Group normalisation.",
             examples=({"input": [6, 4, 4], "layers": [{"type": "groupnorm", "num_groups": 3}]},),
         ),
@@ -164,6 +177,8 @@ def netspec_register_layers() -> list[LayerType]:
             LayerNormParams,
             _layernorm_rule,
             _layernorm_build,
+            macs=macs_per_element,
+            window=pointwise_window,
             summary="Layer normalisation over trailing dims.",
             examples=(
                 {"input": [6, 4, 4], "layers": [{"type": "layernorm"}]},

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from pydantic import Field
 
 from netspec.errors import ShapeError
+from netspec.explain import per_dim, pool_formula
 from netspec.hookspecs import hookimpl
 from netspec.params import (
     LayerParams,
@@ -14,8 +18,8 @@ from netspec.params import (
     PositiveSizes,
     StrictBool,
 )
-from netspec.registry import LayerContext, LayerType, spatial_rank
-from netspec.shapes import SPATIAL_NAMES, Shape, describe, expand, pool_output_size
+from netspec.registry import LayerContext, LayerType, Window, spatial_rank, undefined_window
+from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, pool_output_size
 
 
 class _PoolBase(LayerParams):
@@ -175,6 +179,55 @@ def _global_build(kind: str):
     return build
 
 
+def _pool_macs(p: _PoolBase, ctx: LayerContext) -> int:
+    """One operation per window tap: output elements × kernel volume."""
+    return math.prod(ctx.output) * math.prod(pool_geometry(p, ctx.input)["kernel_size"])
+
+
+def _pool_window(p: _PoolBase, ctx: LayerContext) -> Window:
+    geo = pool_geometry(p, ctx.input)
+    return Window(
+        tuple(effective_kernel(k, d) for k, d in zip(geo["kernel_size"], geo["dilation"], strict=True)),
+        tuple(Fraction(s) for s in geo["stride"]),
+    )
+
+
+def _pool_explain(p: _PoolBase, ctx: LayerContext) -> list[str]:
+    geo = pool_geometry(p, ctx.input)
+    lines = per_dim(
+        SPATIAL_NAMES[len(ctx.input) - 1],
+        [
+            pool_formula(size, k, s, pad, d, p.ceil_mode)
+            for size, k, s, pad, d in zip(ctx.input[1:], *geo.values(), strict=True)
+        ],
+    )
+    if p.stride is None:
+        lines.append("stride defaults to kernel_size")
+    return lines
+
+
+def adaptive_window_total(size: int, out: int) -> int:
+    """Sum of adaptive pooling window lengths along one dim: [floor(i·in/out), ceil((i+1)·in/out))."""
+    return sum(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+
+
+def _adaptive_macs(p: AdaptivePoolParams, ctx: LayerContext) -> int:
+    totals = (adaptive_window_total(i, o) for i, o in zip(ctx.input[1:], ctx.output[1:], strict=True))
+    return ctx.input[0] * math.prod(totals)
+
+
+def _adaptive_explain(p: AdaptivePoolParams, ctx: LayerContext) -> list[str]:
+    dims = SPATIAL_NAMES[len(ctx.input) - 1]
+    return [
+        ", ".join(f"{d}_out = {o}" for d, o in zip(dims, ctx.output[1:], strict=True))
+        + " (output_size; null keeps the input size); window i covers [floor(i·in/out), ceil((i+1)·in/out))"
+    ]
+
+
+def _global_macs(p: GlobalPoolParams, ctx: LayerContext) -> int:
+    return math.prod(ctx.input)
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     img = [3, 9, 9]
@@ -185,6 +238,9 @@ def netspec_register_layers() -> list[LayerType]:
             _maxpool_rule,
             _maxpool_build,
             aux_outputs=("indices",),
+            macs=_pool_macs,
+            window=_pool_window,
+            explain=_pool_explain,
             summary="Max pooling; stride defaults to kernel_size.",
             examples=(
                 {"input": img, "layers": [{"type": "maxpool", "kernel_size": 2}]},
@@ -208,6 +264,9 @@ def netspec_register_layers() -> list[LayerType]:
             AvgPoolParams,
             _avgpool_rule,
             _avgpool_build,
+            macs=_pool_macs,
+            window=_pool_window,
+            explain=_pool_explain,
             summary="Average pooling; stride defaults to kernel_size.",
             examples=(
                 {
@@ -234,6 +293,9 @@ def netspec_register_layers() -> list[LayerType]:
             AdaptivePoolParams,
             _adaptive_rule,
             _adaptive_build("max"),
+            macs=_adaptive_macs,
+            window=undefined_window,
+            explain=_adaptive_explain,
             summary="Adaptive max pooling to output_size.",
             examples=({"input": img, "layers": [{"type": "adaptive_maxpool", "output_size": [4, None]}]},),
         ),
@@ -242,6 +304,9 @@ def netspec_register_layers() -> list[LayerType]:
             AdaptivePoolParams,
             _adaptive_rule,
             _adaptive_build("avg"),
+            macs=_adaptive_macs,
+            window=undefined_window,
+            explain=_adaptive_explain,
             summary="Adaptive average pooling to output_size.",
             examples=({"input": img, "layers": [{"type": "adaptive_avgpool", "output_size": 2}]},),
         ),
@@ -250,6 +315,8 @@ def netspec_register_layers() -> list[LayerType]:
             GlobalPoolParams,
             _global_rule,
             _global_build("avg"),
+            macs=_global_macs,
+            window=undefined_window,
             summary="Mean over all spatial dimensions.",
             examples=({"input": img, "layers": [{"type": "global_avgpool"}]},),
         ),
@@ -258,6 +325,8 @@ def netspec_register_layers() -> list[LayerType]:
             GlobalPoolParams,
             _global_rule,
             _global_build("max"),
+            macs=_global_macs,
+            window=undefined_window,
             summary="Max over all spatial dimensions.",
             examples=({"input": [4, 3, 5, 6], "layers": [{"type": "global_maxpool", "keepdims": True}]},),
         ),

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from pydantic import Field, model_validator
 
 from netspec.errors import ShapeError
+from netspec.explain import per_dim, tconv_formula
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, NonNegativeSizes, PositiveInt, PositiveSizes, StrictBool
-from netspec.registry import LayerContext, LayerType, check_declared, spatial_rank
-from netspec.shapes import SPATIAL_NAMES, Shape, describe, expand, tconv_output_size
+from netspec.registry import LayerContext, LayerType, Window, check_declared, spatial_rank
+from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, tconv_output_size
 
 
 class TConvParams(LayerParams):
@@ -126,6 +130,52 @@ def _tconv_build(p: TConvParams, ctx: LayerContext):
     )
 
 
+def _tconv_macs(p: TConvParams, ctx: LayerContext) -> int:
+    """Every *input* position multiplies the whole kernel (torchinfo counts output positions,
+    about stride^rank times too many); biases are added once per output position."""
+    rank = len(ctx.input) - 1
+    kernel = math.prod(expand(p.kernel_size, rank, "kernel_size"))
+    weights = ctx.input[0] * (p.out_channels // p.groups) * kernel
+    bias = p.out_channels * math.prod(ctx.output[1:]) if p.bias else 0
+    return weights * math.prod(ctx.input[1:]) + bias
+
+
+def _tconv_window(p: TConvParams, ctx: LayerContext) -> Window:
+    """An output position receives from ceil(span / s) inputs; one output step is 1/s input."""
+    rank = len(ctx.input) - 1
+    spans, strides = [], []
+    for k, s, d in zip(
+        expand(p.kernel_size, rank, "kernel_size"),
+        expand(p.stride, rank, "stride"),
+        expand(p.dilation, rank, "dilation"),
+        strict=True,
+    ):
+        spans.append(-(-effective_kernel(k, d) // s))
+        strides.append(Fraction(1, s))
+    return Window(tuple(spans), tuple(strides))
+
+
+def _tconv_explain(p: TConvParams, ctx: LayerContext) -> list[str]:
+    rank = len(ctx.input) - 1
+    output_padding = resolved_output_padding(p, ctx.input)
+    formulas = [
+        tconv_formula(size, k, s, pad, op, d)
+        for size, k, s, pad, op, d in zip(
+            ctx.input[1:],
+            expand(p.kernel_size, rank, "kernel_size"),
+            expand(p.stride, rank, "stride"),
+            expand(p.padding, rank, "padding"),
+            output_padding,
+            expand(p.dilation, rank, "dilation"),
+            strict=True,
+        )
+    ]
+    lines = per_dim(SPATIAL_NAMES[rank], formulas)
+    if p.output_size is not None:
+        lines.append(f"output_padding {list(output_padding)} derived from output_size {p.output_size}")
+    return lines
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
@@ -134,6 +184,9 @@ def netspec_register_layers() -> list[LayerType]:
             TConvParams,
             _tconv_rule,
             _tconv_build,
+            macs=_tconv_macs,
+            window=_tconv_window,
+            explain=_tconv_explain,
             summary="Transposed convolution; ConvTranspose1d/2d/3d from the input rank.",
             examples=(
                 {

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from pydantic import Field
 
 from netspec.errors import ShapeError
+from netspec.explain import per_dim, unpool_formula
 from netspec.hookspecs import hookimpl
 from netspec.layers.pool import pool_geometry
 from netspec.params import LayerParams, PositiveSizes
-from netspec.registry import LayerContext, LayerRef, LayerType, spatial_rank
+from netspec.registry import LayerContext, LayerRef, LayerType, Window, no_macs, spatial_rank
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, pool_window_in_padding
 
 
@@ -66,6 +69,24 @@ def _unpool_build(p: UnpoolParams, ctx: LayerContext):
     return MaxUnpool(kernel, list(geo["stride"]), list(geo["padding"]), list(pool.inputs[0][1:]))
 
 
+def _unpool_window(p: UnpoolParams, ctx: LayerContext) -> Window:
+    """Each output position holds at most one input value; one output step is 1/s input."""
+    stride = pool_geometry(ctx.refs["indices"].params, ctx.refs["indices"].inputs[0])["stride"]
+    return Window((1,) * len(stride), tuple(Fraction(1, s) for s in stride))
+
+
+def _unpool_explain(p: UnpoolParams, ctx: LayerContext) -> list[str]:
+    pool = ctx.refs["indices"]
+    geo = pool_geometry(pool.params, pool.inputs[0])
+    formulas = [
+        unpool_formula(size, k, s, pad, restored)
+        for size, k, s, pad, restored in zip(
+            ctx.input[1:], geo["kernel_size"], geo["stride"], geo["padding"], ctx.output[1:], strict=True
+        )
+    ]
+    return per_dim(SPATIAL_NAMES[len(ctx.input) - 1], formulas)
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
@@ -75,6 +96,9 @@ def netspec_register_layers() -> list[LayerType]:
             _unpool_rule,
             _unpool_build,
             refs=(LayerRef("indices", "indices", ("maxpool",)),),
+            macs=no_macs,
+            window=_unpool_window,
+            explain=_unpool_explain,
             summary="Max unpooling with a max pool's indices; restores that pool's input size.",
             examples=(
                 {

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, StrictBool, model_validator
 
 from netspec.errors import ShapeError
+from netspec.explain import interpolate_formula, per_dim
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, PositiveSizes
-from netspec.registry import LayerContext, LayerType, spatial_rank
+from netspec.registry import LayerContext, LayerType, Window, spatial_rank
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, expand, interpolate_size
 
 Mode = Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"]
@@ -85,6 +88,42 @@ def _upsample_build(p: UpsampleParams, ctx: LayerContext):
     return nn.Upsample(size=size, scale_factor=scale, mode=p.mode, align_corners=p.align_corners)
 
 
+# Input taps per output element (nearest copies: no arithmetic); 'area' is adaptive averaging.
+_TAPS = {"nearest": 0, "nearest-exact": 0, "linear": 2, "bilinear": 4, "bicubic": 16, "trilinear": 8}
+_SPAN = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 2, "bicubic": 4, "trilinear": 2}
+
+
+def _upsample_macs(p: UpsampleParams, ctx: LayerContext) -> int:
+    if p.mode == "area":
+        from netspec.layers.pool import adaptive_window_total
+
+        totals = (adaptive_window_total(i, o) for i, o in zip(ctx.input[1:], ctx.output[1:], strict=True))
+        return ctx.input[0] * math.prod(totals)
+    return math.prod(ctx.output) * _TAPS[p.mode]
+
+
+def _upsample_window(p: UpsampleParams, ctx: LayerContext) -> Window:
+    strides = tuple(Fraction(i, o) for i, o in zip(ctx.input[1:], ctx.output[1:], strict=True))
+    if p.mode == "area":
+        spans = tuple(-(-i // o) for i, o in zip(ctx.input[1:], ctx.output[1:], strict=True))
+    else:
+        spans = (_SPAN[p.mode],) * len(strides)
+    return Window(spans, strides)
+
+
+def _upsample_explain(p: UpsampleParams, ctx: LayerContext) -> list[str]:
+    rank = len(ctx.input) - 1
+    if p.size is not None:
+        return [
+            ", ".join(f"{d}_out = {o}" for d, o in zip(SPATIAL_NAMES[rank], ctx.output[1:], strict=True))
+            + " (size)"
+        ]
+    formulas = [
+        interpolate_formula(size, scale) for size, scale in zip(ctx.input[1:], _scales(p, rank), strict=True)
+    ]
+    return [*per_dim(SPATIAL_NAMES[rank], formulas), "computed in double precision, as F.interpolate does"]
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
@@ -93,6 +132,9 @@ def netspec_register_layers() -> list[LayerType]:
             UpsampleParams,
             _upsample_rule,
             _upsample_build,
+            macs=_upsample_macs,
+            window=_upsample_window,
+            explain=_upsample_explain,
             summary="Upsampling by size or scale_factor "
             "(nearest, linear, bilinear, bicubic, trilinear, area).",
             examples=(

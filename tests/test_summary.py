@@ -1,0 +1,318 @@
+"""The summary tells the truth: parameters, shapes and MACs agree with the real module."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from fractions import Fraction
+
+import pytest
+import strategies as S
+import torch
+from conftest import REPO, SPECS
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import netspec
+from netspec.report import render_json, render_markdown, render_table, summary_dict
+from netspec.summary import UNKNOWN, summarize
+
+GOLDEN = REPO / "tests" / "golden"
+
+
+def real_shapes(spec, model) -> dict:
+    """Every layer's output shape, observed by forward hooks on a real forward pass."""
+    seen = {}
+    for layer in spec.layers:
+        module = model.get_submodule(layer.name)
+        module.register_forward_hook(
+            lambda mod, args, out, name=layer.name: seen.__setitem__(
+                name, tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
+            )
+        )
+    with torch.no_grad():
+        model.eval()(torch.randn(2, *spec.input_shape))
+    return seen
+
+
+def torchinfo_macs(spec, model) -> dict:
+    """torchinfo's per-layer MACs at batch 1, by layer name."""
+    import torchinfo
+
+    names = {id(module): name for name, module in model.named_children()}
+    result = torchinfo.summary(model, input_size=(1, *spec.input_shape), verbose=0, device="cpu")
+    return {names[id(info.module)]: info.macs for info in result.summary_list if id(info.module) in names}
+
+
+def check_truth(spec) -> None:
+    summary = summarize(spec)
+    model = spec.build()
+    rows = {r.name: r for r in summary.rows}
+    # parameters: to the unit, per layer and in total
+    for layer in spec.layers:
+        assert rows[layer.name].params == sum(p.numel() for p in model.get_submodule(layer.name).parameters())
+    assert summary.totals.params == sum(p.numel() for p in model.parameters())
+    assert summary.totals.buffers == sum(b.numel() for b in model.buffers())
+    # shapes: exactly what a forward pass produces
+    assert {name: r.output for name, r in rows.items()} == real_shapes(spec, model)
+    # conv and linear MACs: torchinfo's numbers; transposed conv: the documented formula
+    reference = torchinfo_macs(spec, model)
+    for layer in spec.layers:
+        row = rows[layer.name]
+        if layer.type in ("conv", "depthwise", "linear") and len(layer.input_shapes[0]) <= 4:
+            if layer.type == "linear" and len(layer.input_shapes[0]) > 1:
+                continue  # torchinfo counts a linear on [T, F] once per sample, not per T
+            assert row.macs == reference[layer.name], layer.label
+        if layer.type == "separable":
+            assert row.macs == sum(
+                m.weight.numel() * math.prod(row.output[1:])
+                + (m.bias.numel() * math.prod(row.output[1:]) if m.bias is not None else 0)
+                for m in model.get_submodule(layer.name)
+            )
+        if layer.type == "tconv":
+            module = model.get_submodule(layer.name)
+            expected = module.weight.numel() * math.prod(layer.input_shapes[0][1:])
+            if module.bias is not None:
+                expected += module.bias.numel() * math.prod(row.output[1:])
+            assert row.macs == expected
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_shipped_specs_summary_is_true(path):
+    check_truth(netspec.load(path))
+
+
+@st.composite
+def networks(draw):
+    """A random chain of conv-family, pool, upsample, activation and norm layers that netspec accepts."""
+    shape = draw(S.input_shapes(ranks=(1, 2), max_channels=4))
+    layers = []
+    for _ in range(draw(st.integers(1, 4))):
+        spec = {"input": shape, "layers": layers}
+        current = list(netspec.load(spec).layers[-1].output_shape) if layers else shape
+        make = draw(
+            st.sampled_from(
+                [
+                    S.conv_layers,
+                    S.depthwise_layers,
+                    S.separable_layers,
+                    S.tconv_layers,
+                    S.maxpool_layers,
+                    S.avgpool_layers,
+                    S.upsample_layers,
+                ]
+            )
+        )
+        candidate = draw(make(current))
+        try:
+            netspec.load({"input": shape, "layers": [*layers, candidate]})
+        except netspec.SpecError:
+            continue
+        layers.append(candidate)
+        if draw(st.booleans()):
+            layers.append({"type": draw(st.sampled_from(["relu", "batchnorm", "gelu"]))})
+    assume(layers)
+    if draw(st.booleans()):
+        layers += [{"type": "flatten"}, {"type": "linear", "out_features": draw(st.integers(1, 5))}]
+    return {"input": shape, "layers": layers}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks())
+def test_generated_networks_summary_is_true(data):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Using padding='same' with even kernel", UserWarning)
+        check_truth(netspec.load(data))
+
+
+def test_receptive_field_of_a_chain_by_hand():
+    spec = netspec.load(
+        {
+            "input": [1, 64, 64],
+            "layers": [
+                {"type": "conv", "out_channels": 2, "kernel_size": 3},  # r 3, j 1
+                {"type": "maxpool", "kernel_size": 2},  # r 4, j 2
+                {"type": "conv", "out_channels": 2, "kernel_size": 3, "dilation": 2},  # r 4 + 4·2 = 12
+                {"type": "conv", "out_channels": 2, "kernel_size": 3, "stride": 2},  # r 12 + 2·2 = 16, j 4
+                {"type": "upsample", "scale_factor": 2, "mode": "bilinear"},  # r 16 + 1·4 = 20, j 2
+                {"type": "tconv", "out_channels": 2, "kernel_size": 4, "stride": 2},  # r 20 + 1·2 = 22, j 1
+                {"type": "global_avgpool"},
+            ],
+        }
+    )
+    rows = summarize(spec).rows
+    sizes = [r.field.size[0] if r.field not in (None, UNKNOWN) else None for r in rows]
+    jumps = [r.field.jump[0] if r.field not in (None, UNKNOWN) else None for r in rows]
+    assert sizes == [3, 4, 12, 16, 20, 22, None]
+    assert jumps == [1, 2, 2, 4, 2, 1, None]
+
+
+def test_receptive_field_of_a_graph_is_the_largest_over_paths():
+    spec = netspec.load(
+        {
+            "input": [1, 32, 32],
+            "layers": [
+                {"type": "conv", "name": "wide", "out_channels": 2, "kernel_size": 7, "padding": 3},
+                {
+                    "type": "conv",
+                    "name": "narrow",
+                    "out_channels": 2,
+                    "kernel_size": 3,
+                    "padding": 1,
+                    "from": "input",
+                },
+                {"type": "add", "from": ["wide", "narrow"]},
+            ],
+        }
+    )
+    assert summarize(spec).rows[-1].field.size == (Fraction(7), Fraction(7))
+
+
+def test_unknown_costs_are_shown_as_unknown_never_zero():
+    from test_plugins import SCALE
+
+    from netspec.plugins import collect_registry, make_plugin_manager
+    from netspec.registry import LayerType
+
+    bare = LayerType(SCALE.name, SCALE.params, SCALE.shape, SCALE.build)  # no macs/window rules
+
+    class Plugin:
+        @netspec.hookimpl
+        def netspec_register_layers(self):
+            return [bare]
+
+    registry = collect_registry(make_plugin_manager(entry_points=False, extra=(Plugin(),)))
+    spec = netspec.load(
+        {
+            "input": [2, 8, 8],
+            "layers": [
+                {"type": "conv", "out_channels": 2, "kernel_size": 3},
+                {"type": "scale"},
+                {"type": "relu"},
+            ],
+        },
+        registry=registry,
+    )
+    summary = summarize(spec)
+    assert summary.rows[1].macs is UNKNOWN and summary.rows[1].field is UNKNOWN
+    assert summary.rows[2].field is UNKNOWN  # unknown propagates
+    assert not summary.totals.macs_complete
+    assert summary_dict(summary)["layers"][1]["macs"] is None
+    assert "?" in render_table(summary, full=True)
+    assert "+ unknown" in render_table(summary, full=True)
+
+
+# ---- golden outputs on specs/lenet.yaml (regenerate: NETSPEC_REGOLD=1 pytest tests/test_summary.py)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "render"),
+    [
+        ("txt", lambda s: render_table(s, full=True, width=120)),
+        ("json", render_json),
+        ("md", render_markdown),
+    ],
+)
+def test_golden_lenet(fmt, render, monkeypatch):
+    import os
+
+    monkeypatch.chdir(REPO)
+    text = render(summarize(netspec.load("specs/lenet.yaml")))
+    golden = GOLDEN / f"lenet.{fmt}"
+    if os.environ.get("NETSPEC_REGOLD"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_json_document_shape():
+    doc = json.loads(render_json(summarize(netspec.load(REPO / "specs/segnet.yaml"))))
+    assert doc["format"] == "netspec-summary" and doc["version"] == 1
+    top = {
+        "format": str,
+        "version": int,
+        "name": str,
+        "source": str,
+        "input": list,
+        "batch_size": int,
+        "layers": list,
+        "outputs": list,
+        "totals": dict,
+    }
+    assert {k: type(v) for k, v in doc.items()} == top
+    layer_keys = {
+        "index": int,
+        "name": str,
+        "type": str,
+        "inputs": list,
+        "output": list,
+        "params": int,
+        "trainable_params": int,
+        "macs": int,
+        "receptive_field": (list, type(None)),
+        "jump": (list, type(None)),
+        "receptive_field_status": str,
+        "line": int,
+    }
+    for layer in doc["layers"]:
+        assert set(layer) == set(layer_keys)
+        for key, kind in layer_keys.items():
+            assert isinstance(layer[key], kind), (layer["name"], key)
+        assert layer["receptive_field_status"] in ("defined", "undefined", "unknown")
+    totals = {
+        "params",
+        "trainable_params",
+        "non_trainable_params",
+        "buffers",
+        "macs",
+        "macs_complete",
+        "flops",
+        "param_bytes",
+        "activation_bytes",
+        "training_bytes_estimate",
+    }
+    assert set(doc["totals"]) == totals
+    assert doc["totals"]["flops"] == 2 * doc["totals"]["macs"]
+    assert doc["totals"]["macs"] == sum(layer["macs"] for layer in doc["layers"])
+
+
+# ---- no memory, no forward pass
+
+
+def test_huge_network_is_summarised_without_allocating(tmp_path):
+    """10 billion parameters and a 3×4096×4096 input: fast, and near a bare `import torch` in memory."""
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(
+        "input: [3, 4096, 4096]\nlayers:\n"
+        "  - {type: conv, out_channels: 64, kernel_size: 3, padding: 1}\n"
+        "  - {type: global_avgpool}\n"
+        "  - {type: linear, out_features: 100000}\n"
+        "  - {type: linear, out_features: 100000}\n"
+    )
+    code = (
+        "import resource, sys, torch\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "from netspec.cli import main\n"
+        f"rc = main(['build', {str(spec)!r}, '--summary', '--format', 'json'])\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print('RSS_GROWTH_KIB', peak - base, file=sys.stderr); sys.exit(rc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["totals"]["params"] == 64 * 27 + 64 + 64 * 100_000 + 100_000 + 100_000**2 + 100_000
+    growth_kib = int(out.stderr.split("RSS_GROWTH_KIB")[1])
+    assert growth_kib < 300 * 1024  # 40 GB of float32 parameters never materialise
+
+
+def test_build_never_imports_lightning():
+    code = (
+        "import sys\nfrom netspec.cli import main\n"
+        f"main(['build', {str(REPO / 'specs/unet.yaml')!r}, '--summary'])\n"
+        "print('LIGHTNING', 'pytorch_lightning' in sys.modules or 'lightning' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "LIGHTNING False" in out.stdout
