@@ -10,6 +10,11 @@ import traceback
 from collections.abc import Sequence
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+ENV_DISABLE, ENV_BLOCK, ENV_ALLOW = (
+    "NETSPEC_DISABLE_PLUGIN_AUTOLOAD",
+    "NETSPEC_BLOCK_PLUGINS",
+    "NETSPEC_PLUGINS",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +73,23 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="write a Graphviz picture: .dot always; .svg/.png/.pdf when `dot` is installed",
     )
+    plugins = commands.add_parser(
+        "plugins",
+        help="list loaded plugins: origin, distribution, hooks, layer types; and broken ones",
+        description="List every plugin: built-in or entry point, its distribution and version, the hooks "
+        "it implements and the layer types it registers; then the plugins that failed to load, and why. "
+        f"Switches: {ENV_DISABLE}=1, {ENV_BLOCK}=a,b, {ENV_ALLOW}=a,b (allow-list).",
+    )
+    plugins.add_argument("--format", choices=("table", "json"), default="table")
+    schema = commands.add_parser(
+        "schema",
+        help="write the JSON Schema of the spec language, installed plugins' layer types included",
+        description="Write the JSON Schema of netspec specs (for editor completion with a YAML language "
+        "server), including the layer types of every installed plugin.",
+    )
+    schema.add_argument(
+        "-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout"
+    )
     return parser
 
 
@@ -77,8 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from netspec.errors import NetspecError, SpecError
 
     try:
+        _warn_broken_plugins()
         if args.command == "build":
             return _build(args)
+        if args.command == "plugins":
+            return _plugins(args)
+        if args.command == "schema":
+            return _schema(args)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
@@ -98,6 +125,71 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return EXIT_INTERNAL
     return EXIT_INTERNAL
+
+
+def _warn_broken_plugins() -> None:
+    from netspec.plugins import default_registry
+
+    for failure in default_registry().failures:
+        print(f"netspec: warning: plugin {failure.label} is not loaded: {failure.error}", file=sys.stderr)
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    import json
+
+    from netspec.plugins import default_registry
+
+    registry = default_registry()
+    infos = sorted(registry.plugins.values(), key=lambda i: (i.origin != "built-in", i.name))
+    if args.format == "json":
+        rows = [
+            {
+                "name": i.name,
+                "origin": i.origin,
+                "distribution": i.distribution,
+                "version": i.version,
+                "hooks": list(i.hooks),
+                "layer_types": list(i.layer_types),
+                "error": i.error,
+            }
+            for i in [*infos, *registry.failures]
+        ]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    header = ["plugin", "origin", "distribution", "hooks", "layer types"]
+    rows = [
+        [
+            i.name,
+            i.origin,
+            f"{i.distribution or '-'} {i.version or ''}".strip(),
+            ", ".join(i.hooks),
+            f"{len(i.layer_types)}: {', '.join(i.layer_types)}",
+        ]
+        for i in infos
+    ]
+    print(_table(header, rows, right=set()))
+    print(f"\n{len(registry.layers)} layer types from {len(infos)} plugins")
+    if registry.failures:
+        print("\nbroken plugins (not loaded):")
+        for failure in registry.failures:
+            print(f"  {failure.label} [{failure.origin}]: {failure.error}")
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from netspec.schema import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(f"schema written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _shape(text: str) -> list[int]:

@@ -1,10 +1,17 @@
-"""Plugin loading: built-in layer families and third-party entry points, through one manager."""
+"""Plugin loading: built-in layer families and third-party entry points, through one manager.
+
+A third-party plugin that fails to import, raises in a hook, returns something malformed or
+registers a type name that exists already is recorded as broken — named with its
+distribution — and left out; the other plugins load and netspec stays usable.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib
-from dataclasses import dataclass
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
 
 import pluggy
 
@@ -27,27 +34,130 @@ BUILTIN_PLUGINS = (
 )
 ENTRY_POINT_GROUP = "netspec"
 
+# Switches, after pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD and datasette's allow-list.
+ENV_DISABLE_AUTOLOAD = "NETSPEC_DISABLE_PLUGIN_AUTOLOAD"  # any non-empty value
+ENV_BLOCK = "NETSPEC_BLOCK_PLUGINS"  # comma-separated plugin names never to load
+ENV_ALLOW = "NETSPEC_PLUGINS"  # comma-separated allow-list of entry-point plugins
 
-def make_plugin_manager(*, entry_points: bool = True, extra: tuple[object, ...] = ()) -> pluggy.PluginManager:
-    """A plugin manager with the built-ins, optionally entry points, and ``extra`` plugins."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a plugin came from, what it implements, and why it is broken (if it is)."""
+
+    name: str
+    origin: str  # "built-in", "entry point" or "registered in code"
+    distribution: str | None = None
+    version: str | None = None
+    hooks: tuple[str, ...] = ()
+    layer_types: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``'blocks' (netspec-blocks 0.1.0)``: how messages name a plugin."""
+        dist = f" ({self.distribution} {self.version or ''})".replace(" )", ")") if self.distribution else ""
+        return f"{self.name!r}{dist}"
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, remembering each plugin's provenance and every plugin that failed to load."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.provenance: dict[str, PluginInfo] = {}
+        self.failures: list[PluginInfo] = []
+
+    def register_plugin(self, plugin: object, name: str | None, info: PluginInfo) -> None:
+        name = self.register(plugin, name=name)
+        if name is not None:
+            self.provenance[name] = PluginInfo(
+                info.name if info.name else name, info.origin, info.distribution, info.version
+            )
+
+
+def _names(variable: str) -> set[str]:
+    return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
+
+
+def make_plugin_manager(*, entry_points: bool | None = None, extra: tuple[object, ...] = ()) -> PluginManager:
+    """The built-ins, the ``netspec`` entry points (unless switched off) and ``extra`` plugins.
+
+    ``entry_points=None`` follows ``NETSPEC_DISABLE_PLUGIN_AUTOLOAD``. Built-in and ``extra``
+    plugins are trusted: a mistake there raises. Entry-point plugins are isolated.
+    """
+    pm = PluginManager()
+    for name in _names(ENV_BLOCK):
+        pm.set_blocked(name)
     for module_name in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(module_name), name=module_name)
+        if not pm.is_blocked(module_name):
+            pm.register_plugin(
+                importlib.import_module(module_name),
+                module_name,
+                PluginInfo(module_name, "built-in", "netspec", _version("netspec")),
+            )
+    if entry_points is None:
+        entry_points = not os.environ.get(ENV_DISABLE_AUTOLOAD)
     if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(pm)
     for plugin in extra:
-        pm.register(plugin)
+        pm.register_plugin(plugin, None, PluginInfo("", "registered in code"))
     pm.check_pending()
     return pm
 
 
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _load_entry_points(pm: PluginManager) -> None:
+    allow = _names(ENV_ALLOW)
+    for dist in importlib.metadata.distributions():
+        dist_name = dist.metadata["name"]
+        version = getattr(dist, "version", None)
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+                continue
+            if allow and ep.name not in allow:
+                continue
+            info = PluginInfo(ep.name, "entry point", dist_name, version)
+            try:
+                plugin = ep.load()
+                pm.register_plugin(plugin, ep.name, info)
+                _check_hooks(pm, ep.name)
+            except Exception as exc:  # a broken plugin must not take netspec down
+                if pm.has_plugin(ep.name):
+                    pm.unregister(name=ep.name)
+                pm.provenance.pop(ep.name, None)
+                pm.failures.append(_failed(info, f"failed to load: {exc!r}"))
+
+
+def _check_hooks(pm: PluginManager, name: str) -> None:
+    """pluggy's check_pending, for one plugin: a misspelled hook name is an error now."""
+    known = {spec for spec in dir(hookspecs) if spec.startswith(f"{hookspecs.PROJECT}_")}
+    plugin = pm.get_plugin(name)
+    for attr in dir(plugin):
+        if attr.startswith(f"{hookspecs.PROJECT}_") and attr not in known:
+            raise PluginError(f"it implements unknown hook {attr!r} (known: {', '.join(sorted(known))})")
+
+
+def _failed(info: PluginInfo, error: str) -> PluginInfo:
+    return PluginInfo(
+        info.name, info.origin, info.distribution, info.version, info.hooks, info.layer_types, error
+    )
+
+
 @dataclass(frozen=True)
 class Registry:
-    """Every registered layer type, and which plugin registered it."""
+    """Every registered layer type, which plugin registered it, and the plugins that failed."""
 
     layers: dict[str, LayerType]
     owners: dict[str, str]
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    failures: tuple[PluginInfo, ...] = ()
 
     @functools.cached_property
     def language(self):
@@ -62,30 +172,76 @@ class Registry:
     def __getitem__(self, name: str) -> LayerType:
         return self.layers[name]
 
+    def owner_label(self, layer_type: str) -> str:
+        name = self.owners.get(layer_type, "?")
+        info = self.plugins.get(name)
+        return info.label if info else repr(name)
+
 
 def collect_registry(pm: pluggy.PluginManager) -> Registry:
-    """Call each plugin's ``netspec_register_layers`` and merge, rejecting duplicates."""
+    """Call each plugin's ``netspec_register_layers`` and merge the records.
+
+    A trusted plugin (built-in or registered in code) that misbehaves raises
+    :class:`PluginError`; an entry-point plugin is recorded in ``failures`` instead.
+    """
+    provenance = getattr(pm, "provenance", {})
+    failures = list(getattr(pm, "failures", []))
     layers: dict[str, LayerType] = {}
     owners: dict[str, str] = {}
+    taken: dict[str, list[str]] = {}
     for impl in pm.hook.netspec_register_layers.get_hookimpls():
         plugin = impl.plugin_name
+        info = provenance.get(plugin, PluginInfo(plugin, "registered in code"))
         try:
-            records = impl.function()
-        except Exception as exc:
-            raise PluginError(f"plugin {plugin!r} failed in netspec_register_layers: {exc!r}") from exc
-        for record in records or ():
-            if not isinstance(record, LayerType):
-                raise PluginError(
-                    f"plugin {plugin!r} returned {type(record).__name__} from "
-                    "netspec_register_layers; expected netspec.LayerType records"
+            records = _records(impl, info)
+            for record in records:
+                if record.name in layers:
+                    first = provenance.get(owners[record.name], PluginInfo(owners[record.name], "?"))
+                    error = PluginError(
+                        f"layer type {record.name!r} is registered by both {first.label} and {info.label}"
+                    )
+                    error.layer_types = tuple(r.name for r in records if r.name not in layers)
+                    raise error
+        except PluginError as exc:
+            if info.origin != "entry point":
+                raise
+            tried = tuple(getattr(exc, "layer_types", ()))
+            failures.append(
+                _failed(
+                    PluginInfo(info.name, info.origin, info.distribution, info.version, layer_types=tried),
+                    str(exc),
                 )
-            if record.name in layers:
-                raise PluginError(
-                    f"layer type {record.name!r} is registered by both {owners[record.name]!r} and {plugin!r}"
-                )
+            )
+            continue
+        for record in records:
             layers[record.name] = record
             owners[record.name] = plugin
-    return Registry(layers, owners)
+        taken[plugin] = [r.name for r in records]
+    plugins = {}
+    for plugin_obj in pm.get_plugins():
+        name = pm.get_name(plugin_obj)
+        info = provenance.get(name, PluginInfo(name, "registered in code"))
+        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin_obj) or ()))
+        if any(f.name == name for f in failures):
+            continue
+        plugins[name] = PluginInfo(
+            info.name, info.origin, info.distribution, info.version, hooks, tuple(taken.get(name, ()))
+        )
+    return Registry(layers, owners, plugins, tuple(failures))
+
+
+def _records(impl, info: PluginInfo) -> list[LayerType]:
+    try:
+        records = list(impl.function() or ())
+    except Exception as exc:
+        raise PluginError(f"plugin {info.label} failed in netspec_register_layers: {exc!r}") from exc
+    for record in records:
+        if not isinstance(record, LayerType):
+            raise PluginError(
+                f"plugin {info.label} returned {type(record).__name__} from netspec_register_layers; "
+                "expected netspec.LayerType records"
+            )
+    return records
 
 
 @functools.cache

@@ -88,6 +88,7 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         hint = (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + (
             "known types: " + ", ".join(sorted(registry.layers))
         )
+        hint += "".join(_broken_plugin_hint(failure, tag) for failure in registry.failures)
         path = (*path, "type")
     elif kind == "union_tag_not_found":
         message = "no 'type' given"
@@ -103,6 +104,13 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         if where:
             message = f"{'.'.join(map(str, where))}: {message}"
     return doc.problem(message, path, key=key, layer=layer, hint=hint)
+
+
+def _broken_plugin_hint(failure, tag: str) -> str:
+    """A broken plugin may be the one that would have provided the missing type."""
+    if tag in failure.layer_types:
+        return f"\n  plugin {failure.label} provides {tag!r} but is broken: {failure.error}"
+    return f"\n  note: plugin {failure.label} is broken and may provide it: {failure.error}"
 
 
 def _allowed_keys(layer_data: Any, registry: Registry) -> list[str]:

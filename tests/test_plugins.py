@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 import types
 
+import pluggy
 import pytest
+import torch
 
 import netspec
 from netspec import hookspecs
 from netspec.params import LayerParams, PositiveInt
 from netspec.plugins import BUILTIN_PLUGINS, collect_registry, default_registry, make_plugin_manager
-from netspec.registry import LayerType
+from netspec.registry import LayerType, macs_per_element, pointwise_window
 
 
 class ScaleParams(LayerParams):
@@ -40,14 +43,51 @@ SCALE = LayerType(
     _scale_rule,
     _scale_build,
     summary="Multiply by a constant.",
+    macs=macs_per_element,
+    window=pointwise_window,
     examples=({"input": [3], "layers": [{"type": "scale"}]},),
 )
 
 
-class ScalePlugin:
-    @netspec.hookimpl
-    def netspec_register_layers(self):
-        return [SCALE]
+def plugin_module(name: str, records=(SCALE,), *, hook=None) -> types.ModuleType:
+    """A module implementing netspec_register_layers, as an entry point would load it."""
+    module = types.ModuleType(name)
+
+    def netspec_register_layers():
+        return list(records)
+
+    module.netspec_register_layers = netspec.hookimpl(hook or netspec_register_layers)
+    return module
+
+
+@pytest.fixture
+def entry_points(monkeypatch):
+    """Install fake distributions: {entry point name: (module, or an exception to raise on load)}."""
+
+    def install(plugins: dict[str, object], dist: str = "netspec-fake") -> None:
+        class EntryPoint:
+            group = "netspec"
+
+            def __init__(self, name, target):
+                self.name, self.target, self.value = name, target, f"{name}_module"
+
+            def load(self):
+                if isinstance(self.target, BaseException):
+                    raise self.target
+                return self.target
+
+        class Distribution:
+            metadata = {"name": dist}
+            version = "1.2.3"
+            entry_points = tuple(EntryPoint(n, t) for n, t in plugins.items())
+
+        monkeypatch.setattr(importlib.metadata, "distributions", lambda: [Distribution()])
+
+    return install
+
+
+def registry_with(**kw):
+    return collect_registry(make_plugin_manager(**kw))
 
 
 def test_hookimpl_is_exported_from_the_package_root():
@@ -55,81 +95,122 @@ def test_hookimpl_is_exported_from_the_package_root():
 
 
 def test_every_builtin_plugin_is_registered_through_the_hooks():
-    pm = make_plugin_manager(entry_points=False)
-    names = {pm.get_name(p) for p in pm.get_plugins()}
-    assert set(BUILTIN_PLUGINS) <= names
-    registry = collect_registry(pm)
+    registry = registry_with(entry_points=False)
     assert set(registry.owners.values()) == set(BUILTIN_PLUGINS)
+    for name in BUILTIN_PLUGINS:
+        info = registry.plugins[name]
+        assert info.origin == "built-in" and info.distribution == "netspec"
+        assert info.hooks == ("netspec_register_layers",) and info.layer_types
 
 
 def test_the_default_registry_has_the_whole_catalogue():
     expected = {
-        "conv",
-        "depthwise",
-        "separable",
-        "tconv",
-        "maxpool",
-        "avgpool",
-        "adaptive_maxpool",
-        "adaptive_avgpool",
-        "global_avgpool",
-        "global_maxpool",
-        "unpool",
-        "upsample",
-        "relu",
-        "leaky_relu",
-        "gelu",
-        "silu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "batchnorm",
-        "groupnorm",
-        "layernorm",
-        "instancenorm",
-        "dropout",
-        "flatten",
-        "linear",
-        "reshape",
-        "identity",
-        "pixel_shuffle",
-        "pixel_unshuffle",
-        "add",
-        "mul",
-        "concat",
-    }
+        "conv", "depthwise", "separable", "tconv", "maxpool", "avgpool", "adaptive_maxpool",
+        "adaptive_avgpool", "global_avgpool", "global_maxpool", "unpool", "upsample", "relu",
+        "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "batchnorm", "groupnorm",
+        "layernorm", "instancenorm", "dropout", "flatten", "linear", "reshape", "identity",
+        "pixel_shuffle", "pixel_unshuffle", "add", "mul", "concat",
+    }  # fmt: skip
     assert expected <= set(default_registry().layers)
 
 
-def test_a_third_party_plugin_adds_a_usable_layer_type():
-    registry = collect_registry(make_plugin_manager(entry_points=False, extra=(ScalePlugin(),)))
-    spec = netspec.load({"input": [3], "layers": [{"type": "scale", "factor": 3}]}, registry=registry)
-    import torch
+def test_a_plugin_registered_in_code_adds_a_usable_layer_type():
+    class ScalePlugin:
+        @netspec.hookimpl
+        def netspec_register_layers(self):
+            return [SCALE]
 
+    registry = registry_with(entry_points=False, extra=(ScalePlugin(),))
+    spec = netspec.load({"input": [3], "layers": [{"type": "scale", "factor": 3}]}, registry=registry)
     assert spec.build()(torch.ones(1, 3)).tolist() == [[3.0, 3.0, 3.0]]
 
 
-def test_entry_point_plugins_are_loaded(monkeypatch):
-    module = types.ModuleType("netspec_scale_plugin")
-    module.netspec_register_layers = ScalePlugin().netspec_register_layers
-    monkeypatch.setitem(__import__("sys").modules, "netspec_scale_plugin", module)
-
-    class EntryPoint:
-        name, group, value = "scale", "netspec", "netspec_scale_plugin"
-
-        def load(self):
-            return module
-
-    class Distribution:
-        entry_points = (EntryPoint(),)
-        metadata = {"name": "netspec-scale"}
-
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda: [Distribution()])
-    registry = collect_registry(make_plugin_manager())
-    assert "scale" in registry and registry.owners["scale"] == "scale"
+def test_entry_point_plugins_are_loaded_with_their_distribution(entry_points):
+    entry_points({"scale": plugin_module("scale_mod")})
+    registry = registry_with()
+    assert registry.owners["scale"] == "scale"
+    info = registry.plugins["scale"]
+    assert (info.origin, info.distribution, info.version) == ("entry point", "netspec-fake", "1.2.3")
+    assert info.layer_types == ("scale",) and info.hooks == ("netspec_register_layers",)
+    assert not registry.failures
 
 
-def test_duplicate_layer_type_names_both_plugins():
+def _only_failure(registry):
+    (failure,) = registry.failures
+    assert failure.label == "'bad' (netspec-fake 1.2.3)"
+    return failure
+
+
+def test_a_plugin_that_fails_to_import_is_named_and_the_rest_still_work(entry_points):
+    entry_points({"bad": ImportError("No module named 'missing_dep'"), "scale": plugin_module("scale_mod")})
+    registry = registry_with()
+    assert "missing_dep" in _only_failure(registry).error
+    assert "scale" in registry and "conv" in registry
+    netspec.load(
+        {"input": [3, 8, 8], "layers": [{"type": "conv", "out_channels": 2, "kernel_size": 3}]},
+        registry=registry,
+    )
+
+
+def test_a_plugin_whose_hook_raises_is_named(entry_points):
+    def boom():
+        raise RuntimeError("boom")
+
+    entry_points({"bad": plugin_module("bad_mod", hook=boom)})
+    failure = _only_failure(registry_with())
+    assert "failed in netspec_register_layers" in failure.error and "boom" in failure.error
+
+
+def test_a_plugin_returning_something_malformed_is_named(entry_points):
+    entry_points({"bad": plugin_module("bad_mod", records=({"name": "dict"},))})
+    assert "returned dict" in _only_failure(registry_with()).error
+
+
+def test_a_plugin_with_a_misspelled_hook_is_named(entry_points):
+    module = types.ModuleType("typo_mod")
+    module.netspec_register_layer = netspec.hookimpl(lambda: [])
+    entry_points({"bad": module})
+    assert "unknown hook 'netspec_register_layer'" in _only_failure(registry_with()).error
+
+
+def test_a_duplicate_type_from_an_entry_point_names_both_plugins_and_is_left_out(entry_points):
+    impostor = LayerType("conv", ScaleParams, _scale_rule, _scale_build)
+    entry_points({"bad": plugin_module("bad_mod", records=(impostor, SCALE))})
+    registry = registry_with()
+    failure = _only_failure(registry)
+    assert failure.error == (
+        "layer type 'conv' is registered by both 'netspec.layers.conv' "
+        f"(netspec {netspec.__version__}) and 'bad' (netspec-fake 1.2.3)"
+    )
+    assert registry.owners["conv"] == "netspec.layers.conv" and "scale" not in registry
+    # a spec that needs a type of the broken plugin says which plugin would provide it
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load({"input": [3], "layers": [{"type": "scale"}]}, registry=registry)
+    assert "plugin 'bad' (netspec-fake 1.2.3) provides 'scale' but is broken" in str(info.value)
+
+
+def test_unknown_type_with_a_plugin_that_failed_to_import_mentions_it(entry_points):
+    entry_points({"bad": ImportError("no torchvision")})
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load({"input": [3], "layers": [{"type": "fancy"}]}, registry=registry_with())
+    assert "plugin 'bad' (netspec-fake 1.2.3) is broken and may provide it" in str(info.value)
+
+
+def test_switches_disable_block_and_allow(entry_points, monkeypatch):
+    entry_points({"scale": plugin_module("scale_mod"), "other": plugin_module("other_mod", records=())})
+    monkeypatch.setenv("NETSPEC_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "scale" not in registry_with()
+    monkeypatch.delenv("NETSPEC_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.setenv("NETSPEC_BLOCK_PLUGINS", "scale, netspec.layers.merge")
+    registry = registry_with()
+    assert "scale" not in registry and "concat" not in registry and "other" in registry.plugins
+    monkeypatch.delenv("NETSPEC_BLOCK_PLUGINS")
+    monkeypatch.setenv("NETSPEC_PLUGINS", "other")
+    registry = registry_with()
+    assert "scale" not in registry and "other" in registry.plugins and "conv" in registry
+
+
+def test_trusted_plugins_fail_loudly():
     class Impostor:
         @netspec.hookimpl
         def netspec_register_layers(self):
@@ -137,44 +218,18 @@ def test_duplicate_layer_type_names_both_plugins():
 
     pm = make_plugin_manager(entry_points=False)
     pm.register(Impostor(), name="impostor")
-    with pytest.raises(
-        netspec.PluginError, match="'conv' is registered by both 'netspec.layers.conv' and 'impostor'"
-    ):
+    with pytest.raises(netspec.PluginError, match="'conv' is registered by both 'netspec.layers.conv'"):
         collect_registry(pm)
 
 
-def test_a_misspelled_hook_fails_at_startup():
+def test_a_misspelled_hook_in_code_fails_at_startup():
     class Typo:
         @netspec.hookimpl
         def netspec_register_layer(self):
             return []
 
-    import pluggy
-
     with pytest.raises(pluggy.PluginValidationError, match="netspec_register_layer"):
         make_plugin_manager(entry_points=False, extra=(Typo(),))
-
-
-def test_malformed_records_and_crashing_hooks_name_the_plugin():
-    class Malformed:
-        @netspec.hookimpl
-        def netspec_register_layers(self):
-            return [{"name": "dict"}]
-
-    class Crashing:
-        @netspec.hookimpl
-        def netspec_register_layers(self):
-            raise RuntimeError("boom")
-
-    for plugin, message in [
-        (Malformed(), "returned dict"),
-        (Crashing(), "failed in netspec_register_layers"),
-    ]:
-        pm = make_plugin_manager(entry_points=False)
-        pm.register(plugin, name="bad-plugin")
-        with pytest.raises(netspec.PluginError, match=message) as info:
-            collect_registry(pm)
-        assert "'bad-plugin'" in str(info.value)
 
 
 def test_a_crashing_shape_rule_is_a_plugin_error_not_a_spec_error():
@@ -186,6 +241,22 @@ def test_a_crashing_shape_rule_is_a_plugin_error_not_a_spec_error():
         def netspec_register_layers(self):
             return [LayerType("broken", ScaleParams, broken, _scale_build)]
 
-    registry = collect_registry(make_plugin_manager(entry_points=False, extra=(Broken(),)))
+    registry = registry_with(entry_points=False, extra=(Broken(),))
     with pytest.raises(netspec.PluginError, match="shape rule of layer type 'broken'"):
         netspec.load({"input": [3], "layers": [{"type": "broken"}]}, registry=registry)
+
+
+def test_netspec_register_layers_contract_via_the_kit():
+    """The hook's records pass the same contract as the built-ins (netspec.testing)."""
+    from netspec.testing import check_layer_type
+
+    class ScalePlugin:
+        @netspec.hookimpl
+        def netspec_register_layers(self):
+            return [SCALE]
+
+    check_layer_type("scale", registry=registry_with(entry_points=False, extra=(ScalePlugin(),)))
+
+
+def test_sys_modules_untouched():
+    assert "scale_mod" not in sys.modules
