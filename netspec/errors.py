@@ -18,7 +18,14 @@ class NetspecError(Exception):
 
 
 class PluginError(NetspecError):
-    """A plugin is broken: it failed to load, or registered something invalid or twice."""
+    """A plugin is broken: it failed to load, or registered something invalid or twice.
+
+    ``provides`` lists the type names the plugin tried to register, when known.
+    """
+
+    def __init__(self, message: str, *, provides: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.provides = provides
 
 
 class ShapeError(NetspecError):

@@ -42,6 +42,7 @@ class NetworkSpec(BaseModel):
         None, description="Layer name(s) whose output the network returns; default: the last layer."
     )
     expect: Expect | None = Field(None, description="Contracts: output shape, parameter and MAC budgets.")
+    train: dict | None = Field(None, description="How `netspec train` trains the network.")
 
 
 def layer_model(record: LayerType) -> type[BaseModel]:
@@ -59,13 +60,18 @@ def layer_model(record: LayerType) -> type[BaseModel]:
     )
 
 
-def build_spec_model(layers: dict[str, LayerType]) -> tuple[type[NetworkSpec], dict[str, type[BaseModel]]]:
-    """NetworkSpec whose ``layers`` is the discriminated union of every registered type."""
+def build_spec_model(
+    layers: dict[str, LayerType], datasets: dict | None = None
+) -> tuple[type[NetworkSpec], dict[str, type[BaseModel]]]:
+    """NetworkSpec whose ``layers`` (and ``train.data``) are unions of every registered type."""
+    from netspec.training.config import train_model
+
     models = {name: layer_model(record) for name, record in layers.items()}
     union = Annotated[Union[tuple(models.values())], Field(discriminator="type")]  # noqa: UP007
     spec = create_model(
         "NetworkSpec",
         __base__=NetworkSpec,
         layers=(list[union], Field(min_length=1, description="The layers, in order.")),
+        train=(train_model(datasets or {}) | None, Field(None, description="How `netspec train` trains it.")),
     )
     return spec, models

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from netspec import hookspecs
+from netspec.data import DatasetType
 from netspec.errors import PluginError
 from netspec.registry import LayerType
 
@@ -50,6 +51,7 @@ class PluginInfo:
     version: str | None = None
     hooks: tuple[str, ...] = ()
     layer_types: tuple[str, ...] = ()
+    dataset_types: tuple[str, ...] = ()
     error: str | None = None
 
     @property
@@ -145,9 +147,7 @@ def _check_hooks(pm: PluginManager, name: str) -> None:
 
 
 def _failed(info: PluginInfo, error: str) -> PluginInfo:
-    return PluginInfo(
-        info.name, info.origin, info.distribution, info.version, info.hooks, info.layer_types, error
-    )
+    return PluginInfo(info.name, info.origin, info.distribution, info.version, error=error)
 
 
 @dataclass(frozen=True)
@@ -158,13 +158,15 @@ class Registry:
     owners: dict[str, str]
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     failures: tuple[PluginInfo, ...] = ()
+    datasets: dict[str, DatasetType] = field(default_factory=dict)
+    dataset_owners: dict[str, str] = field(default_factory=dict)
 
     @functools.cached_property
     def language(self):
         """(spec model, per-type layer models), built once: a union must not change under us."""
         from netspec.language import build_spec_model
 
-        return build_spec_model(self.layers)
+        return build_spec_model(self.layers, self.datasets)
 
     def __contains__(self, name: str) -> bool:
         return name in self.layers
@@ -179,67 +181,87 @@ class Registry:
 
 
 def collect_registry(pm: pluggy.PluginManager) -> Registry:
-    """Call each plugin's ``netspec_register_layers`` and merge the records.
+    """Call each plugin's registration hooks and merge the records, rejecting duplicates.
 
     A trusted plugin (built-in or registered in code) that misbehaves raises
     :class:`PluginError`; an entry-point plugin is recorded in ``failures`` instead.
     """
     provenance = getattr(pm, "provenance", {})
     failures = list(getattr(pm, "failures", []))
-    layers: dict[str, LayerType] = {}
+    layers, owners, layer_taken = _merge(
+        pm, "netspec_register_layers", LayerType, "layer type", provenance, failures
+    )
+    datasets, dataset_owners, dataset_taken = _merge(
+        pm, "netspec_register_datasets", DatasetType, "dataset type", provenance, failures
+    )
+    plugins = {}
+    broken = {f.name for f in failures}
+    for plugin_obj in pm.get_plugins():
+        name = pm.get_name(plugin_obj)
+        if name in broken:
+            continue
+        info = provenance.get(name, PluginInfo(name, "registered in code"))
+        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin_obj) or ()))
+        plugins[name] = PluginInfo(
+            info.name,
+            info.origin,
+            info.distribution,
+            info.version,
+            hooks,
+            tuple(layer_taken.get(name, ())),
+            tuple(dataset_taken.get(name, ())),
+        )
+    return Registry(layers, owners, plugins, tuple(failures), datasets, dataset_owners)
+
+
+def _merge(pm, hook: str, record_type: type, kind: str, provenance: dict, failures: list):
+    """Records of one registration hook by name, their owners, and what each plugin added."""
+    records: dict = {}
     owners: dict[str, str] = {}
     taken: dict[str, list[str]] = {}
-    for impl in pm.hook.netspec_register_layers.get_hookimpls():
+    for impl in getattr(pm.hook, hook).get_hookimpls():
         plugin = impl.plugin_name
         info = provenance.get(plugin, PluginInfo(plugin, "registered in code"))
         try:
-            records = _records(impl, info)
-            for record in records:
-                if record.name in layers:
+            new = _records(impl, info, hook, record_type)
+            for record in new:
+                if record.name in records:
                     first = provenance.get(owners[record.name], PluginInfo(owners[record.name], "?"))
-                    error = PluginError(
-                        f"layer type {record.name!r} is registered by both {first.label} and {info.label}"
+                    raise PluginError(
+                        f"{kind} {record.name!r} is registered by both {first.label} and {info.label}",
+                        provides=tuple(r.name for r in new if r.name not in records),
                     )
-                    error.layer_types = tuple(r.name for r in records if r.name not in layers)
-                    raise error
         except PluginError as exc:
             if info.origin != "entry point":
                 raise
-            tried = tuple(getattr(exc, "layer_types", ()))
             failures.append(
-                _failed(
-                    PluginInfo(info.name, info.origin, info.distribution, info.version, layer_types=tried),
-                    str(exc),
+                PluginInfo(
+                    info.name,
+                    info.origin,
+                    info.distribution,
+                    info.version,
+                    layer_types=exc.provides,
+                    error=str(exc),
                 )
             )
             continue
-        for record in records:
-            layers[record.name] = record
+        for record in new:
+            records[record.name] = record
             owners[record.name] = plugin
-        taken[plugin] = [r.name for r in records]
-    plugins = {}
-    for plugin_obj in pm.get_plugins():
-        name = pm.get_name(plugin_obj)
-        info = provenance.get(name, PluginInfo(name, "registered in code"))
-        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin_obj) or ()))
-        if any(f.name == name for f in failures):
-            continue
-        plugins[name] = PluginInfo(
-            info.name, info.origin, info.distribution, info.version, hooks, tuple(taken.get(name, ()))
-        )
-    return Registry(layers, owners, plugins, tuple(failures))
+        taken[plugin] = [r.name for r in new]
+    return records, owners, taken
 
 
-def _records(impl, info: PluginInfo) -> list[LayerType]:
+def _records(impl, info: PluginInfo, hook: str, record_type: type) -> list:
     try:
         records = list(impl.function() or ())
     except Exception as exc:
-        raise PluginError(f"plugin {info.label} failed in netspec_register_layers: {exc!r}") from exc
+        raise PluginError(f"plugin {info.label} failed in {hook}: {exc!r}") from exc
     for record in records:
-        if not isinstance(record, LayerType):
+        if not isinstance(record, record_type):
             raise PluginError(
-                f"plugin {info.label} returned {type(record).__name__} from netspec_register_layers; "
-                "expected netspec.LayerType records"
+                f"plugin {info.label} returned {type(record).__name__} from {hook}; "
+                f"expected netspec.{record_type.__name__} records"
             )
     return records
 

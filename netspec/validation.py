@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from netspec.errors import Problem, SpecError
 from netspec.language import COMMON_KEYS
@@ -77,10 +77,19 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
     if kind == "extra_forbidden":
         key = True
         unknown = loc[-1]
-        allowed = _allowed_keys(layer_data, registry) if layer is not None else _top_keys(registry)
-        message = f"unknown key {unknown!r}"
+        allowed = _allowed_keys(registry, loc)
+        where = (path[2:] if layer is not None else path)[:-1]  # the mapping the key is in
+        message = (f"{'.'.join(map(str, where))}: " if where else "") + f"unknown key {unknown!r}"
         close = difflib.get_close_matches(str(unknown), allowed, n=1)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed keys: " + ", ".join(allowed)
+    elif kind == "union_tag_invalid" and path[:1] == ("train",):
+        tag = error["ctx"]["tag"]
+        message = f"unknown dataset {tag!r}"
+        close = difflib.get_close_matches(str(tag), list(registry.datasets), n=2)
+        hint = (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + (
+            "known datasets: " + ", ".join(sorted(registry.datasets))
+        )
+        path = (*path, "name")
     elif kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]
         message = f"unknown layer type {tag!r}"
@@ -91,11 +100,12 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         hint += "".join(_broken_plugin_hint(failure, tag) for failure in registry.failures)
         path = (*path, "type")
     elif kind == "union_tag_not_found":
-        message = "no 'type' given"
-        hint = "add `type:`, e.g. `type: conv`"
+        tag = error["ctx"].get("discriminator", "'type'").strip("'")
+        message = f"no {tag!r} given"
+        hint = "add `type:`, e.g. `type: conv`" if tag == "type" else "add `name:`, e.g. `name: digits`"
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
-        path = path[:2] if layer is not None else ()
+        path = data_path(doc.data, loc[:-1])
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         message = "expected a mapping of keys to values"
     else:
@@ -113,16 +123,33 @@ def _broken_plugin_hint(failure, tag: str) -> str:
     return f"\n  note: plugin {failure.label} is broken and may provide it: {failure.error}"
 
 
-def _allowed_keys(layer_data: Any, registry: Registry) -> list[str]:
-    _, models = registry.language
-    kind = layer_data.get("type") if isinstance(layer_data, dict) else None
-    model = models.get(kind)
-    if model is None:
-        return list(COMMON_KEYS)
-    keys = [f.alias or name for name, f in model.model_fields.items()]
-    return ["type", *(k for k in keys if k != "type")]
-
-
-def _top_keys(registry: Registry) -> list[str]:
+def _allowed_keys(registry: Registry, loc: tuple) -> list[str]:
+    """The keys of the model an unknown key was found in, following the error's location."""
     spec_model, _ = registry.language
-    return list(spec_model.model_fields)
+    candidates = [spec_model]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or n: f for model in candidates for n, f in model.model_fields.items()}
+        if part in fields:
+            candidates = _models_in(fields[part].annotation)
+        else:  # a discriminated union's tag: keep the member it names
+            candidates = [m for m in candidates if _tag_of(m) == part] or candidates
+    keys = [f.alias or n for m in candidates[:1] for n, f in m.model_fields.items()]
+    order = {k: i for i, k in enumerate(COMMON_KEYS)}
+    return sorted(keys, key=lambda k: order.get(k, len(order) + keys.index(k))) if keys else list(COMMON_KEYS)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model inside an annotation (through Optional, list, Union, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag_of(model: type[BaseModel]) -> Any:
+    for field_name in ("type", "name"):
+        field = model.model_fields.get(field_name)
+        if field is not None and get_origin(field.annotation) is Literal:
+            return get_args(field.annotation)[0]
+    return None

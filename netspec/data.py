@@ -1,0 +1,70 @@
+"""Dataset plugins: the record a plugin registers, and what its loader returns.
+
+Datasets are plugins exactly like layer types: a ``DatasetType`` record returned from the
+``netspec_register_datasets`` hook. Loading one never happens at spec-validation time, only
+when training starts; loaders import torch (and anything heavy) lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from netspec.errors import NetspecError
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+
+class DataError(NetspecError):
+    """A dataset cannot be loaded (missing files, bad arrays); the message says what to do."""
+
+
+class DatasetParams(BaseModel):
+    """Base of every dataset's parameters (``name`` selects the dataset type)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the training data held out.")
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """What a loader knows: the spec's per-sample input shape, the seed, where files live."""
+
+    input_shape: tuple[int, ...]
+    seed: int = 0
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A loaded dataset: train/val/test splits, class count and per-sample shape.
+
+    Each split is a ``torch.utils.data.Dataset`` of ``(x, y)`` pairs. Use
+    ``torch.utils.data.TensorDataset`` for data that fits in memory: the trainer then moves
+    it to the GPU once and batches it there.
+    """
+
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    num_classes: int | None  # None for regression targets
+    sample_shape: tuple[int, ...]
+
+
+Loader = Callable[[Any, DataContext], Splits]
+
+
+@dataclass(frozen=True)
+class DatasetType:
+    """One dataset type: its ``name`` in ``train.data``, params model, loader, one-line summary."""
+
+    name: str
+    params: type[DatasetParams]
+    load: Loader
+    summary: str = ""
