@@ -25,7 +25,11 @@ class DataError(NetspecError):
 
 
 class DatasetParams(BaseModel):
-    """Base of every dataset's parameters (``name`` selects the dataset type)."""
+    """Base of every dataset's parameters (``name`` selects the dataset type).
+
+    ``name``, ``batch_size``, ``num_workers``, ``random_crop`` and ``hflip`` are added by the
+    trainer to every dataset's parameters: a dataset type must not define them itself.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

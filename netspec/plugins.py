@@ -32,6 +32,10 @@ BUILTIN_PLUGINS = (
     "netspec.layers.norm",
     "netspec.layers.basic",
     "netspec.layers.merge",
+    "netspec.datasets.digits",
+    "netspec.datasets.synthetic",
+    "netspec.datasets.arrays",
+    "netspec.datasets.vision",
 )
 ENTRY_POINT_GROUP = "netspec"
 
@@ -121,11 +125,23 @@ def _load_entry_points(pm: PluginManager) -> None:
         dist_name = dist.metadata["name"]
         version = getattr(dist, "version", None)
         for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+            if ep.group != ENTRY_POINT_GROUP or pm.is_blocked(ep.name):
                 continue
             if allow and ep.name not in allow:
                 continue
             info = PluginInfo(ep.name, "entry point", dist_name, version)
+            if pm.has_plugin(ep.name):
+                taken = pm.provenance.get(ep.name, PluginInfo(ep.name, "?"))
+                if taken.distribution == dist_name:
+                    continue  # one distribution seen twice on sys.path (an editable install)
+                pm.failures.append(
+                    _failed(
+                        info,
+                        f"its plugin name {ep.name!r} is already taken by "
+                        f"{taken.label}; rename the entry point",
+                    )
+                )
+                continue
             try:
                 plugin = ep.load()
                 pm.register_plugin(plugin, ep.name, info)

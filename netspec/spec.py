@@ -70,10 +70,12 @@ def load(
     *,
     registry: Registry | None = None,
     input_shape: Sequence[int] | None = None,
+    overrides: Sequence[str] = (),
 ) -> Spec:
     """Load, validate and shape-infer a spec from a path, a YAML string or a dict.
 
-    ``input_shape`` overrides the spec's ``input`` (e.g. to try a larger image).
+    ``input_shape`` overrides the spec's ``input`` (e.g. to try a larger image); ``overrides``
+    are ``--set``-style ``dotted.key=value`` assignments, validated exactly like the file.
     Raises :class:`netspec.SpecError` with file:line:column for every problem found.
 
     Example:
@@ -83,6 +85,8 @@ def load(
     """
     registry = registry or default_registry()
     doc = _document(source)
+    for assignment in overrides:
+        doc.override(assignment)
     model = validate(doc, registry)
     if input_shape is not None:
         model = _with_input(doc, model, input_shape)

@@ -76,6 +76,30 @@ class Document:
     source: str = "<spec>"
     positions: dict[Path_, Location] = field(default_factory=dict)
     key_positions: dict[Path_, Location] = field(default_factory=dict)
+    overrides: dict[Path_, str] = field(default_factory=dict)  # path → "--set a.b=value"
+
+    def override(self, assignment: str) -> None:
+        """Apply ``a.b.c=value`` (value read as YAML) on top of the file, as ``--set`` does."""
+        key, sep, raw = assignment.partition("=")
+        path = tuple(part for part in key.strip().split(".") if part)
+        if not sep or not path:
+            raise SpecError(
+                [
+                    Problem(
+                        "expected KEY=VALUE with a dotted KEY, e.g. train.max_epochs=3", f"--set {assignment}"
+                    )
+                ]
+            )
+        value = load_yaml(raw, f"--set {assignment}").data
+        if not isinstance(self.data, dict):
+            self.data = {}
+        node = self.data
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+        self.overrides[path] = f"--set {assignment}"
 
     def locate(self, path: Path_, *, key: bool = False) -> Location | None:
         """Location of ``path``, or of its nearest located ancestor."""
@@ -89,6 +113,11 @@ class Document:
         return self.positions.get(())
 
     def problem(self, message: str, path: Path_ = (), *, key: bool = False, **kw) -> Problem:
+        path = tuple(path)
+        for written, source in self.overrides.items():
+            # the problem is in what --set wrote, or in a mapping that only --set created
+            if path[: len(written)] == written or (len(path) > 1 and written[: len(path)] == path):
+                return Problem(message, source=source, **kw)
         return Problem(message, source=self.source, location=self.locate(path, key=key), **kw)
 
 

@@ -96,11 +96,12 @@ def test_hookimpl_is_exported_from_the_package_root():
 
 def test_every_builtin_plugin_is_registered_through_the_hooks():
     registry = registry_with(entry_points=False)
-    assert set(registry.owners.values()) == set(BUILTIN_PLUGINS)
+    assert set(registry.owners.values()) | set(registry.dataset_owners.values()) == set(BUILTIN_PLUGINS)
     for name in BUILTIN_PLUGINS:
         info = registry.plugins[name]
         assert info.origin == "built-in" and info.distribution == "netspec"
-        assert info.hooks == ("netspec_register_layers",) and info.layer_types
+        assert info.hooks in (("netspec_register_layers",), ("netspec_register_datasets",))
+        assert info.layer_types or info.dataset_types
 
 
 def test_the_default_registry_has_the_whole_catalogue():
@@ -256,6 +257,38 @@ def test_netspec_register_layers_contract_via_the_kit():
             return [SCALE]
 
     check_layer_type("scale", registry=registry_with(entry_points=False, extra=(ScalePlugin(),)))
+
+
+def test_entry_point_name_clashes_are_reported(entry_points):
+    entry_points({"netspec.layers.conv": plugin_module("clash_mod")})
+    registry = registry_with()
+    (failure,) = registry.failures
+    assert "already taken by 'netspec.layers.conv' (netspec" in failure.error
+    assert registry.owners["conv"] == "netspec.layers.conv"
+
+
+def test_netspec_register_datasets_adds_a_dataset_type_and_rejects_duplicates(entry_points):
+    from netspec.data import DatasetParams, DatasetType
+
+    def load(params, ctx):
+        raise AssertionError("not loaded at registration")
+
+    tiny = DatasetType("tiny", DatasetParams, load, summary="a test dataset")
+    module = types.ModuleType("ds_mod")
+    module.netspec_register_datasets = netspec.hookimpl(lambda: [tiny])
+    clash = types.ModuleType("ds_clash")
+    clash.netspec_register_datasets = netspec.hookimpl(lambda: [DatasetType("digits", DatasetParams, load)])
+    entry_points({"tiny": module, "bad": clash})
+    registry = registry_with()
+    assert registry.datasets["tiny"] is tiny and registry.plugins["tiny"].dataset_types == ("tiny",)
+    assert (
+        "dataset type 'digits' is registered by both 'netspec.datasets.digits'"
+        in _only_failure(registry).error
+    )
+    spec = netspec.load(
+        {"input": [3], "layers": [{"type": "relu"}], "train": {"data": {"name": "tiny"}}}, registry=registry
+    )
+    assert spec.model.train.data.name == "tiny"
 
 
 def test_sys_modules_untouched():

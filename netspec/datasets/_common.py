@@ -1,0 +1,121 @@
+"""Helpers shared by the built-in loaders: fitting images to the spec's input, seeded splits,
+train-set standardisation and packing tensors into :class:`~netspec.data.Splits`.
+
+Kept in one place so that every built-in dataset splits, resizes and normalises the same way.
+Callers import this module inside their loaders: it imports torch at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from netspec.data import DataError, Splits
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
+CHUNK = 4096  # images resized at a time, to bound peak memory on the big sets
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def image_shape(input_shape: Sequence[int], dataset: str) -> tuple[int, int, int]:
+    """The spec's input as [C, H, W] with C 1 or 3; anything else is a DataError saying what works."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise DataError(
+            f"dataset {dataset!r} gives images, but the spec's input is {shape_text(shape)}; "
+            "set the spec's `input:` to [1, H, W] (grey) or [3, H, W] (RGB): any H and W work, "
+            "the images are resized to them"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def fit_images(images: torch.Tensor, shape: Sequence[int], scale: float) -> torch.Tensor:
+    """Images [N, C, H, W] (any dtype) → float32 [N, *shape], divided by ``scale``.
+
+    Bilinear resize (align_corners=False, antialiased when shrinking), then grey → RGB by
+    repetition or RGB → grey by luma. Works in chunks so a uint8 set is never held as float twice.
+    """
+    c, h, w = shape
+    n = images.shape[0]
+    out = torch.empty((n, c, h, w), dtype=torch.float32)
+    for start in range(0, n, CHUNK):
+        x = images[start : start + CHUNK].to(torch.float32) / scale
+        if tuple(x.shape[-2:]) != (h, w):
+            shrink = x.shape[-2] > h or x.shape[-1] > w
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=shrink)
+        if x.shape[1] != c:
+            if c == 3:
+                x = x.expand(-1, 3, -1, -1)
+            else:
+                x = torch.einsum("nchw,c->nhw", x, torch.tensor(LUMA)).unsqueeze(1)
+        out[start : start + CHUNK] = x
+    return out
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def holdout_sizes(n: int, fractions: Sequence[float]) -> list[int]:
+    """Sizes of successive hold-outs, each a fraction of what the previous ones left, then the rest."""
+    sizes = []
+    left = n
+    for fraction in fractions:
+        size = round(left * fraction)
+        sizes.append(size)
+        left -= size
+    return [left, *sizes]
+
+
+def random_split(
+    n: int, fractions: Sequence[float], seed: int, dataset: str
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Seeded index split: (train, [held out by each fraction]); the train part must not be empty."""
+    sizes = holdout_sizes(n, fractions)
+    if sizes[0] < 1:
+        raise DataError(
+            f"dataset {dataset!r}: {n} samples leave no training data after the hold-outs "
+            f"({', '.join(str(s) for s in sizes[1:])}); use smaller val_fraction/test_fraction or more data"
+        )
+    perm = torch.randperm(n, generator=generator(seed))
+    parts = list(torch.split(perm, sizes))
+    return parts[0], parts[1:]
+
+
+def standardize(train: torch.Tensor, *others: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (dim 1) standardisation with the train split's statistics, in place.
+
+    Returns the (mean, std) used, each of shape [C, 1, ..., 1]. A constant channel keeps std 1.
+    """
+    dims = [0, *range(2, train.dim())]
+    std, mean = torch.std_mean(train, dim=dims, keepdim=True)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    for x in (train, *others):
+        if x is not None and x.numel():
+            x.sub_(mean).div_(std)
+    return mean[0], std[0]
+
+
+def dataset(x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+    return TensorDataset(x.contiguous(), y.contiguous())
+
+
+def pack(
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+    num_classes: int | None,
+) -> Splits:
+    return Splits(
+        train=dataset(*train),
+        val=dataset(*val),
+        test=dataset(*test) if test is not None else None,
+        num_classes=num_classes,
+        sample_shape=tuple(train[0].shape[1:]),
+    )

@@ -1,0 +1,79 @@
+"""``digits``: the offline default dataset, so ``netspec train`` works with no download.
+
+scikit-learn ships 1797 handwritten digits (8×8 grey, values 0..16, 10 classes) inside the
+package. They are resized to whatever [1 or 3, H, W] input the spec declares, scaled to [0, 1]
+and (by default) standardised with the training split's statistics. The split is seeded, so the
+same spec and seed always train and validate on the same samples.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, StrictBool
+
+from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
+from netspec.hookspecs import hookimpl
+
+
+class DigitsParams(DatasetParams):
+    """scikit-learn's bundled 8×8 handwritten digits, resized to the spec's input."""
+
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test.")
+    normalize: StrictBool = Field(True, description="Standardise with the training split's mean and std.")
+
+
+def digits_arrays() -> tuple[Any, Any]:
+    """(images [1797, 8, 8] float64 0..16, labels [1797]) from scikit-learn's bundled file.
+
+    Reads ``sklearn/datasets/data/digits.csv.gz`` directly when it is where scikit-learn keeps it
+    (importing ``sklearn.datasets`` costs over a second); otherwise asks ``load_digits``.
+    """
+    import numpy as np
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise DataError(
+            "dataset 'digits' needs scikit-learn, which ships the digits: pip install scikit-learn"
+        )
+    for location in spec.submodule_search_locations or ():
+        path = Path(location) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    return bunch.images, bunch.target
+
+
+def load_digits(p: DigitsParams, ctx: DataContext) -> Splits:
+    """1797 samples → test (test_fraction), then val (val_fraction of the rest), then train."""
+    import torch
+
+    from netspec.datasets import _common
+
+    shape = _common.image_shape(ctx.input_shape, "digits")
+    images, labels = digits_arrays()
+    images = torch.from_numpy(images).unsqueeze(1)  # [1797, 1, 8, 8], float64 0..16
+    labels = torch.from_numpy(labels).to(torch.int64)
+    x = _common.fit_images(images, shape, scale=16.0)
+    train, (test, val) = _common.random_split(len(x), (p.test_fraction, p.val_fraction), ctx.seed, "digits")
+    parts = [(x[i], labels[i]) for i in (train, val, test)]
+    if p.normalize:
+        _common.standardize(parts[0][0], parts[1][0], parts[2][0])
+    return _common.pack(parts[0], parts[1], parts[2] if len(test) else None, num_classes=10)
+
+
+@hookimpl
+def netspec_register_datasets() -> list[DatasetType]:
+    return [
+        DatasetType(
+            "digits",
+            DigitsParams,
+            load_digits,
+            summary="Handwritten 8×8 digits from scikit-learn (offline, 10 classes), resized to the input.",
+        )
+    ]

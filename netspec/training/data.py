@@ -1,0 +1,179 @@
+"""Data for training: in-memory sets batched on the training device, others through DataLoaders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from netspec.data import DataContext, Splits
+
+
+class TensorBatches:
+    """Shuffled mini-batches straight from tensors: no workers, no collation, no copies.
+
+    The tensors are moved to the training device once. Shuffling and augmentation draw from
+    generators seeded by (seed, epoch, batch), and the position in the epoch is saved in
+    checkpoints (Lightning calls ``state_dict``), so a resumed run sees exactly the batches an
+    uninterrupted one would. Under DDP each rank takes its own slice of every permutation.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        progress: Callable[[], int] | None = None,
+        epoch: Callable[[], int] | None = None,
+    ):
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world
+        self.augment = augment
+        self.progress = progress  # batches the trainer has finished in this epoch (for checkpoints)
+        self.current_epoch = epoch or (lambda: 0)  # the trainer's epoch: Lightning stops at len(),
+        self._skip = 0  # so a generator never learns that its epoch ended
+        self.dataset = TensorDataset(x, y)  # Lightning reads len(dataset) for its progress bar
+
+    def _indices(self) -> torch.Tensor:
+        n = len(self.x)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.current_epoch())
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        per_rank = n // self.world if self.world > 1 else n
+        return order[self.rank * per_rank : (self.rank + 1) * per_rank] if self.world > 1 else order
+
+    def __len__(self) -> int:
+        n = len(self.x) // self.world if self.world > 1 else len(self.x)
+        return -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._indices().to(self.x.device)
+        epoch = self.current_epoch()
+        start, self._skip = self._skip, 0
+        for b in range(start, len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            x = self.x[idx]
+            if self.augment is not None:
+                g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 100_003 + b)
+                x = self.augment(x, g)
+            yield x, self.y[idx]
+
+    def state_dict(self) -> dict:
+        return {"position": self.progress() if self.progress is not None else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume mid-epoch: skip the batches the trainer had finished when it saved."""
+        self._skip = state["position"] if state["position"] < len(self) else 0
+
+
+def make_augment(random_crop: int, hflip: bool) -> Callable | None:
+    """Random crop after zero padding, and horizontal flips, per sample, on the batch's device."""
+    if not random_crop and not hflip:
+        return None
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n = x.shape[0]
+        if random_crop and x.dim() == 4:
+            p = random_crop
+            h, w = x.shape[-2:]
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            oy = torch.randint(0, 2 * p + 1, (n,), generator=g).to(x.device)
+            ox = torch.randint(0, 2 * p + 1, (n,), generator=g).to(x.device)
+            rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+            batch = torch.arange(n, device=x.device)[:, None, None, None]
+            chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            x = padded[batch, chans, rows, cols]
+        if hflip:
+            flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
+            x = torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+        return x
+
+    return augment
+
+
+class SpecDataModule(pl.LightningDataModule):
+    """Serves the splits of an already loaded dataset to the Trainer."""
+
+    def __init__(self, splits: Splits, data_cfg, seed: int):
+        super().__init__()
+        self.splits = splits
+        self.cfg = data_cfg
+        self.seed = seed
+        self._train: TensorBatches | DataLoader | None = None
+
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def _tensors(self, ds: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
+            device = self._device()
+            return ds.tensors[0].to(device), ds.tensors[1].to(device)
+        return None
+
+    def _rank_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _progress(self) -> int:
+        loop = self.trainer.fit_loop.epoch_loop
+        return loop.batch_progress.current.processed
+
+    def train_dataloader(self):
+        if self._train is None:
+            tensors = self._tensors(self.splits.train)
+            augment = make_augment(self.cfg.random_crop, self.cfg.hflip)
+            if tensors is not None:
+                rank, world = self._rank_world()
+                self._train = TensorBatches(
+                    *tensors,
+                    self.cfg.batch_size,
+                    shuffle=True,
+                    seed=self.seed,
+                    rank=rank,
+                    world=world,
+                    augment=augment,
+                    progress=self._progress,
+                )
+            else:
+                g = torch.Generator().manual_seed(self.seed)
+                self._train = DataLoader(
+                    self.splits.train,
+                    batch_size=self.cfg.batch_size,
+                    shuffle=True,
+                    num_workers=self.cfg.num_workers,
+                    generator=g,
+                    persistent_workers=self.cfg.num_workers > 0,
+                )
+        return self._train
+
+    def _eval_loader(self, ds: Dataset):
+        tensors = self._tensors(ds)
+        if tensors is not None:
+            rank, world = self._rank_world()
+            return TensorBatches(*tensors, self.cfg.batch_size, shuffle=False, rank=rank, world=world)
+        return DataLoader(ds, batch_size=self.cfg.batch_size, num_workers=self.cfg.num_workers)
+
+    def val_dataloader(self):
+        return self._eval_loader(self.splits.val)
+
+    def test_dataloader(self):
+        return self._eval_loader(self.splits.test if self.splits.test is not None else self.splits.val)
+
+
+def load_splits(registry, data_cfg, input_shape: tuple[int, ...], seed: int, data_dir) -> Splits:
+    record = registry.datasets[data_cfg.name]
+    own = {k: v for k, v in data_cfg.model_dump().items() if k in record.params.model_fields}
+    return record.load(record.params(**own), DataContext(tuple(input_shape), seed, data_dir))

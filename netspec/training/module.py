@@ -1,0 +1,148 @@
+"""The LightningModule built from a spec: loss, metrics, optimizer and schedule from ``train:``."""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+from torch import nn
+
+from netspec.spec import Spec
+
+
+def build_metrics(names: list[str], num_classes: int | None) -> nn.ModuleDict:
+    metrics = {}
+    for name in names:
+        if name in ("accuracy", "top3_accuracy", "top5_accuracy"):
+            k = {"accuracy": 1, "top3_accuracy": 3, "top5_accuracy": 5}[name]
+            metrics[name.replace("accuracy", "acc")] = torchmetrics.Accuracy(
+                task="multiclass", num_classes=num_classes, top_k=min(k, num_classes)
+            )
+        elif name == "mae":
+            metrics["mae"] = torchmetrics.MeanAbsoluteError()
+        elif name == "mse":
+            metrics["mse"] = torchmetrics.MeanSquaredError()
+    return nn.ModuleDict(metrics)
+
+
+class SpecModule(pl.LightningModule):
+    """Trains ``spec.build()`` with the loss, metrics, optimizer and schedule of ``spec.train``."""
+
+    def __init__(
+        self, spec: Spec, cfg, num_classes: int | None, metric_names: list[str], total_steps: int = 1
+    ):
+        super().__init__()
+        self.total_steps = total_steps  # for schedules (not trainer.estimated_stepping_batches: asking
+        # for it sets up the dataloaders before a checkpoint is restored, which breaks mid-epoch resume)
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.model = spec.build()
+        self.loss_name = cfg.loss
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_metrics": build_metrics(metric_names, num_classes)
+                for stage in ("train", "val", "test")
+            }
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "cross_entropy":
+            return nn.functional.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)
+        target = y.to(out.dtype)
+        if target.shape != out.shape:
+            target = target.view_as(out)
+        if self.loss_name == "mse":
+            return nn.functional.mse_loss(out, target)
+        return nn.functional.binary_cross_entropy_with_logits(out, target)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        out = self(x)
+        loss = self._loss(out, y)
+        on_step = stage == "train"
+        self.log(
+            f"{stage}_loss",
+            loss,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=True,
+            sync_dist=stage != "train",
+            batch_size=len(x),
+        )
+        for name, metric in self.metrics[f"{stage}_metrics"].items():
+            target = y if self.num_classes else y.to(out.dtype).view_as(out)
+            metric.update(out.detach().float(), target)
+            self.log(f"{stage}_{name}", metric, prog_bar=stage != "train", on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        opt = self.cfg.optimizer
+        params = self.parameters()
+        if opt.name == "sgd":
+            optimizer = torch.optim.SGD(
+                params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay
+            )
+        else:
+            cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
+            extra = {"betas": tuple(opt.betas)} if opt.betas else {}
+            optimizer = cls(params, lr=opt.lr, weight_decay=opt.weight_decay, **extra)
+        schedule = lr_lambda(self.cfg.scheduler, opt.lr, self.total_steps)
+        if schedule is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # dropout and friends draw from the global generator: save it for an exact resume
+        checkpoint["netspec_rng"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["netspec_rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("netspec_rng")
+        if state:
+            torch.set_rng_state(state["cpu"])
+            if "cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def lr_lambda(sched, base_lr: float, total_steps: float):
+    """Multiplier of the base learning rate per optimizer step (None: constant)."""
+    if sched.name == "none" and not sched.warmup_steps:
+        return None
+    total = max(1, int(total_steps) if math.isfinite(total_steps) else 1)
+    warmup = sched.warmup_steps
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = step - warmup
+        span = max(1, total - warmup)
+        if sched.name == "step":
+            return sched.gamma ** (t // sched.step_size)
+        if sched.name == "cosine":
+            floor = sched.min_lr / base_lr
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, span) / span))
+        if sched.name == "onecycle":
+            peak = (sched.max_lr or base_lr) / base_lr
+            rise = max(1, int(0.3 * span))
+            if t < rise:
+                return peak / 25 + (peak - peak / 25) * t / rise
+            return peak * 0.5 * (1 + math.cos(math.pi * min(t - rise, span - rise) / max(1, span - rise)))
+        return 1.0
+
+    return factor

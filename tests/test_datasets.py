@@ -1,0 +1,669 @@
+"""The built-in dataset plugins: digits, synthetic, arrays and the standard vision sets.
+
+Nothing here touches the network: the vision sets are read from tiny fake files in their real
+formats, and downloads go through a stubbed ``urllib.request.urlopen``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import types
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pydantic
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
+from netspec.datasets import BUILTIN_DATASET_PLUGINS, digits, vision
+from netspec.errors import PluginError
+from netspec.hookspecs import hookimpl
+from netspec.plugins import collect_registry, make_plugin_manager
+
+IDX_NAMES = vision.IDX_FILES
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return collect_registry(with_builtin_datasets(make_plugin_manager(entry_points=False)))
+
+
+@pytest.fixture(autouse=True)
+def _no_data_env(monkeypatch):
+    monkeypatch.delenv(vision.ENV_DATA, raising=False)
+
+
+@pytest.fixture
+def load(registry, tmp_path):
+    """load(name, input_shape, seed=0, data_dir=tmp_path, **params) → Splits."""
+
+    def _load(
+        name: str, input_shape=(1, 28, 28), seed: int = 0, data_dir: Path | None = None, **params
+    ) -> Splits:
+        record = registry.datasets[name]
+        ctx = DataContext(input_shape=tuple(input_shape), seed=seed, data_dir=data_dir or tmp_path)
+        return record.load(record.params(**params), ctx)
+
+    return _load
+
+
+def tensors(split):
+    return split.tensors
+
+
+def fit_linear(x: torch.Tensor, y: torch.Tensor, classes: int, steps: int = 200) -> torch.nn.Module:
+    """Full-batch multinomial logistic regression."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(x[0].numel(), classes)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    flat = x.flatten(1)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(flat), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def accuracy(model, x, y) -> float:
+    with torch.no_grad():
+        return (model(x.flatten(1)).argmax(1) == y).float().mean().item()
+
+
+# ---- the plugins themselves ------------------------------------------------------------------
+
+
+def test_every_builtin_dataset_is_registered(registry):
+    assert set(registry.datasets) >= {"digits", "synthetic", "arrays", "mnist", "fashion_mnist", "cifar10"}
+    for name, record in registry.datasets.items():
+        assert isinstance(record, DatasetType)
+        assert record.name == name
+        assert issubclass(record.params, DatasetParams)
+        assert record.summary
+
+
+def test_importing_the_plugins_imports_neither_torch_nor_numpy():
+    code = (
+        "import sys, importlib\n"
+        f"for m in {BUILTIN_DATASET_PLUGINS!r}: importlib.import_module(m)\n"
+        "heavy = [m for m in ('torch', 'numpy', 'sklearn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def dataset_plugin(name: str, records: list[DatasetType]) -> types.ModuleType:
+    """A module implementing netspec_register_datasets, as a third-party plugin would."""
+    module = types.ModuleType(name)
+
+    def netspec_register_datasets():
+        return records
+
+    module.netspec_register_datasets = hookimpl(netspec_register_datasets)
+    return module
+
+
+def with_builtin_datasets(pm):
+    for name in BUILTIN_DATASET_PLUGINS:
+        module = importlib.import_module(name)
+        if not pm.is_registered(module):
+            pm.register(module, name=name)
+    return pm
+
+
+def test_third_party_datasets_register_through_the_same_hook(tmp_path):
+    def load_ones(p, ctx):
+        x = torch.ones(4, *ctx.input_shape)
+        return Splits(TensorDataset(x, torch.zeros(4)), TensorDataset(x, torch.zeros(4)), None, None, (2,))
+
+    ones = DatasetType("ones", DatasetParams, load_ones, summary="Ones.")
+    pm = with_builtin_datasets(
+        make_plugin_manager(entry_points=False, extra=(dataset_plugin("ones", [ones]),))
+    )
+    registry = collect_registry(pm)
+    assert registry.datasets["ones"] is ones and "digits" in registry.datasets
+    assert registry.datasets["ones"].load(DatasetParams(), DataContext((2,), 0, tmp_path)).num_classes is None
+    clash = DatasetType("digits", DatasetParams, load_ones)
+    pm = with_builtin_datasets(make_plugin_manager(entry_points=False, extra=(dataset_plugin("x", [clash]),)))
+    with pytest.raises(PluginError, match="dataset type 'digits' is registered by both"):
+        collect_registry(pm)
+
+
+# ---- digits ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 8, 8)])
+def test_digits_shapes_dtypes_and_sizes(load, shape):
+    splits = load("digits", shape)
+    (xt, yt), (xv, _), (xs, _) = tensors(splits.train), tensors(splits.val), tensors(splits.test)
+    assert (len(xt), len(xv), len(xs)) == (1294, 144, 359)  # 1797: 20 % test, then 10 % of the rest
+    assert xt.shape[1:] == xv.shape[1:] == xs.shape[1:] == shape
+    assert splits.sample_shape == shape
+    assert splits.num_classes == 10
+    assert xt.dtype == torch.float32 and yt.dtype == torch.int64
+    assert set(yt.tolist()) == set(range(10))
+    if shape[0] == 3:
+        assert torch.equal(xt[:, 0], xt[:, 1]) and torch.equal(xt[:, 0], xt[:, 2])
+
+
+def test_digits_classes_are_roughly_balanced(load):
+    splits = load("digits", (1, 8, 8))
+    for split in (splits.train, splits.val, splits.test):
+        share = torch.bincount(split.tensors[1], minlength=10).float() / len(split)
+        assert share.min() > 0.04 and share.max() < 0.17
+
+
+def test_digits_split_is_seeded(load):
+    a, b, c = (load("digits", (1, 8, 8), seed=s) for s in (0, 0, 1))
+    for split in ("train", "val", "test"):
+        for ta, tb in zip(getattr(a, split).tensors, getattr(b, split).tensors, strict=True):
+            assert torch.equal(ta, tb)
+    assert not torch.equal(a.test.tensors[0], c.test.tensors[0])
+    assert len(c.test) == len(a.test)
+
+
+def test_digits_values_and_normalisation_use_train_stats(load):
+    raw = load("digits", (1, 8, 8), normalize=False)
+    assert raw.train.tensors[0].min() >= 0 and raw.train.tensors[0].max() <= 1
+    images = torch.from_numpy(digits.digits_arrays()[0]).float() / 16
+    all_x = torch.cat([raw.train.tensors[0], raw.val.tensors[0], raw.test.tensors[0]]).flatten(1).numpy()
+    images = images.flatten(1).numpy()
+    np.testing.assert_array_equal(all_x[np.lexsort(all_x.T)], images[np.lexsort(images.T)])
+
+    norm = load("digits", (1, 8, 8))
+    mean, std = raw.train.tensors[0].mean(), raw.train.tensors[0].std()
+    assert norm.train.tensors[0].mean().abs() < 1e-5
+    assert norm.train.tensors[0].std() == pytest.approx(1, abs=1e-4)
+    torch.testing.assert_close(norm.val.tensors[0], (raw.val.tensors[0] - mean) / std, atol=1e-5, rtol=0)
+    torch.testing.assert_close(norm.test.tensors[0], (raw.test.tensors[0] - mean) / std, atol=1e-5, rtol=0)
+    assert norm.val.tensors[0].mean().abs() > 1e-4  # val is not standardised with its own stats
+
+
+def test_digits_reads_sklearns_file_like_load_digits(monkeypatch, tmp_path):
+    from sklearn.datasets import load_digits
+
+    fast_images, fast_labels = digits.digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(fast_images, bunch.images)
+    np.testing.assert_array_equal(fast_labels, bunch.target)
+    # Where the bundled file is not found, load_digits itself is asked.
+    monkeypatch.setattr(
+        digits.importlib.util, "find_spec", lambda name: types.SimpleNamespace(submodule_search_locations=[])
+    )
+    images, labels = digits.digits_arrays()
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(labels, bunch.target)
+    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DataError, match="pip install scikit-learn"):
+        digits.digits_arrays()
+
+
+def test_digits_no_test_split_and_params_checked(load, registry):
+    splits = load("digits", (1, 8, 8), test_fraction=0.0, val_fraction=0.0)
+    assert splits.test is None and len(splits.val) == 0 and len(splits.train) == 1797
+    params = registry.datasets["digits"].params
+    for bad in ({"test_fraction": 1.0}, {"val_fraction": -0.1}, {"normalise": True}, {"normalize": "yes"}):
+        with pytest.raises(pydantic.ValidationError):
+            params(**bad)
+
+
+@pytest.mark.parametrize("shape", [(1, 28), (2, 28, 28), (28, 28, 1), (1, 1, 28, 28), (784,)])
+def test_digits_bad_input_shapes(load, shape):
+    with pytest.raises(DataError, match=r"\[1, H, W\] \(grey\) or \[3, H, W\]") as info:
+        load("digits", shape)
+    assert str(list(shape)).replace(",)", ")") in str(info.value)
+
+
+def test_digits_are_learnable(load):
+    splits = load("digits", (1, 8, 8))
+    model = fit_linear(*splits.train.tensors, classes=10, steps=150)
+    assert accuracy(model, *splits.test.tensors) > 0.88
+
+
+# ---- synthetic -------------------------------------------------------------------------------
+
+
+def test_synthetic_shapes_and_defaults(load):
+    splits = load("synthetic", (3, 8, 8))
+    assert splits.sample_shape == (3, 8, 8) and splits.num_classes == 10
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (737, 82, 205)  # 1024
+    x, y = splits.train.tensors
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+    other = load("synthetic", (3, 8, 8), num_samples=50, num_classes=3, shape=[7], test_fraction=0)
+    assert other.sample_shape == (7,) and other.num_classes == 3 and other.test is None
+    assert len(other.train) + len(other.val) == 50
+    all_y = torch.cat([other.train.tensors[1], other.val.tensors[1]])
+    assert torch.bincount(all_y).tolist() == [17, 17, 16]
+
+
+def test_synthetic_is_seeded_and_noise_free_samples_are_prototypes(load):
+    a, b, c = (load("synthetic", (4,), seed=s, num_samples=64) for s in (0, 0, 1))
+    assert torch.equal(a.train.tensors[0], b.train.tensors[0])
+    assert not torch.equal(a.train.tensors[0], c.train.tensors[0])
+    clean = load("synthetic", (4,), num_samples=40, num_classes=4, noise=0.0)
+    x, y = clean.train.tensors
+    for k in range(4):
+        assert len(torch.unique(x[y == k], dim=0)) == 1
+
+
+def test_synthetic_is_learnable(load):
+    splits = load("synthetic", (16,), num_samples=600, num_classes=5, noise=1.0)
+    model = fit_linear(*splits.train.tensors, classes=5, steps=100)
+    assert accuracy(model, *splits.test.tensors) > 0.8  # chance: 0.2
+
+
+def test_synthetic_params_checked(registry, load):
+    params = registry.datasets["synthetic"].params
+    for bad in ({"num_samples": 0}, {"num_classes": 0}, {"shape": []}, {"shape": [0]}, {"noise": -1}):
+        with pytest.raises(pydantic.ValidationError):
+            params(**bad)
+    with pytest.raises(DataError, match="no training data"):
+        load("synthetic", (2,), num_samples=2, test_fraction=0.9)
+
+
+# ---- arrays ----------------------------------------------------------------------------------
+
+
+def sample_arrays(n=40, shape=(1, 4, 4), classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, *shape)).astype(np.float32), rng.integers(0, classes, n) % classes
+
+
+@pytest.mark.parametrize("keys", [("x", "y"), ("inputs", "labels"), ("X", "y")])
+def test_arrays_npz_key_conventions(load, tmp_path, keys):
+    x, y = sample_arrays()
+    y[0] = 2
+    np.savez(tmp_path / "d.npz", **{keys[0]: x, keys[1]: y})
+    splits = load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"))
+    assert splits.num_classes == 3 and splits.test is None
+    assert (len(splits.train), len(splits.val)) == (36, 4)
+    xt, yt = splits.train.tensors
+    assert xt.dtype == torch.float32 and yt.dtype == torch.int64
+    got = sorted(map(tuple, torch.cat([xt, splits.val.tensors[0]]).flatten(1).tolist()))
+    assert got == sorted(map(tuple, x.reshape(40, -1).tolist()))
+
+
+@pytest.mark.parametrize("layout", ["dict", "tuple", "list", "inputs/labels"])
+def test_arrays_pt_files(load, tmp_path, layout):
+    x, y = (torch.from_numpy(a) for a in sample_arrays())
+    contents = {
+        "dict": {"x": x, "y": y},
+        "tuple": (x, y),
+        "list": [x, y],
+        "inputs/labels": {"inputs": x, "labels": y},
+    }
+    torch.save(contents[layout], tmp_path / "d.pt")
+    splits = load("arrays", (1, 4, 4), path=str(tmp_path / "d.pt"))
+    assert len(splits.train) + len(splits.val) == 40
+    assert splits.num_classes == int(y.max()) + 1
+
+
+class NotATensor:
+    pass
+
+
+def test_arrays_pt_is_loaded_with_weights_only(load, tmp_path):
+    torch.save({"x": NotATensor(), "y": torch.zeros(2)}, tmp_path / "bad.pt")
+    with pytest.raises(DataError, match="weights_only=True"):
+        load("arrays", (1,), path=str(tmp_path / "bad.pt"))
+    torch.save(torch.zeros(3), tmp_path / "one.pt")
+    with pytest.raises(DataError, match="holds a Tensor"):
+        load("arrays", (1,), path=str(tmp_path / "one.pt"))
+
+
+def test_arrays_test_path_test_fraction_and_num_classes(load, tmp_path, registry):
+    x, y = sample_arrays(classes=3)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    np.savez(tmp_path / "test.npz", x=x[:7], y=np.full(7, 4))
+    splits = load("arrays", (1, 4, 4), path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"))
+    assert len(splits.test) == 7 and splits.num_classes == 5  # max label over train and test
+    fixed = load("arrays", (1, 4, 4), path=str(tmp_path / "train.npz"), num_classes=10, test_fraction=0.25)
+    assert fixed.num_classes == 10 and len(fixed.test) == 10 and len(fixed.train) + len(fixed.val) == 30
+    with pytest.raises(DataError, match="does not fit num_classes 2"):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "train.npz"), num_classes=2)
+    with pytest.raises(pydantic.ValidationError, match="not both"):
+        registry.datasets["arrays"].params(path="a.npz", test_path="b.npz", test_fraction=0.1)
+
+
+def test_arrays_regression_targets(load, tmp_path):
+    x, _ = sample_arrays(shape=(3,))
+    targets = np.random.default_rng(1).normal(size=(40, 2))
+    np.savez(tmp_path / "r.npz", inputs=x, labels=targets)
+    splits = load("arrays", (3,), path=str(tmp_path / "r.npz"))
+    assert splits.num_classes is None
+    assert splits.train.tensors[1].dtype == torch.float32 and splits.train.tensors[1].shape[1:] == (2,)
+    # Whole-number float labels with num_classes are classes; fractional ones cannot be.
+    np.savez(tmp_path / "f.npz", x=x, y=np.arange(40) % 4 * 1.0)
+    whole = load("arrays", (3,), path=str(tmp_path / "f.npz"), num_classes=4)
+    assert whole.train.tensors[1].dtype == torch.int64
+    with pytest.raises(DataError, match="fractional"):
+        load("arrays", (3,), path=str(tmp_path / "r.npz"), num_classes=4)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y", "message"),
+    [
+        ((40, 1, 4, 5), None, r"samples in .* have shape \[1, 4, 5\], but the spec's input is \[1, 4, 4\]"),
+        ((40, 16), None, r"change the spec's `input:` to \[16\] or the arrays \(same number of values"),
+        ((40, 1, 4, 4), np.zeros(39, dtype=np.int64), "has 40 inputs but 39 labels"),
+        ((40, 1, 4, 4), np.full(40, -1), "must be ≥ 0"),
+        ((40, 1, 4, 4), np.zeros((40, 1), dtype=np.int64), r"expected one class index per sample"),
+        ((40, 1, 4, 4), np.array(["a"] * 40), "labels .* are not a numeric array"),
+    ],
+)
+def test_arrays_bad_contents(load, tmp_path, x_shape, y, message):
+    x = np.zeros(x_shape, dtype=np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(x_shape[0], dtype=np.int64) if y is None else y)
+    with pytest.raises(DataError, match=message):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"))
+
+
+def test_arrays_unknown_keys_and_formats(load, tmp_path):
+    np.savez(tmp_path / "k.npz", data=np.zeros((2, 1)), target=np.zeros(2))
+    with pytest.raises(DataError, match=r"has keys 'data', 'target'; expected one of the pairs 'x'/'y'"):
+        load("arrays", (1,), path=str(tmp_path / "k.npz"))
+    np.savez(tmp_path / "o.npz", x=np.array([object(), object()]), y=np.zeros(2))
+    with pytest.raises(DataError, match="cannot read .* as .npz"):
+        load("arrays", (1,), path=str(tmp_path / "o.npz"))
+    (tmp_path / "d.csv").write_text("1,2\n")
+    with pytest.raises(DataError, match=r"suffix '.csv'; supported: .npz, .pt, .pth"):
+        load("arrays", (1,), path=str(tmp_path / "d.csv"))
+
+
+def test_arrays_paths_resolve_against_cwd_then_data_dir(load, tmp_path, monkeypatch):
+    cwd, data_dir = tmp_path / "cwd", tmp_path / "data"
+    cwd.mkdir()
+    data_dir.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(DataError) as info:
+        load("arrays", (1, 4, 4), data_dir=data_dir, path="sub/d.npz")
+    message = str(info.value)
+    assert str(cwd / "sub" / "d.npz") in message and str(data_dir / "sub" / "d.npz") in message
+    x, y = sample_arrays()
+    (data_dir / "sub").mkdir()
+    np.savez(data_dir / "sub" / "d.npz", x=x, y=y)
+    assert len(load("arrays", (1, 4, 4), data_dir=data_dir, path="sub/d.npz").train) == 36
+    (cwd / "sub").mkdir()
+    np.savez(cwd / "sub" / "d.npz", x=x[:10], y=y[:10])  # the working directory comes first
+    assert len(load("arrays", (1, 4, 4), data_dir=data_dir, path="sub/d.npz").train) == 9
+    with pytest.raises(DataError, match=f"looked for {tmp_path / 'nope.npz'}$"):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "nope.npz"))
+
+
+# ---- mnist / fashion_mnist / cifar10 ---------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def fake_idx_set(seed: int = 0, n_train: int = 20, n_test: int = 10) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.arange(n_train, dtype=np.uint8) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": (np.arange(n_test, dtype=np.uint8) * 3) % 10,
+    }
+
+
+def write_idx_set(directory: Path, arrays: dict[str, np.ndarray], gz: bool) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        data = idx_bytes(array)
+        if gz:
+            (directory / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (directory / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("mnist", "MNIST/raw"),
+        ("mnist", "mnist"),
+        ("mnist", ""),
+        ("fashion_mnist", "FashionMNIST/raw"),
+        ("fashion_mnist", "fashion_mnist"),
+        ("fashion_mnist", ""),
+    ],
+)
+def test_idx_sets_in_each_layout(load, tmp_path, name, folder, gz):
+    arrays = fake_idx_set()
+    write_idx_set(tmp_path / folder, arrays, gz)
+    splits = load(name, (1, 28, 28), normalize=False)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (18, 2, 10)
+    assert splits.num_classes == 10 and splits.sample_shape == (1, 28, 28)
+    xs, ys = splits.test.tensors
+    assert xs.dtype == torch.float32 and ys.dtype == torch.int64
+    torch.testing.assert_close(xs[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]).float() / 255)
+    assert ys.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    train_x = torch.cat([splits.train.tensors[0], splits.val.tensors[0]])[:, 0] * 255
+    train_y = torch.cat([splits.train.tensors[1], splits.val.tensors[1]])
+    images = torch.from_numpy(arrays["train-images-idx3-ubyte"]).float()
+    for x, y in zip(train_x.round(), train_y, strict=True):  # each sample keeps its own label
+        (match,) = [i for i in range(20) if torch.equal(images[i], x)]
+        assert arrays["train-labels-idx1-ubyte"][match] == y
+
+
+def test_idx_resized_to_rgb_and_normalised(load, tmp_path):
+    write_idx_set(tmp_path / "MNIST" / "raw", fake_idx_set(), gz=True)
+    splits = load("mnist", (3, 32, 32))
+    x = splits.train.tensors[0]
+    assert x.shape == (18, 3, 32, 32) and splits.test.tensors[0].shape == (10, 3, 32, 32)
+    assert torch.equal(x[:, 0], x[:, 2])
+    assert x.mean().abs() < 1e-5 and x.std() == pytest.approx(1, abs=1e-3)
+    raw = load("mnist", (1, 32, 32), normalize=False).test.tensors[0]
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(fake_idx_set()["t10k-images-idx3-ubyte"]).float()[:, None] / 255,
+        size=(32, 32),
+        mode="bilinear",
+        align_corners=False,
+    )
+    torch.testing.assert_close(raw, expected)
+
+
+def test_idx_roots_param_env_and_data_dir(load, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    write_idx_set(elsewhere / "mnist", fake_idx_set(), gz=False)
+    assert len(load("mnist", root=str(elsewhere)).test) == 10
+    with pytest.raises(DataError):
+        load("mnist")  # data_dir (tmp_path) holds nothing
+    monkeypatch.setenv(vision.ENV_DATA, str(elsewhere))
+    assert len(load("mnist").test) == 10
+
+
+def test_idx_missing_files_say_what_and_where(load, tmp_path):
+    partial = fake_idx_set()
+    del partial["t10k-images-idx3-ubyte"], partial["t10k-labels-idx1-ubyte"]
+    write_idx_set(tmp_path / "mnist", partial, gz=True)
+    with pytest.raises(DataError) as info:
+        load("mnist")
+    message = str(info.value)
+    for name in IDX_NAMES:
+        assert name in message
+    for folder in ("MNIST/raw", "mnist"):
+        assert str(tmp_path / folder) in message
+    missing = "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+    assert f"{tmp_path / 'mnist'} (has 2 of 4; missing {missing})" in message
+    assert f"put them in {tmp_path / 'MNIST' / 'raw'}" in message
+    assert "download: true" in message and "internet" in message
+    with pytest.raises(DataError, match=str(tmp_path / "FashionMNIST" / "raw")):
+        load("fashion_mnist")
+
+
+def test_idx_corrupt_files(load, tmp_path):
+    directory = tmp_path / "mnist"
+    write_idx_set(directory, fake_idx_set(), gz=False)
+    good = (directory / "t10k-images-idx3-ubyte").read_bytes()
+    (directory / "t10k-images-idx3-ubyte").write_bytes(b"\x1f\x8b" + good[2:])
+    with pytest.raises(DataError, match="not an idx file"):
+        load("mnist")
+    (directory / "t10k-images-idx3-ubyte").write_bytes(good[:-5])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        load("mnist")
+    (directory / "t10k-images-idx3-ubyte").write_bytes(good)
+    (directory / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.arange(9, dtype=np.uint8)))
+    with pytest.raises(DataError, match="do not match"):
+        load("mnist")
+    (directory / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.full(10, 11, dtype=np.uint8)))
+    with pytest.raises(DataError, match="labels outside 0..9"):
+        load("mnist")
+    (directory / "t10k-labels-idx1-ubyte").unlink()
+    (directory / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="cannot read"):
+        load("mnist")
+
+
+def fake_cifar(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        b"batch_label": b"fake batch",
+        b"labels": [int(v) for v in rng.integers(0, 10, n)],
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [b"x.png"] * n,
+    }
+
+
+def write_cifar(directory: Path, protocol: int | str = 2, n: int = 4) -> dict[str, dict]:
+    directory.mkdir(parents=True, exist_ok=True)
+    batches = {name: fake_cifar(n, i) for i, name in enumerate(vision.CIFAR_FILES)}
+    for name, batch in batches.items():
+        data = numpy1_pickle(batch) if protocol == "numpy1" else pickle.dumps(batch, protocol=protocol)
+        (directory / name).write_bytes(data)
+    return batches
+
+
+def numpy1_pickle(batch: dict) -> bytes:
+    """A protocol-2 pickle naming numpy 1's modules, as the real (Python 2 era) batches do."""
+    return pickle.dumps(batch, protocol=2).replace(b"cnumpy._core.", b"cnumpy.core.")
+
+
+@pytest.mark.parametrize(
+    ("folder", "protocol"), [("cifar-10-batches-py", 2), ("", pickle.HIGHEST_PROTOCOL), ("", "numpy1")]
+)
+def test_cifar_batches(load, tmp_path, folder, protocol):
+    batches = write_cifar(tmp_path / folder, protocol)
+    splits = load("cifar10", (3, 32, 32), normalize=False)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (18, 2, 4)
+    test = batches["test_batch"]
+    expected = torch.from_numpy(test[b"data"].reshape(4, 3, 32, 32)).float() / 255
+    torch.testing.assert_close(splits.test.tensors[0], expected)
+    assert splits.test.tensors[1].tolist() == test[b"labels"]
+    grey = load("cifar10", (1, 32, 32), normalize=False).test.tensors[0]
+    luma = 0.299 * expected[:, 0] + 0.587 * expected[:, 1] + 0.114 * expected[:, 2]
+    torch.testing.assert_close(grey[:, 0], luma)
+    small = load("cifar10", (1, 28, 28))
+    assert small.train.tensors[0].shape == (18, 1, 28, 28)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_cifar_unpickler_refuses_other_globals(load, tmp_path):
+    directory = tmp_path / "cifar-10-batches-py"
+    write_cifar(directory)
+    (directory / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
+    with pytest.raises(DataError, match=r"global (posix|nt)\.system is not allowed"):
+        load("cifar10", (3, 32, 32))
+    (directory / "test_batch").write_bytes(pickle.dumps({b"pixels": 1}))
+    with pytest.raises(DataError, match="a CIFAR-10 batch has b'data' and b'labels'"):
+        load("cifar10", (3, 32, 32))
+    (directory / "data_batch_3").unlink()
+    with pytest.raises(DataError) as info:
+        load("cifar10", (3, 32, 32))
+    assert "has 5 of 6; missing data_batch_3" in str(info.value)
+    assert f"so that {directory} holds them" in str(info.value)
+
+
+def test_vision_bad_input_shape(load, tmp_path):
+    write_idx_set(tmp_path / "mnist", fake_idx_set(), gz=False)
+    with pytest.raises(DataError, match=r"dataset 'mnist' gives images, but the spec's input is \[784\]"):
+        load("mnist", (784,))
+
+
+# ---- downloads (stubbed: no network) ---------------------------------------------------------
+
+
+class Response(io.BytesIO):
+    """What urlopen returns, enough for the loader: read(n) and a context manager."""
+
+
+def stub_urlopen(served: dict[str, bytes], calls: list):
+    def urlopen(request, timeout=None):
+        url = getattr(request, "full_url", request)
+        calls.append((url, timeout))
+        name = url.rsplit("/", 1)[-1]
+        if name not in served:
+            raise urllib.error.URLError("no route to host")
+        return Response(served[name])
+
+    return urlopen
+
+
+def test_download_idx_files(load, tmp_path, monkeypatch):
+    served = {f"{n}.gz": gzip.compress(idx_bytes(a)) for n, a in fake_idx_set().items()}
+    for name, data in served.items():
+        monkeypatch.setitem(vision.MD5, ("fashion_mnist", name), hashlib.md5(data).hexdigest())
+    calls: list = []
+    monkeypatch.setattr(urllib.request, "urlopen", stub_urlopen(served, calls))
+    splits = load("fashion_mnist", download=True)
+    assert len(splits.test) == 10
+    assert sorted(p.name for p in (tmp_path / "FashionMNIST" / "raw").iterdir()) == sorted(served)
+    assert {t for _, t in calls} == {30} and len(calls) == 4
+    assert all(url.startswith(vision.SOURCES["fashion_mnist"].mirrors[0]) for url, _ in calls)
+    load("fashion_mnist", download=True)  # present now: nothing fetched again
+    assert len(calls) == 4
+
+
+def test_download_cifar_archive(load, tmp_path, monkeypatch):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in (*vision.CIFAR_FILES, "batches.meta", "readme.html"):
+            data = pickle.dumps(fake_cifar(3, 0), protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = buffer.getvalue()
+    monkeypatch.setitem(vision.MD5, ("cifar10", vision.CIFAR_ARCHIVE), hashlib.md5(archive).hexdigest())
+    calls: list = []
+    monkeypatch.setattr(urllib.request, "urlopen", stub_urlopen({vision.CIFAR_ARCHIVE: archive}, calls))
+    root = tmp_path / "root"
+    splits = load("cifar10", (3, 32, 32), root=str(root), download=True)
+    assert len(splits.train) + len(splits.val) == 15 and len(splits.test) == 3
+    assert not (root / "cifar-10-batches-py" / "readme.html").exists()
+    assert calls == [("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", 30)]
+
+
+def test_download_failures_are_data_errors(load, tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(urllib.request, "urlopen", stub_urlopen({}, calls))
+    with pytest.raises(DataError) as info:
+        load("mnist", download=True)
+    message = str(info.value)
+    assert "could not download train-images-idx3-ubyte.gz" in message
+    for mirror in vision.SOURCES["mnist"].mirrors:
+        assert f"{mirror}train-images-idx3-ubyte.gz: <urlopen error no route to host>" in message
+    assert str(tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz") in message
+    # A mirror serving the wrong bytes is refused by checksum, and leaves nothing behind.
+    served = {f"{n}.gz": gzip.compress(idx_bytes(a)) for n, a in fake_idx_set().items()}
+    monkeypatch.setattr(urllib.request, "urlopen", stub_urlopen(served, calls))
+    with pytest.raises(DataError, match="checksum mismatch"):
+        load("mnist", download=True)
+    assert list((tmp_path / "MNIST" / "raw").iterdir()) == []
