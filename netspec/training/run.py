@@ -169,7 +169,6 @@ def fit(
             )
 
     import pytorch_lightning as pl
-    import torch
 
     from netspec.training.data import SpecDataModule
     from netspec.training.module import SpecModule
@@ -181,7 +180,7 @@ def fit(
     metric_names = cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
     module = SpecModule(spec, cfg, splits.num_classes, metric_names, _total_steps(cfg, splits))
     if cfg.compile:
-        module.model = torch.compile(module.model)
+        module.model.compile()  # in place: checkpoints keep plain state_dict keys
     datamodule = SpecDataModule(splits, cfg.data, cfg.seed)
 
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,95 @@
+"""The pieces of a training run: device-resident batches, augmentation, schedules, early stopping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from netspec.training.config import SchedulerSpec
+from netspec.training.data import TensorBatches, make_augment
+from netspec.training.module import lr_lambda
+
+
+def test_tensor_batches_cover_the_data_once_per_epoch_and_reshuffle():
+    x, y = torch.arange(10.0)[:, None], torch.arange(10)
+    epoch = {"n": 0}
+    batches = TensorBatches(x, y, 3, shuffle=True, seed=1, epoch=lambda: epoch["n"])
+    assert len(batches) == 4
+    first = torch.cat([b for _, b in batches])
+    assert sorted(first.tolist()) == list(range(10))
+    again = torch.cat([b for _, b in batches])
+    assert torch.equal(first, again)  # same epoch, same order
+    epoch["n"] = 1
+    assert not torch.equal(first, torch.cat([b for _, b in batches]))
+
+
+def test_tensor_batches_shard_across_ranks_without_overlap():
+    x, y = torch.arange(12.0)[:, None], torch.arange(12)
+    shards = [
+        torch.cat([b for _, b in TensorBatches(x, y, 2, shuffle=True, rank=r, world=3)]) for r in range(3)
+    ]
+    seen = torch.cat(shards).tolist()
+    assert sorted(seen) == list(range(12)) and all(len(s) == 4 for s in shards)
+
+
+def test_tensor_batches_resume_mid_epoch():
+    x, y = torch.arange(10.0)[:, None], torch.arange(10)
+    done = {"n": 2}
+    batches = TensorBatches(x, y, 3, shuffle=True, progress=lambda: done["n"])
+    full = [b.tolist() for _, b in batches]
+    state = batches.state_dict()
+    assert state == {"position": 2}
+    resumed = TensorBatches(x, y, 3, shuffle=True)
+    resumed.load_state_dict(state)
+    assert [b.tolist() for _, b in resumed] == full[2:]
+    assert [b.tolist() for _, b in resumed] == full  # the skip applies once
+
+
+def test_augment_crops_and_flips_per_sample_keeping_the_shape():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    augment = make_augment(random_crop=1, hflip=True)
+    out = augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert make_augment(0, False) is None
+    flipped = make_augment(0, True)(x, torch.Generator().manual_seed(3))
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
+
+
+@pytest.mark.parametrize(
+    ("sched", "checks"),
+    [
+        ({"name": "step", "step_size": 10, "gamma": 0.5}, [(0, 1.0), (9, 1.0), (10, 0.5), (25, 0.25)]),
+        ({"name": "cosine"}, [(0, 1.0), (50, 0.5), (100, 0.0)]),
+        ({"name": "cosine", "warmup_steps": 10}, [(0, 0.1), (9, 1.0), (10, 1.0)]),
+        ({"name": "onecycle", "max_lr": 0.01}, [(0, 0.4), (30, 10.0), (100, 0.0)]),
+    ],
+)
+def test_schedules(sched, checks):
+    factor = lr_lambda(SchedulerSpec(**sched), 1e-3, 100)
+    for step, expected in checks:
+        assert math.isclose(factor(step), expected, abs_tol=1e-9), (step, factor(step))
+
+
+def test_no_schedule_is_constant():
+    assert lr_lambda(SchedulerSpec(), 1e-3, 100) is None
+
+
+def test_early_stopping_stops_a_run(tmp_path):
+    from conftest import REPO
+
+    from netspec.training import fit
+
+    result = fit(
+        REPO / "specs/lenet.yaml",
+        overrides=[
+            "train.max_epochs=30",
+            "train.optimizer.lr=1.0e-9",
+            "train.progress=none",
+            "train.early_stopping={monitor: val_loss, patience: 1, min_delta: 0.5}",
+            f"train.run_dir={tmp_path}",
+        ],
+    )
+    assert result.epochs < 30
