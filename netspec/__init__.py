@@ -7,10 +7,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
 from netspec.errors import NetspecError, PluginError, ShapeError, SpecError
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams
-from netspec.registry import LayerContext, LayerRef, LayerType, RefTarget
+from netspec.registry import (
+    LayerContext,
+    LayerRef,
+    LayerType,
+    RefTarget,
+    Window,
+    check_declared,
+    macs_per_element,
+    no_macs,
+    pointwise_window,
+    spatial_rank,
+    undefined_window,
+)
 from netspec.spec import Spec, load
 
 if TYPE_CHECKING:
@@ -27,6 +40,10 @@ def build(spec: Spec | str | dict) -> fx.GraphModule:
 
 
 __all__ = [
+    "DataContext",
+    "DataError",
+    "DatasetParams",
+    "DatasetType",
     "LayerContext",
     "LayerParams",
     "LayerRef",
@@ -37,7 +54,15 @@ __all__ = [
     "ShapeError",
     "Spec",
     "SpecError",
+    "Splits",
+    "Window",
     "build",
+    "check_declared",
     "hookimpl",
     "load",
+    "macs_per_element",
+    "no_macs",
+    "pointwise_window",
+    "spatial_rank",
+    "undefined_window",
 ]
