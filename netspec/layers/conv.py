@@ -71,6 +71,17 @@ def conv_padding(padding, kernel, stride, dilation, rank: int) -> list[tuple[int
     return [(p, p) for p in expand(padding, rank, "padding")]
 
 
+def check_groups(channels: int, out_channels: int, groups: int) -> None:
+    """Grouped (and transposed) convolutions need groups to divide both channel counts."""
+    if channels % groups or out_channels % groups:
+        raise ShapeError(
+            f"groups={groups} must divide both the input channels ({channels}) "
+            f"and out_channels ({out_channels})",
+            hint="choose groups as a common divisor of both channel counts",
+            field="groups",
+        )
+
+
 def conv_shape(
     shape: Shape,
     *,
@@ -91,13 +102,7 @@ def conv_shape(
     kernel = expand(kernel_size, rank, "kernel_size")
     strides = expand(stride, rank, "stride")
     dilations = expand(dilation, rank, "dilation")
-    if channels % groups or out_channels % groups:
-        raise ShapeError(
-            f"groups={groups} must divide both the input channels ({channels}) "
-            f"and out_channels ({out_channels})",
-            hint="choose groups as a common divisor of both channel counts",
-            field="groups",
-        )
+    check_groups(channels, out_channels, groups)
     pads = conv_padding(padding, kernel, strides, dilations, rank)
     out = []
     for dim, size, k, s, d, (left, right) in zip(

@@ -58,18 +58,21 @@ def _batchnorm_rule(p: BatchNormParams, ctx: LayerContext) -> Shape:
     return ctx.input
 
 
-def _batchnorm_build(p: BatchNormParams, ctx: LayerContext):
-    from torch import nn
-
-    rank = len(ctx.input) - 1
-    cls = (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[rank]
-    return cls(
+def _running_norm(classes: tuple, p: BatchNormParams, ctx: LayerContext):
+    """Batch and instance norm share their arguments; the class comes from the input rank."""
+    return classes[len(ctx.input) - 1](
         ctx.input[0],
         eps=p.eps,
         momentum=p.momentum,
         affine=p.affine,
         track_running_stats=p.track_running_stats,
     )
+
+
+def _batchnorm_build(p: BatchNormParams, ctx: LayerContext):
+    from torch import nn
+
+    return _running_norm((nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), p, ctx)
 
 
 def _instancenorm_rule(p: InstanceNormParams, ctx: LayerContext) -> Shape:
@@ -90,14 +93,7 @@ def _instancenorm_rule(p: InstanceNormParams, ctx: LayerContext) -> Shape:
 def _instancenorm_build(p: InstanceNormParams, ctx: LayerContext):
     from torch import nn
 
-    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[len(ctx.input) - 2]
-    return cls(
-        ctx.input[0],
-        eps=p.eps,
-        momentum=p.momentum,
-        affine=p.affine,
-        track_running_stats=p.track_running_stats,
-    )
+    return _running_norm((None, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d), p, ctx)
 
 
 def _groupnorm_rule(p: GroupNormParams, ctx: LayerContext) -> Shape:

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from netspec.errors import ShapeError
 from netspec.explain import per_dim, tconv_formula
 from netspec.hookspecs import hookimpl
+from netspec.layers.conv import check_groups
 from netspec.params import LayerParams, NonNegativeSizes, PositiveInt, PositiveSizes, StrictBool
 from netspec.registry import LayerContext, LayerType, Window, check_declared, spatial_rank
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, tconv_output_size
@@ -40,13 +41,19 @@ class TConvParams(LayerParams):
         return self
 
 
+def tconv_geometry(p: TConvParams, shape: Shape) -> dict[str, tuple[int, ...]]:
+    """kernel_size/stride/padding/dilation per spatial dim."""
+    rank = len(shape) - 1
+    return {
+        name: expand(getattr(p, name), rank, name)
+        for name in ("kernel_size", "stride", "padding", "dilation")
+    }
+
+
 def resolved_output_padding(p: TConvParams, shape: Shape) -> tuple[int, ...]:
     """output_padding per dim: given, derived from ``output_size``, or 0 — and checked."""
     rank = len(shape) - 1
-    kernel = expand(p.kernel_size, rank, "kernel_size")
-    stride = expand(p.stride, rank, "stride")
-    padding = expand(p.padding, rank, "padding")
-    dilation = expand(p.dilation, rank, "dilation")
+    kernel, stride, padding, dilation = tconv_geometry(p, shape).values()
     if p.output_size is None:
         output_padding = expand(p.output_padding or 0, rank, "output_padding")
         for dim, op, s, d in zip(SPATIAL_NAMES[rank], output_padding, stride, dilation, strict=True):
@@ -81,24 +88,12 @@ def _tconv_rule(p: TConvParams, ctx: LayerContext) -> Shape:
     rank = spatial_rank(shape, "tconv")
     channels = shape[0]
     check_declared(p.in_channels, channels, "in_channels")
-    if channels % p.groups or p.out_channels % p.groups:
-        raise ShapeError(
-            f"groups={p.groups} must divide both the input channels ({channels}) "
-            f"and out_channels ({p.out_channels})",
-            hint="choose groups as a common divisor of both channel counts",
-            field="groups",
-        )
+    check_groups(channels, p.out_channels, p.groups)
+    kernel, stride, padding, dilation = tconv_geometry(p, shape).values()
     output_padding = resolved_output_padding(p, shape)
     out = []
     for dim, size, k, s, pad, op, d in zip(
-        SPATIAL_NAMES[rank],
-        shape[1:],
-        expand(p.kernel_size, rank, "kernel_size"),
-        expand(p.stride, rank, "stride"),
-        expand(p.padding, rank, "padding"),
-        output_padding,
-        expand(p.dilation, rank, "dilation"),
-        strict=True,
+        SPATIAL_NAMES[rank], shape[1:], kernel, stride, padding, output_padding, dilation, strict=True
     ):
         size_out = tconv_output_size(size, k, s, pad, op, d)
         if size_out < 1:
@@ -157,17 +152,12 @@ def _tconv_window(p: TConvParams, ctx: LayerContext) -> Window:
 
 def _tconv_explain(p: TConvParams, ctx: LayerContext) -> list[str]:
     rank = len(ctx.input) - 1
+    kernel, stride, padding, dilation = tconv_geometry(p, ctx.input).values()
     output_padding = resolved_output_padding(p, ctx.input)
     formulas = [
         tconv_formula(size, k, s, pad, op, d)
         for size, k, s, pad, op, d in zip(
-            ctx.input[1:],
-            expand(p.kernel_size, rank, "kernel_size"),
-            expand(p.stride, rank, "stride"),
-            expand(p.padding, rank, "padding"),
-            output_padding,
-            expand(p.dilation, rank, "dilation"),
-            strict=True,
+            ctx.input[1:], kernel, stride, padding, output_padding, dilation, strict=True
         )
     ]
     lines = per_dim(SPATIAL_NAMES[rank], formulas)
