@@ -24,3 +24,18 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+def real_shapes(spec, model) -> dict:
+    """Every layer's output shape, observed by forward hooks on a real forward pass."""
+    seen = {}
+    for layer in spec.layers:
+        module = model.get_submodule(layer.name)
+        module.register_forward_hook(
+            lambda mod, args, out, name=layer.name: seen.__setitem__(
+                name, tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
+            )
+        )
+    with torch.no_grad():
+        model.eval()(torch.randn(2, *spec.input_shape))
+    return seen

@@ -10,8 +10,7 @@ from fractions import Fraction
 
 import pytest
 import strategies as S
-import torch
-from conftest import REPO, SPECS
+from conftest import REPO, SPECS, real_shapes
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -20,21 +19,6 @@ from netspec.report import render_json, render_markdown, render_table, summary_d
 from netspec.summary import UNKNOWN, summarize
 
 GOLDEN = REPO / "tests" / "golden"
-
-
-def real_shapes(spec, model) -> dict:
-    """Every layer's output shape, observed by forward hooks on a real forward pass."""
-    seen = {}
-    for layer in spec.layers:
-        module = model.get_submodule(layer.name)
-        module.register_forward_hook(
-            lambda mod, args, out, name=layer.name: seen.__setitem__(
-                name, tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
-            )
-        )
-    with torch.no_grad():
-        model.eval()(torch.randn(2, *spec.input_shape))
-    return seen
 
 
 def torchinfo_macs(spec, model) -> dict:
