@@ -146,6 +146,7 @@ class SpecDataModule(pl.LightningDataModule):
                     world=world,
                     augment=augment,
                     progress=self._progress,
+                    epoch=lambda: self.trainer.current_epoch if self.trainer is not None else 0,
                 )
             else:
                 g = torch.Generator().manual_seed(self.seed)

@@ -171,7 +171,7 @@ def fit(
     import pytorch_lightning as pl
 
     from netspec.training.data import SpecDataModule
-    from netspec.training.module import SpecModule
+    from netspec.training.module import LOG_EVERY, SpecModule
 
     _quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -202,7 +202,7 @@ def fit(
         callbacks=callbacks,
         enable_progress_bar=cfg.progress != "none",
         enable_model_summary=False,
-        log_every_n_steps=1,
+        log_every_n_steps=LOG_EVERY,
         num_sanity_val_steps=0,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
