@@ -29,15 +29,15 @@ UNKNOWN = _Unknown()
 
 
 @dataclass(frozen=True)
-class Field_:
+class ReceptiveField:
     """Receptive field and jump (effective stride) per spatial dim, in input pixels."""
 
     size: tuple[Fraction, ...]
     jump: tuple[Fraction, ...]
 
-    def through(self, window: Window) -> Field_:
+    def through(self, window: Window) -> ReceptiveField:
         """r_out = r_in + (span − 1)·j_in;  j_out = j_in·stride."""
-        return Field_(
+        return ReceptiveField(
             tuple(r + (k - 1) * j for r, k, j in zip(self.size, window.span, self.jump, strict=True)),
             tuple(j * s for j, s in zip(self.jump, window.stride, strict=True)),
         )
@@ -53,7 +53,7 @@ class LayerRow:
     params: int
     trainable: int
     macs: int | _Unknown
-    field: Field_ | _Unknown | None  # None: undefined after this layer
+    field: ReceptiveField | _Unknown | None  # None: undefined after this layer
     line: int | None
     explain: tuple[str, ...] = ()
 
@@ -93,7 +93,7 @@ def summarize(spec: Spec, batch_size: int = 1) -> Summary:
     """Every number of the summary table for ``spec`` at ``batch_size``."""
     counts, buffers = parameter_counts(spec)
     by_name = {layer.name: layer for layer in spec.layers}
-    fields: dict[str, Field_ | _Unknown | None] = {"input": _input_field(spec.input_shape)}
+    fields: dict[str, ReceptiveField | _Unknown | None] = {"input": _input_field(spec.input_shape)}
     rows = []
     for layer in spec.layers:
         ctx = layer.context({f: ref_target(by_name[t]) for f, t in layer.refs.items()}, layer.output_shape)
@@ -160,12 +160,12 @@ def total_macs(spec: Spec) -> int | None:
     return total
 
 
-def _input_field(shape: tuple[int, ...]) -> Field_ | None:
+def _input_field(shape: tuple[int, ...]) -> ReceptiveField | None:
     rank = len(shape) - 1
-    return Field_((Fraction(1),) * rank, (Fraction(1),) * rank) if rank >= 1 else None
+    return ReceptiveField((Fraction(1),) * rank, (Fraction(1),) * rank) if rank >= 1 else None
 
 
-def _field(layer: Layer, ctx: LayerContext, inputs: list) -> Field_ | _Unknown | None:
+def _field(layer: Layer, ctx: LayerContext, inputs: list) -> ReceptiveField | _Unknown | None:
     """Largest receptive field over the input paths, pushed through this layer's window."""
     if any(f is UNKNOWN for f in inputs) or layer.record.window is None:
         return UNKNOWN
@@ -174,7 +174,7 @@ def _field(layer: Layer, ctx: LayerContext, inputs: list) -> Field_ | _Unknown |
     window = layer.record.window(layer.params, ctx)
     if window is None or any(len(f.size) != len(window.span) for f in inputs):
         return None
-    merged = Field_(
+    merged = ReceptiveField(
         tuple(max(sizes) for sizes in zip(*(f.size for f in inputs), strict=True)),
         tuple(max(jumps) for jumps in zip(*(f.jump for f in inputs), strict=True)),
     )

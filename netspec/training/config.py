@@ -18,6 +18,7 @@ from netspec.data import DatasetType
 from netspec.params import NonNegativeInt, PositiveInt, StrictBool
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+DEFAULT_DATASET = "digits"  # ships with the install: training works offline
 
 
 class OptimizerSpec(BaseModel):
@@ -91,7 +92,11 @@ def train_model(datasets: dict[str, DatasetType]) -> type[BaseModel]:
     data_type = (
         Annotated[Union[tuple(models)], Field(discriminator="name")] if models else dict  # noqa: UP007
     )
-    return create_model("TrainSpec", __base__=TrainBase, data=(data_type | None, None))
+    if DEFAULT_DATASET in datasets:  # the offline default, validated like a written one
+        data = (data_type, Field(default={"name": DEFAULT_DATASET}, validate_default=True))
+    else:
+        data = (data_type | None, None)
+    return create_model("TrainSpec", __base__=TrainBase, data=data)
 
 
 class TrainBase(BaseModel):

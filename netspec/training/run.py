@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
@@ -21,8 +21,6 @@ from netspec.data import DataError, Splits
 from netspec.errors import NetspecError, Problem, SpecError
 from netspec.shapes import describe
 from netspec.spec import Spec
-
-DEFAULT_DATA = {"name": "digits"}
 
 
 @dataclass
@@ -38,8 +36,23 @@ class RunResult:
 
 
 def prepare(source: Any, overrides: Sequence[str] = ()) -> tuple[Spec, Any]:
-    """Load the spec with ``--set`` overrides; fill in the default ``train:`` and ``data``."""
-    spec = netspec.load(source, overrides=[*_default_overrides(source, overrides), *overrides])
+    """Load the spec with ``--set`` overrides; an absent ``train:`` gets every default."""
+    spec = netspec.load(source, overrides=overrides)
+    if spec.model.train is None:
+        train_field = type(spec.model).model_fields["train"].annotation
+        train_cls = next(arg for arg in get_args(train_field) if arg is not type(None))
+        spec.model = spec.model.model_copy(update={"train": train_cls.model_validate({})})
+    cfg = spec.model.train
+    if cfg.data is None:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    "no dataset given and the default 'digits' is not loaded",
+                    ("train",),
+                    hint="set train.data.name",
+                )
+            ]
+        )
     if len(spec.outputs) != 1:
         raise SpecError(
             [
@@ -51,19 +64,7 @@ def prepare(source: Any, overrides: Sequence[str] = ()) -> tuple[Spec, Any]:
                 )
             ]
         )
-    return spec, spec.model.train
-
-
-def _default_overrides(source, overrides) -> list[str]:
-    """``train:`` and ``train.data`` are optional: digits is the offline default."""
-    text = " ".join(overrides)
-    if "train.data.name=" in text or "train.data=" in text:
-        return []
-    probe = netspec.load(source, overrides=list(overrides))
-    train = probe.model.train
-    if train is None:
-        return ["train.data.name=digits"]
-    return [] if train.data is not None else ["train.data.name=digits"]
+    return spec, cfg
 
 
 def _splits(spec: Spec, cfg, data_dir) -> Splits:
