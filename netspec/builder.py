@@ -50,13 +50,27 @@ def build(spec: Spec) -> fx.GraphModule:
             values[layer.name] = node
     outs = [values[name] for name in spec.outputs]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
-    model = fx.GraphModule(modules, graph, class_name=_class_name(spec.name))
+    model = fx.GraphModule(_hierarchy(modules), graph, class_name=_class_name(spec.name))
     if spec.model.expect is not None:
         from netspec.contracts import check_cost_contracts
         from netspec.summary import total_macs
 
         check_cost_contracts(spec, sum(p.numel() for p in model.parameters()), total_macs(spec))
     return model
+
+
+def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
+    """Nest ``layer2.0.conv1`` as submodules, in spec order (state_dict keys read like torchvision's)."""
+    root = nn.Module()
+    for path, module in modules.items():
+        *parents, leaf = path.split(".")
+        node = root
+        for part in parents:
+            if part not in node._modules:
+                node.add_module(part, nn.Module())
+            node = node._modules[part]
+        node.add_module(leaf, module)
+    return root
 
 
 def _build_module(spec: Spec, layer, targets) -> nn.Module:
@@ -78,18 +92,42 @@ def _build_module(spec: Spec, layer, targets) -> nn.Module:
 
 
 def _check_names(spec: Spec) -> None:
-    """A layer name becomes a module attribute: it must not shadow nn.Module's own."""
+    """Each part of a layer's name becomes a module attribute: none may shadow nn.Module's own,
+    and no layer may also be the container of others (``a`` and ``a.b``)."""
     reserved = _reserved_names()
-    problems = [
-        spec.document.problem(
-            f"name {layer.name!r} clashes with a torch.nn.Module attribute",
-            ("layers", layer.index, "name"),
-            layer=layer.label,
-            hint=f"rename it, e.g. {layer.name + '_'!r}",
+    containers = {layer.name.rsplit(".", 1)[0] for layer in spec.layers if "." in layer.name}
+    containers |= {c.rsplit(".", i)[0] for c in list(containers) for i in range(1, c.count(".") + 1)}
+    problems = []
+    for layer in spec.layers:
+        top, *inner = layer.name.split(".")
+        clash = next(
+            (
+                p
+                for p in [top, *inner]
+                if p in reserved or hasattr(nn.Module, p) or (p is top and hasattr(fx.GraphModule, p))
+            ),
+            None,
         )
-        for layer in spec.layers
-        if layer.name in reserved or hasattr(fx.GraphModule, layer.name)
-    ]
+        if clash is not None:
+            problems.append(
+                spec.document.problem(
+                    f"name {clash!r} (in {layer.name!r}) clashes with a torch.nn.Module attribute"
+                    if clash != layer.name
+                    else f"name {layer.name!r} clashes with a torch.nn.Module attribute",
+                    ("layers", layer.index, "name"),
+                    layer=layer.label,
+                    hint=f"rename it, e.g. {clash + '_'!r}",
+                )
+            )
+        elif layer.name in containers:
+            problems.append(
+                spec.document.problem(
+                    f"name {layer.name!r} is both a layer and the block holding {layer.name + '.…'!r}",
+                    ("layers", layer.index, "name"),
+                    layer=layer.label,
+                    hint="rename the layer or the block use",
+                )
+            )
     if problems:
         raise SpecError(problems)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -26,6 +26,21 @@ class Expect(BaseModel):
     macs_max: NonNegativeInt | None = Field(None, description="Upper bound on MACs per sample.")
 
 
+class BlockDefinition(BaseModel):
+    """A parameterised sub-graph used like a layer type: ``{type: bottleneck, planes: 64}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str | None = None
+    params: dict[str, Any] | None = Field(
+        None,
+        description="Parameter → type (int, float, bool, str, list, any) for a required one, or a default.",
+    )
+    inputs: str | list[str] | None = Field(None, description="Input names; default one input, `input`.")
+    layers: list[dict[str, Any]] = Field(min_length=1, description="The block's layers; names are local.")
+    outputs: str | None = Field(None, description="The layer whose output the block gives; default the last.")
+
+
 class NetworkSpec(BaseModel):
     """Top level of a spec file. ``layers`` is replaced by the registry's union."""
 
@@ -42,6 +57,18 @@ class NetworkSpec(BaseModel):
         None, description="Layer name(s) whose output the network returns; default: the last layer."
     )
     expect: Expect | None = Field(None, description="Contracts: output shape, parameter and MAC budgets.")
+    params: dict[str, Any] | None = Field(
+        None, description="Values every expression can read (`=width * 2`)."
+    )
+    blocks: dict[str, BlockDefinition] | None = Field(None, description="Blocks, used like layer types.")
+    include: str | list[str] | None = Field(
+        None, description="Files whose blocks: and params: this spec uses."
+    )
+    extends: str | None = Field(None, description="A base spec whose keys this file overrides.")
+    variants: dict[str, dict[str, Any]] | None = Field(
+        None, description="Named top-level overrides (a model family); pick one with `variant:`."
+    )
+    variant: str | None = Field(None, description="The variant of `variants:` to build.")
     train: dict | None = Field(None, description="How `netspec train` trains the network.")
 
 

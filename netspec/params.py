@@ -19,6 +19,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# a layer inside a block has a dotted path: layer2.0.conv1 (segments are names or indices)
+PATH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.([A-Za-z][A-Za-z0-9_]*|[0-9]+))*$")
 INPUT = "input"  # the name by which layers refer to the network's input
 
 
@@ -116,7 +118,8 @@ class LayerParams(BaseModel):
     def _check_name(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        if not NAME_RE.match(value) or keyword.iskeyword(value) or value == INPUT:
+        parts = value.split(".") if PATH_RE.match(value) else [""]
+        if not NAME_RE.match(parts[0]) or any(keyword.iskeyword(p) for p in parts) or parts[0] == INPUT:
             raise PydanticCustomError(
                 "netspec_name",
                 "layer names are identifiers (letters, digits, '_', starting with a letter), "

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import SpecError
+from netspec.expand import expand, uses_language
 from netspec.graph import Layer, infer, resolve
 from netspec.plugins import Registry, default_registry
 from netspec.shapes import Shape
@@ -87,6 +88,9 @@ def load(
     doc = _document(source)
     for assignment in overrides:
         doc.override(assignment)
+    if input_shape is not None and uses_language(doc.data):
+        doc.data["input"] = list(input_shape)  # expressions may read shapes: the override comes first
+    doc = expand(doc, registry)
     model = validate(doc, registry)
     if input_shape is not None:
         model = _with_input(doc, model, input_shape)

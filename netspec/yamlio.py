@@ -77,6 +77,7 @@ class Document:
     positions: dict[Path_, Location] = field(default_factory=dict)
     key_positions: dict[Path_, Location] = field(default_factory=dict)
     overrides: dict[Path_, str] = field(default_factory=dict)  # path → "--set a.b=value"
+    redirects: dict[Path_, Redirect] = field(default_factory=dict)  # expanded data → where it was written
 
     def override(self, assignment: str) -> None:
         """Apply ``a.b.c=value`` (value read as YAML) on top of the file, as ``--set`` does."""
@@ -114,11 +115,28 @@ class Document:
 
     def problem(self, message: str, path: Path_ = (), *, key: bool = False, **kw) -> Problem:
         path = tuple(path)
+        for cut in range(len(path), -1, -1) if self.redirects else ():
+            redirect = self.redirects.get(path[:cut])
+            if redirect is not None:
+                kw["details"] = (*kw.get("details", ()), *redirect.notes)
+                return redirect.document.problem(message, (*redirect.path, *path[cut:]), key=key, **kw)
         for written, source in self.overrides.items():
             # the problem is in what --set wrote, or in a mapping that only --set created
             if path[: len(written)] == written or (len(path) > 1 and written[: len(path)] == path):
                 return Problem(message, source=source, **kw)
         return Problem(message, source=self.source, location=self.locate(path, key=key), **kw)
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Data that an expansion copied from ``path`` of another document (a block, an included file).
+
+    ``notes`` say how it got here ("in block 'x' used at file:12:5 as layer2.0 with planes=128").
+    """
+
+    document: Document
+    path: Path_
+    notes: tuple[str, ...] = ()
 
 
 def _loc(mark) -> Location:

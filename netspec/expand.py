@@ -1,0 +1,886 @@
+"""Blocks, repetition, expressions, includes and variants, expanded into a flat layer list.
+
+Expansion is a stage of its own between reading YAML and validation: it turns the compact
+spec (``blocks:``, ``repeat:``, ``if:``, ``=expressions``, ``include:``/``extends:``,
+``variants:``) into the flat spec of primitive layers that validation, shape inference and
+the builder already understand — with dotted names (``layer2.0.conv1``) and every ``from:``
+written out. Each flat layer remembers where it was written (a block definition, an included
+file) and which uses put it there, so every later error points at both.
+
+Expressions may ask for shapes (``in_channels``, ``shape(skip)``); those are inferred on
+demand, in order, over the layers expanded so far.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from netspec.errors import Problem, ShapeError, SpecError
+from netspec.expressions import FUNCTIONS, SHAPE_FUNCTIONS, Evaluator, ExprError, is_expression
+from netspec.params import INPUT
+from netspec.plugins import Registry
+from netspec.registry import LayerContext, RefTarget
+from netspec.yamlio import Document, Path_, Redirect, read_spec_file
+
+LANGUAGE_KEYS = ("include", "extends", "params", "variants", "variant", "blocks")
+ITEM_KEYS = ("repeat", "first", "if")  # allowed on any layer, block use or group
+BLOCK_KEYS = ("params", "inputs", "layers", "outputs", "description")
+PARAM_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "list": (list,),
+    "any": None,
+}
+SHAPE_NAMES = ("in_channels", "in_shape", "in_spatial")
+RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", *SHAPE_NAMES, *FUNCTIONS, *SHAPE_FUNCTIONS}
+MAX_REPEAT = 10_000
+MAX_LAYERS = 100_000  # flat layers after expansion
+MAX_BLOCK_DEPTH = 32
+MAX_INCLUDE_DEPTH = 16
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass
+class _Block:
+    name: str
+    document: Document
+    path: Path_  # ("blocks", name) in document
+    params: dict[str, tuple[tuple[type, ...] | None, Any, bool]]  # name → (types, default, required)
+    inputs: list[str]
+    layers: list
+    output: str | None
+
+
+@dataclass
+class _Scope:
+    """One list of layers being expanded: the network's, a block instance's, or a group's."""
+
+    document: Document
+    prefix: str  # "" or "layer2.0."
+    numbered: bool  # inside a block, unnamed layers are named 0, 1, … like nn.Sequential's
+    variables: dict[str, Any]
+    names: dict[str, str]  # local name → the global name of the layer whose output it stands for
+    previous: str
+    notes: tuple[str, ...] = ()
+    counter: int = 0
+    stack: tuple[str, ...] = ()  # blocks being expanded, for cycles
+
+
+def uses_language(data: Any) -> bool:
+    """Whether a spec needs expansion; a flat spec goes straight to validation."""
+    if not isinstance(data, dict):
+        return False
+    if any(key in data for key in LANGUAGE_KEYS):
+        return True
+    layers = data.get("layers")
+    return isinstance(layers, list) and any(
+        isinstance(item, dict) and (any(k in item for k in (*ITEM_KEYS, "layers")) or _has_expression(item))
+        for item in layers
+    )
+
+
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_expression(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_expression(v) for v in value)
+    return is_expression(value)
+
+
+def expand(doc: Document, registry: Registry, root_dir: Path | None = None) -> Document:
+    """The flat spec of ``doc``: a new Document whose problems point back into the compact one."""
+    if not uses_language(doc.data):
+        return doc
+    root = (root_dir or _base_dir(doc)).resolve()
+    composed, blocks = _Composer(root).compose(doc, ())
+    composed = _apply_variant(composed)
+    return _Expander(composed, blocks, registry).run()
+
+
+def _base_dir(doc: Document) -> Path:
+    source = Path(doc.source)
+    return source.parent if not doc.source.startswith("<") and source.is_file() else Path.cwd()
+
+
+def _where(doc: Document, path: Path_) -> str:
+    loc = doc.locate(path)
+    return f"{doc.source}:{loc.line}:{loc.column}" if loc else doc.source
+
+
+# ---------------------------------------------------------------- include / extends / variants
+
+
+class _Composer:
+    """Reads ``extends:`` and ``include:`` files; paths are relative to the including file."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def compose(self, doc: Document, stack: tuple[Path, ...]) -> tuple[Document, dict[str, _Block]]:
+        data = doc.data if isinstance(doc.data, dict) else {}
+        blocks: dict[str, _Block] = {}
+        composed = doc
+        if "extends" in data:
+            base_doc = self._read(doc, ("extends",), data["extends"], stack)
+            base, base_blocks = self.compose(base_doc, (*stack, Path(base_doc.source).resolve()))
+            composed = _merge_documents(base, doc)
+            blocks.update(base_blocks)
+        includes = data.get("include", [])
+        if isinstance(includes, str):
+            includes = [includes]
+        if not isinstance(includes, list):
+            raise SpecError([doc.problem("include: expected a file name or a list of them", ("include",))])
+        for i, name in enumerate(includes):
+            path = ("include",) if isinstance(data.get("include"), str) else ("include", i)
+            included = self._read(doc, path, name, stack)
+            inc_doc, inc_blocks = self.compose(included, (*stack, Path(included.source).resolve()))
+            extra = (
+                set(inc_doc.data) - {"blocks", "include", "params"}
+                if isinstance(inc_doc.data, dict)
+                else set()
+            )
+            if extra:
+                raise SpecError(
+                    [
+                        inc_doc.problem(
+                            f"an included file holds blocks: and params: only, not {sorted(extra)}", ()
+                        )
+                    ]
+                )
+            _add_blocks(blocks, inc_blocks, replace=False)
+            for key, value in (
+                (inc_doc.data.get("params") or {}).items() if isinstance(inc_doc.data, dict) else ()
+            ):
+                composed.data.setdefault("params", {})
+                if isinstance(composed.data["params"], dict) and key not in composed.data["params"]:
+                    composed.data["params"][key] = value
+                    composed.redirects[("params", key)] = Redirect(inc_doc, ("params", key))
+        own = composed.data.get("blocks") if isinstance(composed.data, dict) else None
+        if own is not None:
+            if not isinstance(own, dict):
+                raise SpecError(
+                    [composed.problem("blocks: expected a mapping of block names to blocks", ("blocks",))]
+                )
+            _add_blocks(blocks, {name: _parse_block(composed, name) for name in own}, replace=True)
+        return composed, blocks
+
+    def _read(self, doc: Document, path: Path_, name: Any, stack: tuple[Path, ...]) -> Document:
+        key = path[0]
+        if not isinstance(name, str) or not name.endswith((".yaml", ".yml")):
+            raise SpecError([doc.problem(f"{key}: expected a .yaml file name, got {name!r}", path)])
+        if Path(name).is_absolute():
+            raise SpecError(
+                [
+                    doc.problem(
+                        f"{key}: {name!r} is an absolute path", path, hint="give a path relative to this file"
+                    )
+                ]
+            )
+        here = _base_dir(doc)
+        target = (here / name).resolve()
+        if not target.is_relative_to(self.root):
+            raise SpecError(
+                [
+                    doc.problem(
+                        f"{key}: {name!r} is outside the spec's directory {self.root}",
+                        path,
+                        hint="a spec may only read files in its own directory tree",
+                    )
+                ]
+            )
+        chain = [*stack, Path(doc.source).resolve()] if not doc.source.startswith("<") else list(stack)
+        if target in chain:
+            cycle = " → ".join(str(p.name) for p in [*chain[chain.index(target) :], target])
+            raise SpecError([doc.problem(f"{key}: {name!r} makes an include cycle: {cycle}", path)])
+        if len(chain) >= MAX_INCLUDE_DEPTH:
+            raise SpecError([doc.problem(f"{key}: includes nested deeper than {MAX_INCLUDE_DEPTH}", path)])
+        if not target.is_file():
+            raise SpecError(
+                [
+                    doc.problem(
+                        f"{key}: file {name!r} not found (looked for {target})", path, hint="check the path"
+                    )
+                ]
+            )
+        return read_spec_file(target)
+
+
+def _add_blocks(blocks: dict[str, _Block], new: dict[str, _Block], *, replace: bool) -> None:
+    for name, block in new.items():
+        if name in blocks and not replace and blocks[name].document is not block.document:
+            first = blocks[name]
+            raise SpecError(
+                [
+                    block.document.problem(
+                        f"block {name!r} is also defined at {_where(first.document, first.path)}",
+                        block.path,
+                        key=True,
+                        hint="rename one of them",
+                    )
+                ]
+            )
+        blocks[name] = block
+
+
+def _merge_documents(base: Document, child: Document) -> Document:
+    """``child`` over ``base``: mappings merge key by key, anything else is replaced."""
+    redirects: dict[Path_, Redirect] = {}
+
+    def merge(b: Any, c: Any, path: Path_) -> Any:
+        if isinstance(b, dict) and isinstance(c, dict):
+            out = {}
+            for key in [*b, *(k for k in c if k not in b)]:
+                if key in c:
+                    out[key] = merge(b.get(key), c[key], (*path, key)) if key in b else c[key]
+                else:
+                    out[key] = b[key]
+                    redirects[(*path, key)] = Redirect(base, (*path, key))
+            return out
+        return c
+
+    data = merge(base.data if isinstance(base.data, dict) else {}, child.data, ())
+    data.pop("extends", None)
+    return Document(data, child.source, child.positions, child.key_positions, child.overrides, redirects)
+
+
+def _apply_variant(doc: Document) -> Document:
+    data = doc.data
+    variants, chosen = data.get("variants"), data.get("variant")
+    if variants is None:
+        if chosen is not None and ("variant",) in doc.overrides:
+            raise SpecError([doc.problem(f"variant {chosen!r}: this spec defines no variants", ("variant",))])
+        return doc  # a resolved spec records the variant it was made from
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise SpecError(
+            [doc.problem("variants: expected a mapping of names to top-level overrides", ("variants",))]
+        )
+    if chosen is None:
+        raise SpecError(
+            [
+                doc.problem(
+                    "this spec has variants; pick one with `variant:`",
+                    ("variants",),
+                    hint="variants: " + ", ".join(map(str, variants)) + " (or --set variant=NAME)",
+                )
+            ]
+        )
+    if chosen not in variants:
+        close = difflib.get_close_matches(str(chosen), list(map(str, variants)), n=1)
+        raise SpecError(
+            [
+                doc.problem(
+                    f"unknown variant {chosen!r}",
+                    ("variant",),
+                    hint=(f"did you mean {close[0]!r}? " if close else "")
+                    + "variants: "
+                    + ", ".join(variants),
+                )
+            ]
+        )
+    overlay = Document(variants[chosen], doc.source)
+    overlay.redirects[()] = Redirect(doc, ("variants", chosen))
+    merged = _merge_documents(doc, overlay)
+    merged.redirects.update({k: v for k, v in doc.redirects.items() if k not in merged.redirects})
+    # paths the variant wrote point into the variant; everything else into the spec
+    for path in _leaf_paths(variants[chosen]):
+        merged.redirects[path] = Redirect(doc, ("variants", chosen, *path))
+    merged.redirects.setdefault((), Redirect(doc, ()))
+    merged.positions, merged.key_positions, merged.overrides = {}, {}, {}
+    merged.data.pop("variants", None)
+    return merged
+
+
+def _leaf_paths(data: Any, path: Path_ = ()) -> list[Path_]:
+    if isinstance(data, dict) and data:
+        return [p for key, value in data.items() for p in _leaf_paths(value, (*path, key))]
+    return [path]
+
+
+def _parse_block(doc: Document, name: Any) -> _Block:
+    path = ("blocks", name)
+    body = doc.data["blocks"][name]
+
+    def fail(message: str, sub: Path_ = (), *, key: bool = False, hint: str | None = None):
+        raise SpecError([doc.problem(f"block {name!r}: {message}", (*path, *sub), key=key, hint=hint)])
+
+    if not isinstance(name, str) or not _IDENT.match(name):
+        fail("block names are identifiers (letters, digits, '_', starting with a letter)", key=True)
+    if not isinstance(body, dict):
+        fail("expected a mapping with `layers:` (and optional params:, inputs:, outputs:)")
+    for key in body:
+        if key not in BLOCK_KEYS:
+            close = difflib.get_close_matches(str(key), BLOCK_KEYS, n=1)
+            fail(
+                f"unknown key {key!r}",
+                (key,),
+                key=True,
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + "allowed keys: "
+                + ", ".join(BLOCK_KEYS),
+            )
+    layers = body.get("layers")
+    if not isinstance(layers, list) or not layers:
+        fail("`layers:` must be a non-empty list", ("layers",))
+    inputs = body.get("inputs", [INPUT])
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if (
+        not isinstance(inputs, list)
+        or not inputs
+        or not all(isinstance(i, str) and _IDENT.match(i) for i in inputs)
+    ):
+        fail("`inputs:` must be a list of names", ("inputs",))
+    output = body.get("outputs")
+    if output is not None and not isinstance(output, str):
+        fail("`outputs:` names the one layer whose output the block gives", ("outputs",))
+    params = {}
+    declared = body.get("params") or {}
+    if not isinstance(declared, dict):
+        fail(
+            "`params:` must map parameter names to a type (int, float, bool, str, list, any) or a default",
+            ("params",),
+        )
+    for pname, decl in declared.items():
+        where = ("params", pname)
+        if not isinstance(pname, str) or not _IDENT.match(pname) or pname in RESERVED:
+            fail(
+                f"parameter name {pname!r} is not allowed",
+                where,
+                key=True,
+                hint="use an identifier that is not one of: " + ", ".join(sorted(RESERVED)),
+            )
+        if isinstance(decl, str) and decl in PARAM_TYPES:
+            params[pname] = (PARAM_TYPES[decl], None, True)
+        elif isinstance(decl, dict) and set(decl) <= {"type", "default", "description"}:
+            kind = decl.get("type", "any")
+            if kind not in PARAM_TYPES:
+                fail(
+                    f"parameter {pname!r}: unknown type {kind!r}",
+                    (*where, "type"),
+                    hint="types: " + ", ".join(PARAM_TYPES),
+                )
+            params[pname] = (PARAM_TYPES[kind], decl.get("default"), "default" not in decl)
+        else:
+            params[pname] = (_type_of(decl), decl, False)
+    return _Block(name, doc, path, params, inputs, layers, output)
+
+
+def _type_of(value: Any) -> tuple[type, ...] | None:
+    if isinstance(value, bool):
+        return (bool,)
+    if isinstance(value, float):
+        return (int, float)
+    for kind in (int, str, list):
+        if isinstance(value, kind):
+            return (kind,)
+    return None
+
+
+def _type_ok(value: Any, types: tuple[type, ...] | None) -> bool:
+    if types is None or value is None:
+        return True
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
+
+
+def _type_name(types: tuple[type, ...] | None) -> str:
+    return next((k for k, v in PARAM_TYPES.items() if v == types), "any")
+
+
+def _kind(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "mapping"}.get(
+        type(value), "null"
+    )
+
+
+# ---------------------------------------------------------------- expansion
+
+
+class _Expander:
+    def __init__(self, doc: Document, blocks: dict[str, _Block], registry: Registry):
+        self.doc = doc
+        self.blocks = blocks
+        self.registry = registry
+        self.flat: list[dict] = []
+        self.redirects: dict[Path_, Redirect] = {}
+        self.positions: dict[Path_, Any] = {}
+        self.shapes = _ShapeTracker(self, registry)
+        for name, block in blocks.items():
+            if name in registry.layers:
+                raise SpecError(
+                    [
+                        block.document.problem(
+                            f"block {name!r} has the name of a layer type",
+                            block.path,
+                            key=True,
+                            hint="give the block another name",
+                        )
+                    ]
+                )
+
+    def run(self) -> Document:
+        data = self.doc.data
+        layers = data.get("layers")
+        if not isinstance(layers, list):
+            return self._flat_document(dict(data))
+        variables = self._globals_cache()
+        scope = _Scope(self.doc, "", False, variables, {INPUT: INPUT}, INPUT)
+        self._items(scope, layers, ("layers",))
+        flat = {k: v for k, v in data.items() if k not in ("include", "extends", "blocks", "variants")}
+        flat["layers"] = self.flat
+        if variables:
+            flat["params"] = {k: v for k, v in variables.items()}
+        outputs = data.get("outputs")
+        if isinstance(outputs, str):
+            flat["outputs"] = scope.names.get(outputs, outputs)
+        elif isinstance(outputs, list):
+            flat["outputs"] = [scope.names.get(o, o) if isinstance(o, str) else o for o in outputs]
+        return self._flat_document(flat)
+
+    def _flat_document(self, data: dict) -> Document:
+        doc = Document(data, self.doc.source, dict(self.positions))
+        doc.redirects = {(): Redirect(self.doc, ()), **self.redirects}
+        return doc
+
+    def _globals(self) -> dict[str, Any]:
+        params = self.doc.data.get("params")
+        if params is None:
+            return {}
+        if not isinstance(params, dict):
+            raise SpecError([self.doc.problem("params: expected a mapping of names to values", ("params",))])
+        values: dict[str, Any] = {}
+        for name, value in params.items():
+            if not isinstance(name, str) or not _IDENT.match(name) or name in RESERVED:
+                raise SpecError(
+                    [self.doc.problem(f"params: name {name!r} is not allowed", ("params", name), key=True)]
+                )
+            values[name] = self._value(self.doc, ("params", name), value, values, None)
+        return values
+
+    # -- expressions
+
+    def _value(self, doc: Document, path: Path_, value: Any, variables: dict, scope: _Scope | None) -> Any:
+        """A parameter value with every ``=expression`` in it evaluated."""
+        if isinstance(value, list):
+            return [self._value(doc, (*path, i), v, variables, scope) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: self._value(doc, (*path, k), v, variables, scope) for k, v in value.items()}
+        if not is_expression(value):
+            return value
+        shape_of = (lambda name: self._shape_of(scope, name, doc, path)) if scope is not None else None
+        try:
+            return Evaluator(variables, shape_of).evaluate(value)
+        except ExprError as exc:
+            raise SpecError(
+                [self._problem(doc, path, scope, f"{value!r}: {exc.message}", exc.hint)]
+            ) from None
+
+    def _shape_of(self, scope: _Scope, name: str, doc: Document, path: Path_) -> tuple[int, ...]:
+        target = self._lookup(scope, name)
+        if target is None:
+            known = ", ".join(sorted(scope.names))
+            raise ExprError(f"no layer {name!r} here", f"layers and inputs in scope: {known}")
+        return self.shapes.of(target)
+
+    def _problem(
+        self, doc: Document, path: Path_, scope: _Scope | None, message: str, hint=None, **kw
+    ) -> Problem:
+        notes = scope.notes if scope is not None else ()
+        return doc.problem(message, path, hint=hint, details=notes, **kw)
+
+    # -- names
+
+    def _lookup(self, scope: _Scope, name: str) -> str | None:
+        """Global name of a local one; dotted names reach into earlier blocks (``enc1.pool``)."""
+        if name in scope.names:
+            return scope.names[name]
+        head, _, rest = name.partition(".")
+        if rest and head in scope.names:
+            candidate = f"{scope.names[head]}.{rest}" if scope.names[head] != INPUT else None
+            base = f"{scope.prefix}{head}.{rest}"
+            for option in (base, candidate):
+                if option and option in self.shapes.known:
+                    return self.shapes.resolve_alias(option)
+        return None
+
+    def _ref(self, scope: _Scope, name: Any) -> Any:
+        """A reference as written → the global name; unknown ones stay scoped so errors stay local."""
+        if not isinstance(name, str):
+            return name
+        found = self._lookup(scope, name)
+        if found is not None:
+            return found
+        return name if name == INPUT else f"{scope.prefix}{name}"
+
+    # -- items
+
+    def _items(self, scope: _Scope, items: list, path: Path_) -> None:
+        for i, item in enumerate(items):
+            self._item(scope, item, (*path, i))
+
+    def _item(self, scope: _Scope, item: Any, path: Path_) -> None:
+        doc = scope.document
+        if not isinstance(item, dict):  # validation reports it, located
+            self._emit(scope, item, path, None)
+            return
+        cond = item.get("if", True)
+        if "if" in item:
+            cond = self._value(doc, (*path, "if"), cond, scope.variables, scope)
+            if not isinstance(cond, bool):
+                raise SpecError(
+                    [self._problem(doc, (*path, "if"), scope, f"if: expected true or false, got {cond!r}")]
+                )
+        inputs = self._inputs(scope, item, path, scope.variables)
+        if not cond:  # left out: its name stands for its (first) input
+            name = item.get("name")
+            if isinstance(name, str) and not is_expression(name):
+                scope.names[name] = inputs[0] if inputs else scope.previous
+            return
+        repeat = self._repeat(scope, item, path)
+        first = item.get("first")
+        if first is not None and (not isinstance(first, dict) or repeat is None):
+            message = "first: expected a mapping of parameters for the first repetition, with repeat:"
+            raise SpecError([self._problem(doc, (*path, "first"), scope, message)])
+        bad = set(first or {}) & {"type", "name", "from", *ITEM_KEYS, "layers"}
+        if bad:
+            raise SpecError(
+                [self._problem(doc, (*path, "first"), scope, f"first: cannot change {sorted(bad)}")]
+            )
+        name = item.get("name")
+        if "layers" in item and "type" not in item:
+            self._group(scope, item, path, repeat, inputs)
+            return
+        container = isinstance(name, str) and not is_expression(name) and repeat is not None
+        last = None
+        for index in range(1 if repeat is None else repeat):
+            variables = scope.variables if repeat is None else {**scope.variables, "index": index}
+            inst = {**item, **first} if index == 0 and first else item
+            sources = dict.fromkeys(first or (), (*path, "first"))
+            if container:
+                local = f"{name}.{index}"
+            elif isinstance(name, str):
+                local = self._value(doc, (*path, "name"), name, variables, scope)
+                if not isinstance(local, str):
+                    raise SpecError(
+                        [
+                            self._problem(
+                                doc, (*path, "name"), scope, f"name: expected a string, got {local!r}"
+                            )
+                        ]
+                    )
+            else:
+                local = None
+            from_ = inputs if index == 0 else [last]
+            last = self._instance(scope, inst, path, local, from_, variables, sources)
+            if local is not None:
+                scope.names[local] = last
+            scope.previous = last
+        if container and last is not None:
+            scope.names[name] = last
+        if container or (isinstance(name, str) and repeat is None):
+            scope.counter += 1
+        if repeat == 0:
+            if isinstance(name, str) and not is_expression(name):
+                scope.names[name] = inputs[0] if inputs else scope.previous
+
+    def _repeat(self, scope: _Scope, item: dict, path: Path_) -> int | None:
+        if "repeat" not in item:
+            return None
+        value = self._value(scope.document, (*path, "repeat"), item["repeat"], scope.variables, scope)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_REPEAT:
+            message = f"repeat: expected an integer from 0 to {MAX_REPEAT}, got {value!r}"
+            raise SpecError([self._problem(scope.document, (*path, "repeat"), scope, message)])
+        return value
+
+    def _inputs(self, scope: _Scope, item: dict, path: Path_, variables: dict) -> list[str] | None:
+        """The global names of an item's ``from:`` (None: the previous layer)."""
+        if "from" not in item:
+            return None
+        value = self._value(scope.document, (*path, "from"), item["from"], variables, scope)
+        if isinstance(value, list):
+            return [self._ref(scope, v) for v in value]
+        return [self._ref(scope, value)]
+
+    def _group(self, scope: _Scope, item: dict, path: Path_, repeat: int | None, inputs) -> None:
+        extra = set(item) - {"layers", "from", *ITEM_KEYS}
+        layers = item["layers"]
+        if extra or not isinstance(layers, list) or not layers:
+            message = (
+                f"a group (`layers:` without `type:`) takes only layers, from, repeat, first and if; got {sorted(extra)}"
+                if extra
+                else "a group's `layers:` must be a non-empty list"
+            )
+            raise SpecError([self._problem(scope.document, path, scope, message)])
+        if inputs is not None:
+            if len(inputs) != 1:
+                raise SpecError(
+                    [self._problem(scope.document, (*path, "from"), scope, "a group takes one input")]
+                )
+            scope.previous = inputs[0]
+        outer = scope.variables
+        for index in range(1 if repeat is None else repeat):
+            scope.variables = outer if repeat is None else {**outer, "index": index}
+            self._items(scope, layers, (*path, "layers"))
+        scope.variables = outer
+
+    def _instance(
+        self, scope: _Scope, item: dict, path: Path_, local: str | None, inputs, variables, sources
+    ) -> str:
+        """Expand one layer or block use; returns the global name of its output."""
+        doc = scope.document
+        kind = self._value(doc, (*path, "type"), item.get("type"), variables, scope)
+        if local is None:
+            local = str(scope.counter) if scope.numbered else f"{kind}_{scope.counter}"
+            scope.counter += 1
+        name = scope.prefix + local
+        inputs = inputs or [scope.previous]
+        if isinstance(kind, str) and kind in self.blocks:
+            return self._use(scope, self.blocks[kind], item, path, name, inputs, variables, sources)
+        layer: dict[str, Any] = {}
+        record = self.registry.layers.get(kind) if isinstance(kind, str) else None
+        refs = {ref.field for ref in record.refs} if record else set()
+        for key, value in item.items():
+            if key in ITEM_KEYS or key in ("name", "from"):
+                continue
+            where = (*sources.get(key, path), key)
+            value = kind if key == "type" else self._value(doc, where, value, variables, scope)
+            layer[key] = self._ref(scope, value) if key in refs else value
+        layer["name"] = name
+        layer["from"] = inputs[0] if len(inputs) == 1 and not isinstance(item.get("from"), list) else inputs
+        self._emit(scope, layer, path, sources)
+        return self.shapes.alias(name, name)
+
+    def _emit(self, scope: _Scope, layer: Any, path: Path_, sources) -> None:
+        index = len(self.flat)
+        if index >= MAX_LAYERS:
+            raise SpecError(
+                [
+                    self._problem(
+                        scope.document, path, scope, f"the spec expands to more than {MAX_LAYERS} layers"
+                    )
+                ]
+            )
+        self.flat.append(layer)
+        redirect = Redirect(scope.document, path, scope.notes)
+        self.redirects[("layers", index)] = redirect
+        for key, source in (sources or {}).items():
+            self.redirects[("layers", index, key)] = Redirect(scope.document, (*source, key), scope.notes)
+        loc = scope.document.locate(path)
+        if loc is not None and scope.document.source == self.doc.source:
+            self.positions[("layers", index)] = loc
+        if isinstance(layer, dict) and isinstance(layer.get("name"), str):
+            self.shapes.known.add(layer["name"])
+
+    def _use(
+        self, scope: _Scope, block: _Block, item: dict, path: Path_, name: str, inputs, variables, sources
+    ) -> str:
+        doc = scope.document
+        if block.name in scope.stack:
+            cycle = " → ".join([*scope.stack[scope.stack.index(block.name) :], block.name])
+            raise SpecError(
+                [
+                    self._problem(
+                        doc,
+                        (*path, "type"),
+                        scope,
+                        f"block {block.name!r} uses itself: {cycle}",
+                        "a block cannot contain itself, directly or through other blocks",
+                    )
+                ]
+            )
+        if len(scope.stack) >= MAX_BLOCK_DEPTH:
+            raise SpecError([self._problem(doc, path, scope, f"blocks nested deeper than {MAX_BLOCK_DEPTH}")])
+        args = self._arguments(scope, block, item, path, variables, sources)
+        if len(inputs) != len(block.inputs):
+            message = (
+                f"block {block.name!r} takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
+                f"got {len(inputs)}"
+            )
+            raise SpecError([self._problem(doc, (*path, "from"), scope, message, "list them in `from:`")])
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        note = f"in block {block.name!r} used at {_where(doc, path)} as {name!r}" + (
+            f" with {shown}" if shown else ""
+        )
+        first_input = inputs[0]
+        child_vars: dict[str, Any] = {
+            **{k: v for k, v in self._globals_cache().items()},
+            **args,
+            "in_shape": lambda: list(self.shapes.of(first_input)),
+            "in_channels": lambda: self.shapes.of(first_input)[0],
+            "in_spatial": lambda: list(self.shapes.of(first_input)[1:]),
+        }
+        names = {INPUT: first_input, **dict(zip(block.inputs, inputs, strict=True))}
+        child = _Scope(
+            block.document,
+            name + ".",
+            True,
+            child_vars,
+            names,
+            first_input,
+            (note, *scope.notes),
+            stack=(*scope.stack, block.name),
+        )
+        self._items(child, block.layers, (*block.path, "layers"))
+        if block.output is None:
+            return self.shapes.alias(name, child.previous)
+        out = child.names.get(block.output)
+        if out is None:
+            message = f"block {block.name!r}: outputs {block.output!r} is not a layer of the block"
+            raise SpecError([self._problem(block.document, (*block.path, "outputs"), scope, message)])
+        return self.shapes.alias(name, out)
+
+    def _globals_cache(self) -> dict[str, Any]:
+        if not hasattr(self, "_global_values"):
+            self._global_values = self._globals()
+        return self._global_values
+
+    def _arguments(self, scope: _Scope, block: _Block, item: dict, path: Path_, variables, sources) -> dict:
+        doc = scope.document
+        problems = []
+        args: dict[str, Any] = {}
+        for key, value in item.items():
+            if key in ("type", "name", "from", *ITEM_KEYS):
+                continue
+            where = (*sources.get(key, path), key)
+            if key not in block.params:
+                close = difflib.get_close_matches(str(key), list(block.params), n=1)
+                hint = (f"did you mean {close[0]!r}? " if close else "") + (
+                    f"parameters of {block.name!r}: "
+                    + (", ".join(block.params) or "none")
+                    + f" (defined at {_where(block.document, block.path)})"
+                )
+                problems.append(
+                    self._problem(
+                        doc,
+                        where,
+                        scope,
+                        f"unknown parameter {key!r} of block {block.name!r}",
+                        hint,
+                        key=True,
+                    )
+                )
+                continue
+            value = self._value(doc, where, value, variables, scope)
+            types = block.params[key][0]
+            if not _type_ok(value, types):
+                problems.append(
+                    self._problem(
+                        doc,
+                        where,
+                        scope,
+                        f"parameter {key!r} of block {block.name!r} expects {_type_name(types)}, "
+                        f"got {_kind(value)} {value!r}",
+                        f"declared at {_where(block.document, (*block.path, 'params', key))}",
+                    )
+                )
+            args[key] = value
+        for key, (_types, default, required) in block.params.items():
+            if key in args:
+                continue
+            if required:
+                problems.append(
+                    self._problem(
+                        doc,
+                        path,
+                        scope,
+                        f"block {block.name!r} needs parameter {key!r}",
+                        f"add `{key}: ...`; declared at {_where(block.document, (*block.path, 'params', key))}",
+                    )
+                )
+            else:
+                args[key] = default
+        if problems:
+            raise SpecError(problems)
+        return args
+
+
+class _ShapeTracker:
+    """Shapes of the flat layers expanded so far, inferred on demand and in order."""
+
+    def __init__(self, expander: _Expander, registry: Registry):
+        self.expander = expander
+        self.registry = registry
+        self.models = registry.language[1]
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.layers: dict[str, tuple[str, Any, tuple]] = {}  # name → (type, params, input shapes)
+        self.done = 0
+        self.known: set[str] = {INPUT}
+        self.aliases: dict[str, str] = {}
+
+    def alias(self, name: str, target: str) -> str:
+        if name != target:
+            self.aliases[name] = target
+            self.known.add(name)
+        return target
+
+    def resolve_alias(self, name: str) -> str:
+        while name in self.aliases:
+            name = self.aliases[name]
+        return name
+
+    def of(self, name: str) -> tuple[int, ...]:
+        name = self.resolve_alias(name)
+        if name == INPUT:
+            return self._input()
+        flat = self.expander.flat
+        while name not in self.shapes and self.done < len(flat):
+            self._infer(self.done)
+            self.done += 1
+        if name not in self.shapes:
+            raise ExprError(f"no shape for {name!r} yet: it is not above this layer")
+        return self.shapes[name]
+
+    def _input(self) -> tuple[int, ...]:
+        value = self.expander.doc.data.get("input")
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
+            raise SpecError(
+                [self.expander.doc.problem("input: expected a list of positive integers", ("input",))]
+            )
+        return tuple(value)
+
+    def _infer(self, index: int) -> None:
+        raw = self.expander.flat[index]
+        try:
+            model = self.models[raw["type"]]
+            params = model.model_validate(raw)
+            inputs = params.inputs_named() or []
+            input_shapes = tuple(self._input() if n == INPUT else self.shapes[n] for n in inputs)
+            record = self.registry.layers[raw["type"]]
+            targets = {}
+            for ref in record.refs:
+                target = getattr(params, ref.field)
+                kind, tparams, tinputs = self.layers[target]
+                targets[ref.field] = RefTarget(target, kind, tparams, tinputs, self.shapes[target])
+            shape = tuple(record.shape(params, LayerContext(input_shapes, targets)))
+        except (ValidationError, ShapeError, KeyError, TypeError):
+            self._fail(index)
+            raise
+        self.shapes[raw["name"]] = shape
+        self.layers[raw["name"]] = (raw["type"], params, input_shapes)
+
+    def _fail(self, index: int) -> None:
+        """Report the failure as the full pipeline would, on the layers so far."""
+        from netspec.graph import infer, resolve
+        from netspec.validation import validate
+
+        flat = self.expander.flat[: index + 1]
+        data = {k: v for k, v in self.expander.doc.data.items() if k in ("netspec", "name", "input")}
+        data["layers"] = flat
+        data["outputs"] = [layer["name"] for layer in flat if isinstance(layer, dict) and "name" in layer]
+        doc = self.expander._flat_document(data)
+        model = validate(doc, self.registry)
+        layers, _ = resolve(doc, self.registry, list(model.layers), model.outputs)
+        infer(doc, self.registry, layers, tuple(model.input))
