@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="show each layer's shape formula with the numbers filled in (or one layer's)",
     )
+    _add_set(build)
     build.add_argument(
         "--graph",
         metavar="FILE",
@@ -168,8 +169,22 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         dest="overrides",
-        help="override a spec value, e.g. --set train.optimizer.lr=0.01 (repeatable)",
+        help="override a spec value, e.g. --set train.optimizer.lr=0.01 or --set params.width=32 (repeatable)",
     )
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        type=_variant,
+        action="append",
+        dest="overrides",
+        help="build this variant of the spec's `variants:` (the same as --set variant=NAME)",
+    )
+
+
+def _variant(text: str) -> str:
+    if not text.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected a variant name, got {text!r}")
+    return f"variant={text}"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -284,7 +299,7 @@ def _build(args: argparse.Namespace) -> int:
     from netspec import report
     from netspec.summary import summarize
 
-    spec = netspec.load(args.spec, input_shape=args.input)
+    spec = netspec.load(args.spec, input_shape=args.input, overrides=args.overrides)
     summary = summarize(spec, batch_size=args.batch_size)  # its meta-device build checks `expect:`
     if args.explain is not None:
         names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}

@@ -40,7 +40,7 @@ PARAM_TYPES = {
     "any": None,
 }
 SHAPE_NAMES = ("in_channels", "in_shape", "in_spatial")
-RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", *SHAPE_NAMES, *FUNCTIONS, *SHAPE_FUNCTIONS}
+RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", *SHAPE_NAMES}
 MAX_REPEAT = 10_000
 MAX_LAYERS = 100_000  # flat layers after expansion
 MAX_BLOCK_DEPTH = 32
@@ -415,17 +415,20 @@ class _Expander:
         self.positions: dict[Path_, Any] = {}
         self.shapes = _ShapeTracker(self, registry)
         for name, block in blocks.items():
-            if name in registry.layers:
+            owner = registry.plugins.get(registry.owners.get(name, ""))
+            if name in registry.layers and (owner is None or owner.origin == "built-in"):
                 raise SpecError(
                     [
                         block.document.problem(
-                            f"block {name!r} has the name of a layer type",
+                            f"block {name!r} has the name of a built-in layer type",
                             block.path,
                             key=True,
                             hint="give the block another name",
                         )
                     ]
                 )
+        # a spec's own block wins over a plugin's layer type of the same name: what a spec
+        # means must not change when somebody installs a plugin
 
     def run(self) -> Document:
         data = self.doc.data
