@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+DEFAULT_DEPTH = 2  # `build` folds block instances below layer2.0 unless --depth says otherwise
 ENV_DISABLE, ENV_BLOCK, ENV_ALLOW = (
     "NETSPEC_DISABLE_PLUGIN_AUTOLOAD",
     "NETSPEC_BLOCK_PLUGINS",
@@ -68,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
         help="show each layer's shape formula with the numbers filled in (or one layer's)",
     )
     _add_set(build)
+    build.add_argument(
+        "--depth",
+        metavar="N",
+        type=_depth,
+        default=None,
+        help="fold block instances deeper than N name parts into one row (0: unfold everything); "
+        "default 2 for specs with blocks",
+    )
     build.add_argument(
         "--graph",
         metavar="FILE",
@@ -169,7 +178,7 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         dest="overrides",
-        help="override a spec value, e.g. --set train.optimizer.lr=0.01 or --set params.width=32 (repeatable)",
+        help="override a spec value, e.g. --set train.optimizer.lr=0.01, --set params.width=32 (repeatable)",
     )
     parser.add_argument(
         "--variant",
@@ -288,6 +297,12 @@ def _shape(text: str) -> list[int]:
     return shape
 
 
+def _depth(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}")
+    return int(text)
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
@@ -297,10 +312,13 @@ def _positive(text: str) -> int:
 def _build(args: argparse.Namespace) -> int:
     import netspec
     from netspec import report
-    from netspec.summary import summarize
+    from netspec.summary import fold, summarize
 
     spec = netspec.load(args.spec, input_shape=args.input, overrides=args.overrides)
-    summary = summarize(spec, batch_size=args.batch_size)  # its meta-device build checks `expect:`
+    full = summarize(spec, batch_size=args.batch_size)  # its meta-device build checks `expect:`
+    depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
+    folded = depth and args.format != "json" and args.explain is None
+    summary = fold(full, depth, spec.document.blocks) if folded else full
     if args.explain is not None:
         names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}
         if args.explain and args.explain not in names:
@@ -318,7 +336,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.graph:
         from netspec.graphviz import write_graph
 
-        written = write_graph(spec, summary, args.graph)
+        written = write_graph(spec, full, args.graph)
         print(f"graph written to {written}", file=sys.stderr)
     return EXIT_OK
 

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from netspec.errors import Problem, ShapeError, SpecError
-from netspec.expressions import FUNCTIONS, SHAPE_FUNCTIONS, Evaluator, ExprError, is_expression
+from netspec.expressions import Evaluator, ExprError, is_expression
 from netspec.params import INPUT
 from netspec.plugins import Registry
 from netspec.registry import LayerContext, RefTarget
@@ -411,6 +411,7 @@ class _Expander:
         self.blocks = blocks
         self.registry = registry
         self.flat: list[dict] = []
+        self.instances: dict[str, str] = {}  # "layer2.0" → "bottleneck", "layer2" → "bottleneck ×4"
         self.redirects: dict[Path_, Redirect] = {}
         self.positions: dict[Path_, Any] = {}
         self.shapes = _ShapeTracker(self, registry)
@@ -452,6 +453,7 @@ class _Expander:
     def _flat_document(self, data: dict) -> Document:
         doc = Document(data, self.doc.source, dict(self.positions))
         doc.redirects = {(): Redirect(self.doc, ()), **self.redirects}
+        doc.blocks = dict(self.instances)
         return doc
 
     def _globals(self) -> dict[str, Any]:
@@ -589,11 +591,12 @@ class _Expander:
             scope.previous = last
         if container and last is not None:
             scope.names[name] = last
+            kinds = {self.instances.get(f"{scope.prefix}{name}.{i}", "layers") for i in range(repeat)}
+            self.instances[scope.prefix + name] = f"{kinds.pop() if len(kinds) == 1 else 'layers'} ×{repeat}"
         if container or (isinstance(name, str) and repeat is None):
             scope.counter += 1
-        if repeat == 0:
-            if isinstance(name, str) and not is_expression(name):
-                scope.names[name] = inputs[0] if inputs else scope.previous
+        if repeat == 0 and isinstance(name, str) and not is_expression(name):
+            scope.names[name] = inputs[0] if inputs else scope.previous
 
     def _repeat(self, scope: _Scope, item: dict, path: Path_) -> int | None:
         if "repeat" not in item:
@@ -618,7 +621,8 @@ class _Expander:
         layers = item["layers"]
         if extra or not isinstance(layers, list) or not layers:
             message = (
-                f"a group (`layers:` without `type:`) takes only layers, from, repeat, first and if; got {sorted(extra)}"
+                "a group (`layers:` without `type:`) takes only layers, from, repeat, first and if; "
+                f"got {sorted(extra)}"
                 if extra
                 else "a group's `layers:` must be a non-empty list"
             )
@@ -677,9 +681,10 @@ class _Expander:
         self.redirects[("layers", index)] = redirect
         for key, source in (sources or {}).items():
             self.redirects[("layers", index, key)] = Redirect(scope.document, (*source, key), scope.notes)
-        loc = scope.document.locate(path)
-        if loc is not None and scope.document.source == self.doc.source:
-            self.positions[("layers", index)] = loc
+        origin, where = scope.document.origin(path)
+        loc = origin.locate(where)
+        if loc is not None and origin.source == self.doc.origin(())[0].source:
+            self.positions[("layers", index)] = loc  # the summary's line column: lines of this file only
         if isinstance(layer, dict) and isinstance(layer.get("name"), str):
             self.shapes.known.add(layer["name"])
 
@@ -703,6 +708,7 @@ class _Expander:
         if len(scope.stack) >= MAX_BLOCK_DEPTH:
             raise SpecError([self._problem(doc, path, scope, f"blocks nested deeper than {MAX_BLOCK_DEPTH}")])
         args = self._arguments(scope, block, item, path, variables, sources)
+        self.instances[name] = block.name
         if len(inputs) != len(block.inputs):
             message = (
                 f"block {block.name!r} takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "
@@ -796,7 +802,8 @@ class _Expander:
                         path,
                         scope,
                         f"block {block.name!r} needs parameter {key!r}",
-                        f"add `{key}: ...`; declared at {_where(block.document, (*block.path, 'params', key))}",
+                        f"add `{key}: ...`; declared at "
+                        + _where(block.document, (*block.path, "params", key)),
                     )
                 )
             else:

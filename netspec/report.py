@@ -206,7 +206,7 @@ def render_explain(summary: Summary, layer: str | None = None) -> str:
 
 
 def render_dot(summary: Summary, aux_edges: list[tuple[str, str, str]]) -> str:
-    """Graphviz DOT: one box per layer, shapes on the edges, dashed edges for indices."""
+    """Graphviz DOT: one box per layer, blocks as clusters, shapes on the edges, dashed edges for indices."""
     shapes = {"input": summary.input, **{r.name: r.output for r in summary.rows}}
 
     def q(s: str) -> str:
@@ -219,9 +219,8 @@ def render_dot(summary: Summary, aux_edges: list[tuple[str, str, str]]) -> str:
         '  edge [fontname="Helvetica", fontsize=10];',
         f"  input [shape=ellipse, label={q('input ' + describe(summary.input))}];",
     ]
+    lines += _dot_clusters(summary.rows, q)
     for r in summary.rows:
-        label = "\\n".join([r.name, r.type, describe(r.output)])
-        lines.append(f"  {q(r.name)} [label={q(label)}];")
         for src in r.inputs:
             lines.append(f"  {q(src)} -> {q(r.name)} [label={q(describe(shapes[src]))}];")
     for src, dst, label in aux_edges:
@@ -231,3 +230,30 @@ def render_dot(summary: Summary, aux_edges: list[tuple[str, str, str]]) -> str:
         lines.append(f"  {q(name)} -> {q('out:' + name)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_clusters(rows, q) -> list[str]:
+    """Node declarations, each block instance (``layer2.0``) a nested cluster labelled by its path."""
+    tree: dict = {}
+    for r in rows:
+        node = tree
+        for part in r.name.split(".")[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(None, []).append(r)
+
+    def emit(node: dict, path: str, indent: str) -> list[str]:
+        out = []
+        for r in node.get(None, []):
+            label = "\\n".join([r.name.rsplit(".", 1)[-1], r.type, describe(r.output)])
+            out.append(f"{indent}{q(r.name)} [label={q(label)}];")
+        for part, child in node.items():
+            if part is None:
+                continue
+            inner = f"{path}.{part}" if path else part
+            out.append(f"{indent}subgraph {q('cluster_' + inner)} {{")
+            out.append(f'{indent}  label={q(inner)}; style=rounded; color="#888888";')
+            out += emit(child, inner, indent + "  ")
+            out.append(f"{indent}}}")
+        return out
+
+    return emit(tree, "", "  ")

@@ -7,7 +7,7 @@ MACs, receptive fields and memory come from each layer type's analysis rules.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from netspec.graph import Layer, ref_target
@@ -122,6 +122,45 @@ def summarize(spec: Spec, batch_size: int = 1) -> Summary:
         rows,
         [(name, spec.layer(name).output_shape) for name in spec.outputs],
         _totals(spec, rows, buffers, batch_size),
+    )
+
+
+def fold(summary: Summary, depth: int, blocks: dict[str, str]) -> Summary:
+    """The rows with every block instance deeper than ``depth`` name parts shown as one row.
+
+    A folded row sums parameters and MACs, shows the block's last layer's output and
+    receptive field, and takes its inputs from outside the block. Totals do not change.
+    """
+    groups: dict[str, list[LayerRow]] = {}
+    for row in summary.rows:
+        parts = row.name.split(".")
+        groups.setdefault(".".join(parts[:depth]) if len(parts) > depth else row.name, []).append(row)
+    folded = {m.name: key for key, members in groups.items() for m in members}
+    rows = []
+    for key, members in groups.items():
+        if len(members) == 1 and members[0].name == key:
+            rows.append(replace(members[0], inputs=tuple(folded.get(i, i) for i in members[0].inputs)))
+            continue
+        inside = {m.name for m in members}
+        last = members[-1]
+        macs = [m.macs for m in members]
+        rows.append(
+            LayerRow(
+                members[0].index,
+                key,
+                blocks.get(key, "block"),
+                tuple(dict.fromkeys(folded.get(i, i) for m in members for i in m.inputs if i not in inside)),
+                last.output,
+                sum(m.params for m in members),
+                sum(m.trainable for m in members),
+                UNKNOWN if any(m is UNKNOWN for m in macs) else sum(macs),
+                last.field,
+                members[0].line,
+                tuple(line for m in members for line in m.explain),
+            )
+        )
+    return Summary(
+        summary.name, summary.source, summary.input, summary.batch_size, rows, summary.outputs, summary.totals
     )
 
 

@@ -78,6 +78,7 @@ class Document:
     key_positions: dict[Path_, Location] = field(default_factory=dict)
     overrides: dict[Path_, str] = field(default_factory=dict)  # path → "--set a.b=value"
     redirects: dict[Path_, Redirect] = field(default_factory=dict)  # expanded data → where it was written
+    blocks: dict[str, str] = field(default_factory=dict)  # block instance path → what it is ("bottleneck")
 
     def override(self, assignment: str) -> None:
         """Apply ``a.b.c=value`` (value read as YAML) on top of the file, as ``--set`` does."""
@@ -112,6 +113,15 @@ class Document:
                 return self.positions[path]
             path = path[:-1]
         return self.positions.get(())
+
+    def origin(self, path: Path_) -> tuple[Document, Path_]:
+        """The document and path where the value at ``path`` was written, through redirects."""
+        path = tuple(path)
+        for cut in range(len(path), -1, -1) if self.redirects else ():
+            redirect = self.redirects.get(path[:cut])
+            if redirect is not None:
+                return redirect.document.origin((*redirect.path, *path[cut:]))
+        return self, path
 
     def problem(self, message: str, path: Path_ = (), *, key: bool = False, **kw) -> Problem:
         path = tuple(path)

@@ -42,8 +42,8 @@ def test_shipped_specs_shapes_match_a_real_forward_pass(path: Path):
 def test_segnet_unpool_puts_values_back_where_the_pool_found_them():
     spec = netspec.load(REPO / "specs/segnet.yaml")
     model = spec.build().eval()
-    x = torch.randn(1, *spec.layer("pool1").input_shapes[0])
-    pooled, indices = model.pool1(x)
+    x = torch.randn(1, *spec.layer("enc1.pool").input_shapes[0])
+    pooled, indices = model.enc1.pool(x)
     restored = model.unpool1(pooled, indices)
     expected = torch.zeros_like(x).flatten(2).scatter(2, indices.flatten(2), pooled.flatten(2)).view_as(x)
     torch.testing.assert_close(restored, expected)

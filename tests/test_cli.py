@@ -92,9 +92,10 @@ def test_input_override(capsys):
 
 
 def test_input_override_that_breaks_the_network_is_a_located_error(capsys):
-    assert main(["build", str(REPO / "specs/unet.yaml"), "--input", "1,64,64"]) == 2
+    assert main(["build", str(REPO / "specs/unet.yaml"), "--input", "1,4,4"]) == 2
     err = capsys.readouterr().err
-    assert "output_size 15 in H is not reachable" in err and "unet.yaml:" in err
+    assert "layer 14 'mid.pool' (maxpool): pooling window spans 2 in H" in err and "unet.yaml:23:" in err
+    assert "in block 'down' used at" in err and "as 'mid' with channels=128" in err
 
 
 @pytest.mark.parametrize("bad", ["0,28,28", "a,b", ""])
@@ -130,8 +131,9 @@ def test_graph_is_written_as_dot(tmp_path, capsys):
     assert main(["build", str(REPO / "specs/segnet.yaml"), "--graph", str(target)]) == 0
     dot = target.read_text()
     assert dot.startswith('digraph "segnet" {')
-    assert '"pool1" -> "unpool1" [style=dashed, label="indices"];' in dot
-    assert '"enc1" -> "batchnorm_1" [label="[16, 45, 60]"];' in dot
+    assert '"enc1.pool" -> "unpool1" [style=dashed, label="indices"];' in dot
+    assert '"enc1.block.conv" -> "enc1.block.bn" [label="[16, 45, 60]"];' in dot
+    assert 'subgraph "cluster_enc1" {' in dot and 'subgraph "cluster_enc1.block" {' in dot
 
 
 def test_graph_as_svg_needs_graphviz(tmp_path, capsys, monkeypatch):

@@ -29,7 +29,7 @@ def test_every_shipped_spec_validates_against_the_generated_schema(path):
 def test_the_schema_rejects_typos_and_completes_types():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"input": [1, 8], "layers": [{"type": "conv", "kernal_size": 3}]}, SCHEMA)
-    layer_defs = SCHEMA["properties"]["layers"]["items"]
+    layer_defs = SCHEMA["$defs"]["LayerItem"]["anyOf"][0]
     assert set(layer_defs["discriminator"]["mapping"]) == set(netspec.plugins.default_registry().layers)
 
 

@@ -25,7 +25,7 @@ def torchinfo_macs(spec, model) -> dict:
     """torchinfo's per-layer MACs at batch 1, by layer name."""
     import torchinfo
 
-    names = {id(module): name for name, module in model.named_children()}
+    names = {id(model.get_submodule(layer.name)): layer.name for layer in spec.layers}
     result = torchinfo.summary(model, input_size=(1, *spec.input_shape), verbose=0, device="cpu")
     return {names[id(info.module)]: info.macs for info in result.summary_list if id(info.module) in names}
 
