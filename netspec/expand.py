@@ -100,7 +100,8 @@ def expand(doc: Document, registry: Registry, root_dir: Path | None = None) -> D
     if not uses_language(doc.data):
         return doc
     root = (root_dir or _base_dir(doc)).resolve()
-    composed, blocks = _Composer(root).compose(doc, ())
+    stack = () if doc.source.startswith("<") else (Path(doc.source).resolve(),)
+    composed, blocks = _Composer(root).compose(doc, stack)
     composed = _apply_variant(composed)
     return _Expander(composed, blocks, registry).run()
 
@@ -125,6 +126,7 @@ class _Composer:
         self.root = root
 
     def compose(self, doc: Document, stack: tuple[Path, ...]) -> tuple[Document, dict[str, _Block]]:
+        """``doc`` with its base merged in, and every block it can use; ``stack``: the files being read."""
         data = doc.data if isinstance(doc.data, dict) else {}
         blocks: dict[str, _Block] = {}
         composed = doc
@@ -196,7 +198,7 @@ class _Composer:
                     )
                 ]
             )
-        chain = [*stack, Path(doc.source).resolve()] if not doc.source.startswith("<") else list(stack)
+        chain = list(stack)  # the files being read, this one last
         if target in chain:
             cycle = " → ".join(str(p.name) for p in [*chain[chain.index(target) :], target])
             raise SpecError([doc.problem(f"{key}: {name!r} makes an include cycle: {cycle}", path)])
@@ -617,12 +619,13 @@ class _Expander:
         return [self._ref(scope, value)]
 
     def _group(self, scope: _Scope, item: dict, path: Path_, repeat: int | None, inputs) -> None:
-        extra = set(item) - {"layers", "from", *ITEM_KEYS}
+        extra = set(item) - {"layers", "from", "repeat", "if"}
         layers = item["layers"]
         if extra or not isinstance(layers, list) or not layers:
             message = (
-                "a group (`layers:` without `type:`) takes only layers, from, repeat, first and if; "
+                "a group (`layers:` without `type:`) takes only layers, from, repeat and if; "
                 f"got {sorted(extra)}"
+                + (" (for the first repetition, use `=a if index == 0 else b`)" if "first" in extra else "")
                 if extra
                 else "a group's `layers:` must be a non-empty list"
             )
