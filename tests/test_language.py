@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import re
+import signal
 import sys
 import textwrap
 import time
@@ -69,6 +70,22 @@ def names(spec) -> list[str]:
 
 def load_text(text: str, **kwargs):
     return netspec.load(textwrap.dedent(text).lstrip("\n"), **kwargs)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``."""
+
+    def stop(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @contextlib.contextmanager
@@ -706,6 +723,49 @@ def test_an_included_file_holds_only_blocks_and_params(tmp_path):
     assert "an included file holds blocks: and params: only, not ['layers']" in message
 
 
+def test_a_block_file_included_twice_is_not_a_conflict(tmp_path):
+    """Two block libraries that both include one common file (a diamond), or one file listed twice."""
+    write(tmp_path, "lib/common.yaml", "blocks: {act: {layers: [{type: relu}]}}\n")
+    write(
+        tmp_path,
+        "lib/convs.yaml",
+        """
+        include: common.yaml
+        blocks: {convs: {layers: [{type: conv, out_channels: 4, kernel_size: 1}, {type: act}]}}
+    """,
+    )
+    write(
+        tmp_path,
+        "lib/heads.yaml",
+        """
+        include: common.yaml
+        blocks: {head: {layers: [{type: act}, {type: flatten}]}}
+    """,
+    )
+    path, _ = write(
+        tmp_path,
+        "spec.yaml",
+        """
+        netspec: 1
+        input: [3, 8, 8]
+        include: [lib/convs.yaml, lib/heads.yaml]
+        layers: [{type: convs, name: body}, {type: head, name: head}]
+    """,
+    )
+    assert names(netspec.load(path)) == ["body.0", "body.1.0", "head.0.0", "head.1"]
+    twice, _ = write(
+        tmp_path,
+        "twice.yaml",
+        """
+        netspec: 1
+        input: [3, 8, 8]
+        include: [lib/common.yaml, lib/common.yaml]
+        layers: [{type: act, name: a}]
+    """,
+    )
+    assert names(netspec.load(twice)) == ["a.0"]
+
+
 def test_extends_merges_child_over_base(tmp_path):
     write(
         tmp_path,
@@ -761,6 +821,61 @@ def test_an_error_in_the_base_of_extends_names_the_base(tmp_path):
     child, _ = write(tmp_path, "child.yaml", "extends: base.yaml\nparams: {k: 9}\n")
     message = error(child)
     assert f"{base}:{loc(base_text, '=k')}: layer 0 'c' (conv): kernel spans 9" in message
+
+
+def test_uses_and_definitions_in_the_base_of_extends_are_located_in_the_base(tmp_path):
+    base, base_text = write(
+        tmp_path,
+        "family/base.yaml",
+        """
+        netspec: 1
+        input: [3, 8, 8]
+        blocks:
+          cb:
+            params: {c: int}
+            layers:
+              - {type: conv, name: conv, out_channels: =c, kernel_size: 5}
+        layers:
+          - {type: relu}
+          - {type: cb, name: a, c: 4}
+        """,
+    )
+    small, _ = write(tmp_path, "small.yaml", "extends: family/base.yaml\ninput: [3, 4, 4]\n")
+    message = error(small)
+    assert f"{base}:{loc(base_text, '5}')}: layer 1 'a.conv' (conv): kernel spans 5" in message
+    assert f"in block 'cb' used at {base}:{loc(base_text, '{type: cb')} as 'a' with c=4" in message
+    typo, _ = write(tmp_path, "typo.yaml", "extends: family/base.yaml\n")
+    typo_text = base_text.replace("c: 4}", "c: 4, d: 1}")
+    base.write_text(typo_text)
+    message = error(typo)
+    assert f"{base}:{loc(typo_text, 'd: 1')}: unknown parameter 'd' of block 'cb'" in message
+    assert f"(defined at {base}:{loc(base_text, 'params: {c')})" in message
+
+
+def test_uses_in_a_spec_with_variants_are_located(tmp_path):
+    path, text = write(
+        tmp_path,
+        "spec.yaml",
+        """
+        netspec: 1
+        input: [3, 8, 8]
+        variant: big
+        variants:
+          big: {params: {k: 3}}
+        params: {k: 1}
+        blocks:
+          cb:
+            params: {c: int}
+            layers:
+              - {type: conv, name: conv, out_channels: =c, kernel_size: =k * 3}
+        layers:
+          - {type: relu}
+          - {type: cb, name: a, c: 4}
+        """,
+    )
+    message = error(path)
+    assert f"{path}:{loc(text, '=k * 3')}: layer 1 'a.conv' (conv): kernel spans 9" in message
+    assert f"in block 'cb' used at {path}:{loc(text, '{type: cb')} as 'a' with c=4" in message
 
 
 def test_unknown_variant_suggests(tmp_path):
@@ -1358,6 +1473,64 @@ def test_deep_block_chains_are_bounded():
     with within(1):
         spec = netspec.load(_chain(32))
     assert names(spec) == ["top" + ".0" * 32]
+
+
+def _finishes_or_is_refused(source) -> None:
+    """Loading ``source`` ends within 3 s: built (an empty expansion is fine) or a located error."""
+    with deadline(3):
+        try:
+            netspec.load(source)
+        except netspec.SpecError as exc:
+            assert re.match(r"\S+:\d+:\d+: ", str(exc)), str(exc)
+
+
+def test_expansions_that_emit_nothing_are_bounded_too():
+    """10,000 x 10,000 block instances whose layers are all left out: no layer counts towards the
+    100,000-layer limit, but the work is 10**8 instances."""
+    _finishes_or_is_refused(
+        textwrap.dedent("""
+            netspec: 1
+            input: [3, 8, 8]
+            blocks:
+              inner:
+                layers:
+                  - {type: relu, repeat: 0}
+              outer:
+                layers:
+                  - {type: inner, repeat: 10000}
+            layers:
+              - {type: relu}
+              - {type: outer, repeat: 10000}
+        """)
+    )
+
+
+def test_nested_groups_of_left_out_layers_are_bounded():
+    _finishes_or_is_refused(
+        textwrap.dedent("""
+            netspec: 1
+            input: [3, 8, 8]
+            layers:
+              - {type: relu}
+              - layers:
+                  - layers:
+                      - layers: [{type: relu, if: false}]
+                        repeat: 10000
+                    repeat: 10000
+                repeat: 10000
+        """)
+    )
+
+
+def test_include_fan_out_is_bounded(tmp_path):
+    """Each file includes the next one ten times: 10**6 reads at depth 6, far below the depth limit."""
+    for i in range(6):
+        write(tmp_path, f"f{i}.yaml", "include: [" + ", ".join([f"f{i + 1}.yaml"] * 10) + "]\n")
+    write(tmp_path, "f6.yaml", "params: {}\n")
+    path, _ = write(
+        tmp_path, "spec.yaml", "netspec: 1\ninput: [3, 8, 8]\ninclude: f0.yaml\nlayers: [{type: relu}]\n"
+    )
+    _finishes_or_is_refused(path)
 
 
 def test_include_depth_is_bounded(tmp_path):
