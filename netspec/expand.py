@@ -42,7 +42,8 @@ PARAM_TYPES = {
 SHAPE_NAMES = ("in_channels", "in_shape", "in_spatial")
 RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", *SHAPE_NAMES}
 MAX_REPEAT = 10_000
-MAX_LAYERS = 100_000  # flat layers after expansion
+MAX_LAYERS = 50_000  # flat layers after expansion
+MAX_STEPS = 100_000  # layers and block instances visited while expanding, left-out ones included
 MAX_BLOCK_DEPTH = 32
 MAX_INCLUDE_DEPTH = 16
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -112,6 +113,8 @@ def _base_dir(doc: Document) -> Path:
 
 
 def _where(doc: Document, path: Path_) -> str:
+    """``file:line:column`` of what ``path`` holds, in the file where it was written."""
+    doc, path = doc.origin(path)
     loc = doc.locate(path)
     return f"{doc.source}:{loc.line}:{loc.column}" if loc else doc.source
 
@@ -124,6 +127,7 @@ class _Composer:
 
     def __init__(self, root: Path):
         self.root = root
+        self.included: dict[Path, tuple[Document, dict[str, _Block]]] = {}  # each file read once
 
     def compose(self, doc: Document, stack: tuple[Path, ...]) -> tuple[Document, dict[str, _Block]]:
         """``doc`` with its base merged in, and every block it can use; ``stack``: the files being read."""
@@ -143,7 +147,10 @@ class _Composer:
         for i, name in enumerate(includes):
             path = ("include",) if isinstance(data.get("include"), str) else ("include", i)
             included = self._read(doc, path, name, stack)
-            inc_doc, inc_blocks = self.compose(included, (*stack, Path(included.source).resolve()))
+            key = Path(included.source).resolve()
+            if key not in self.included:
+                self.included[key] = self.compose(included, (*stack, key))
+            inc_doc, inc_blocks = self.included[key]
             extra = (
                 set(inc_doc.data) - {"blocks", "include", "params"}
                 if isinstance(inc_doc.data, dict)
@@ -212,12 +219,17 @@ class _Composer:
                     )
                 ]
             )
+        if target in self.included:
+            return self.included[target][0]
         return read_spec_file(target)
 
 
 def _add_blocks(blocks: dict[str, _Block], new: dict[str, _Block], *, replace: bool) -> None:
     for name, block in new.items():
-        if name in blocks and not replace and blocks[name].document is not block.document:
+        same = name in blocks and _where(blocks[name].document, blocks[name].path) == _where(
+            block.document, block.path
+        )
+        if name in blocks and not replace and not same:  # one file included twice is no conflict
             first = blocks[name]
             raise SpecError(
                 [
@@ -413,6 +425,7 @@ class _Expander:
         self.blocks = blocks
         self.registry = registry
         self.flat: list[dict] = []
+        self.steps = 0
         self.instances: dict[str, str] = {}  # "layer2.0" → "bottleneck", "layer2" → "bottleneck ×4"
         self.redirects: dict[Path_, Redirect] = {}
         self.positions: dict[Path_, Any] = {}
@@ -536,6 +549,10 @@ class _Expander:
 
     def _item(self, scope: _Scope, item: Any, path: Path_) -> None:
         doc = scope.document
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            message = f"the spec takes more than {MAX_STEPS} steps to expand (repeats inside repeats?)"
+            raise SpecError([self._problem(doc, path, scope, message, "lower the repeat counts")])
         if not isinstance(item, dict):  # validation reports it, located
             self._emit(scope, item, path, None)
             return

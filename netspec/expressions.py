@@ -10,6 +10,7 @@ neither run code nor make the evaluator allocate or loop without bound.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -127,6 +128,25 @@ def _checked(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def parse(text: str) -> ast.expr:
+    """The syntax tree of one expression (cached: a block repeated N times parses it once)."""
+    source = text[len(MARK) :].strip() if text.startswith(MARK) else text.strip()
+    if len(source) > MAX_TEXT:
+        raise ExprError(f"expression longer than {MAX_TEXT} characters")
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(
+            f"invalid expression {source!r}: {exc.msg}",
+            "expressions use Python syntax: `=planes * 4`, `=max(8, c // 2)`, `=a if b else c`; "
+            "quote a flow-style value that holds ',' '[' or '{'",
+        ) from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise ExprError(f"expression has more than {MAX_NODES} parts")
+    return tree.body
+
+
 class Evaluator:
     """Evaluates one expression against a scope.
 
@@ -140,20 +160,7 @@ class Evaluator:
         self.shape_of = shape_of
 
     def evaluate(self, text: str) -> Any:
-        source = text[len(MARK) :].strip() if text.startswith(MARK) else text.strip()
-        if len(source) > MAX_TEXT:
-            raise ExprError(f"expression longer than {MAX_TEXT} characters")
-        try:
-            tree = ast.parse(source, mode="eval")
-        except SyntaxError as exc:
-            raise ExprError(
-                f"invalid expression {source!r}: {exc.msg}",
-                "expressions use Python syntax: `=planes * 4`, `=max(8, c // 2)`, `=a if b else c`; "
-                "quote a flow-style value that holds ',' '[' or '{'",
-            ) from None
-        if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
-            raise ExprError(f"expression has more than {MAX_NODES} parts")
-        return _checked(self._eval(tree.body))
+        return _checked(self._eval(parse(text)))
 
     def _eval(self, node: ast.AST) -> Any:
         method = getattr(self, f"_{type(node).__name__}", None)

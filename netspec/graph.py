@@ -54,6 +54,9 @@ class _Resolver:
     def resolve(self, params_list: list[LayerParams]) -> list[Layer]:
         names: dict[str, int] = {}
         layers: list[Layer] = []
+        self.by_name: dict[
+            str, Layer
+        ] = {}  # grown as layers are resolved: one lookup table, not one per layer
         for index, params in enumerate(params_list):
             kind = params.type
             name = params.name or f"{kind}_{index}"
@@ -75,6 +78,7 @@ class _Resolver:
             layers.append(
                 Layer(index, name, kind, params, record, tuple(inputs), refs, label, self._line(index))
             )
+            self.by_name.setdefault(name, layers[-1])
         return layers
 
     def _line(self, index: int) -> int | None:
@@ -147,7 +151,7 @@ class _Resolver:
 
     def _refs(self, index, params, record, names, label, layers) -> dict[str, str]:
         refs = {}
-        by_name = {layer.name: layer for layer in layers}
+        by_name = self.by_name
         for ref in record.refs:
             target = getattr(params, ref.field)
             if not self._lookup(index, target, names, (ref.field,), label, ref.field) or target == INPUT:
