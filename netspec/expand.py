@@ -286,7 +286,7 @@ def _apply_variant(doc: Document) -> Document:
                 )
             ]
         )
-    if chosen not in variants:
+    if not isinstance(chosen, str) or chosen not in variants:
         close = difflib.get_close_matches(str(chosen), list(map(str, variants)), n=1)
         raise SpecError(
             [
@@ -858,6 +858,8 @@ class _ShapeTracker:
         return name
 
     def of(self, name: str) -> tuple[int, ...]:
+        if not isinstance(name, str):  # a malformed `from:`; validation will say where
+            raise ExprError(f"{name!r} is not a layer name")
         name = self.resolve_alias(name)
         if name == INPUT:
             return self._input()

@@ -125,6 +125,8 @@ def _checked(value: Any) -> Any:
         raise ExprError(f"non-finite result {value}")
     if isinstance(value, (str, list)) and len(value) > MAX_SEQUENCE:
         raise ExprError(f"result longer than {MAX_SEQUENCE} items")
+    if value is not None and not isinstance(value, (bool, int, float, str, list)):
+        raise ExprError(f"result {value!r} is not a number, string, boolean or list")
     return value
 
 
@@ -136,6 +138,8 @@ def parse(text: str) -> ast.expr:
         raise ExprError(f"expression longer than {MAX_TEXT} characters")
     try:
         tree = ast.parse(source, mode="eval")
+    except (RecursionError, MemoryError):
+        raise ExprError("expression nested too deeply") from None
     except SyntaxError as exc:
         raise ExprError(
             f"invalid expression {source!r}: {exc.msg}",
