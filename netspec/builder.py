@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import operator
 import re
 
 import torch
 from torch import fx, nn
 
-from netspec.errors import PluginError, SpecError
+from netspec.errors import PluginError
 from netspec.graph import ref_target
 from netspec.params import INPUT
 from netspec.spec import Spec
@@ -22,7 +21,6 @@ def build(spec: Spec) -> fx.GraphModule:
     tuple when the spec lists several ``outputs``. Build on the meta device
     (``with torch.device("meta"):``) to count parameters without allocating them.
     """
-    _check_names(spec)
     graph = fx.Graph()
     values: dict[str, fx.Node] = {INPUT: graph.placeholder("x", type_expr=torch.Tensor)}
     aux: dict[tuple[str, str], fx.Node] = {}
@@ -89,53 +87,6 @@ def _build_module(spec: Spec, layer, targets) -> nn.Module:
             f"{type(module).__name__}, not an nn.Module"
         )
     return module
-
-
-def _check_names(spec: Spec) -> None:
-    """Each part of a layer's name becomes a module attribute: none may shadow nn.Module's own,
-    and no layer may also be the container of others (``a`` and ``a.b``)."""
-    reserved = _reserved_names()
-    containers = {layer.name.rsplit(".", 1)[0] for layer in spec.layers if "." in layer.name}
-    containers |= {c.rsplit(".", i)[0] for c in list(containers) for i in range(1, c.count(".") + 1)}
-    problems = []
-    for layer in spec.layers:
-        top, *inner = layer.name.split(".")
-        clash = next(
-            (
-                p
-                for p in [top, *inner]
-                if p in reserved or hasattr(nn.Module, p) or (p is top and hasattr(fx.GraphModule, p))
-            ),
-            None,
-        )
-        if clash is not None:
-            problems.append(
-                spec.document.problem(
-                    f"name {clash!r} (in {layer.name!r}) clashes with a torch.nn.Module attribute"
-                    if clash != layer.name
-                    else f"name {layer.name!r} clashes with a torch.nn.Module attribute",
-                    ("layers", layer.index, "name"),
-                    layer=layer.label,
-                    hint=f"rename it, e.g. {clash + '_'!r}",
-                )
-            )
-        elif layer.name in containers:
-            problems.append(
-                spec.document.problem(
-                    f"name {layer.name!r} is both a layer and the block holding {layer.name + '.…'!r}",
-                    ("layers", layer.index, "name"),
-                    layer=layer.label,
-                    hint="rename the layer or the block use",
-                )
-            )
-    if problems:
-        raise SpecError(problems)
-
-
-@functools.cache
-def _reserved_names() -> frozenset[str]:
-    """Instance attributes GraphModule sets after adding submodules, and ``self`` of forward."""
-    return frozenset(vars(fx.GraphModule(nn.Module(), fx.Graph()))) | {"self"}
 
 
 def _class_name(name: str) -> str:

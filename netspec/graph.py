@@ -13,6 +13,7 @@ from netspec.errors import PluginError, Problem, ShapeError, SpecError
 from netspec.params import INPUT, LayerParams
 from netspec.plugins import Registry
 from netspec.registry import LayerContext, LayerType, RefTarget
+from netspec.reserved import GRAPH_MODULE_ATTRIBUTES, MODULE_ATTRIBUTES
 from netspec.shapes import Shape, describe
 from netspec.validation import layer_label
 from netspec.yamlio import Document
@@ -72,6 +73,7 @@ class _Resolver:
                     hint="give each layer a unique name",
                 )
             names.setdefault(name, index)
+            self._check_attribute_name(index, name, params, label)
             record = self.registry[kind]
             inputs = self._inputs(index, params, names, label, layers)
             refs = self._refs(index, params, record, names, label, layers)
@@ -80,6 +82,40 @@ class _Resolver:
             )
             self.by_name.setdefault(name, layers[-1])
         return layers
+
+    def _check_attribute_name(self, index: int, name: str, params: LayerParams, label: str) -> None:
+        """Each part of a name becomes a module attribute: none may shadow what PyTorch needs."""
+        top, *inner = name.split(".")
+        clash = (
+            top
+            if top in GRAPH_MODULE_ATTRIBUTES
+            else next((p for p in inner if p in MODULE_ATTRIBUTES), None)
+        )
+        if clash is not None:
+            self.problem(
+                index,
+                f"name {clash!r}"
+                + (f" (in {name!r})" if clash != name else "")
+                + " clashes with a torch.nn.Module attribute",
+                ("name",) if params.name else ("type",),
+                label=label,
+                hint=f"rename it, e.g. {clash + '_'!r}",
+            )
+
+    def _check_containers(self, layers: list[Layer]) -> None:
+        """``a`` cannot be a layer and also hold ``a.b``."""
+        prefixes = {
+            layer.name.rsplit(".", i)[0] for layer in layers for i in range(1, layer.name.count(".") + 1)
+        }
+        for layer in layers:
+            if layer.name in prefixes:
+                self.problem(
+                    layer.index,
+                    f"name {layer.name!r} is both a layer and the block holding {layer.name + '.…'!r}",
+                    ("name",),
+                    label=layer.label,
+                    hint="rename the layer or the block use",
+                )
 
     def _line(self, index: int) -> int | None:
         loc = self.doc.positions.get(("layers", index))
@@ -209,6 +245,7 @@ def resolve(
     """Name every layer and check every ``from``, reference and output; all problems at once."""
     resolver = _Resolver(doc, registry)
     layers = resolver.resolve(params_list)
+    resolver._check_containers(layers)
     wanted = [] if resolver.problems else resolver.outputs(layers, outputs)
     if resolver.problems:
         raise SpecError(resolver.problems)

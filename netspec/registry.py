@@ -74,11 +74,25 @@ class Window:
         return cls((1,) * rank, (Fraction(1),) * rank)
 
 
+@dataclass(frozen=True)
+class ParamCount:
+    """A layer's parameters (all, and how many train) and buffer elements, as its module holds them."""
+
+    total: int = 0
+    trainable: int | None = None  # None: all of them
+    buffers: int = 0
+
+    @property
+    def trained(self) -> int:
+        return self.total if self.trainable is None else self.trainable
+
+
 ShapeRule = Callable[[Any, LayerContext], Shape]
 Builder = Callable[[Any, LayerContext], "nn.Module"]
 MacsRule = Callable[[Any, LayerContext], int]
 WindowRule = Callable[[Any, LayerContext], "Window | None"]
 ExplainRule = Callable[[Any, LayerContext], list[str]]
+ParamsRule = Callable[[Any, LayerContext], ParamCount]
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,9 @@ class LayerType:
             returns None marks the receptive field undefined after this layer (flatten,
             linear); no rule at all makes it unknown.
         explain: ``(params, ctx) -> lines``: the shape formula with the numbers filled in.
+        parameters: ``(params, ctx) -> ParamCount``: what the built module holds, counted
+            without building it (so summaries never import torch). None: netspec builds the
+            module on the meta device to count, and the summary says so.
     """
 
     name: str
@@ -118,6 +135,7 @@ class LayerType:
     macs: MacsRule | None = None
     window: WindowRule | None = None
     explain: ExplainRule | None = None
+    parameters: ParamsRule | None = None
 
     @property
     def multi_input(self) -> bool:
@@ -160,6 +178,11 @@ def no_macs(params: Any, ctx: LayerContext) -> int:
 def macs_per_element(params: Any, ctx: LayerContext) -> int:
     """Element-wise layers (activations, norms): one operation per output element."""
     return math.prod(ctx.output or ())
+
+
+def no_parameters(params: Any, ctx: LayerContext) -> ParamCount:
+    """Layers without weights or buffers (activations, pools, merges, reshapes)."""
+    return ParamCount()
 
 
 def pointwise_window(params: Any, ctx: LayerContext) -> Window | None:

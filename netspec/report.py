@@ -90,7 +90,14 @@ def totals_lines(summary: Summary) -> list[str]:
         f"activation memory, forward pass {per}: {human_bytes(t.activation_bytes)}",
         f"training memory estimate {per}: {human_bytes(t.training_bytes)} "
         "(weights + gradients + Adam moments + activations)",
-    ]
+    ] + (
+        [
+            f"note: parameters of {', '.join(summary.built_to_count)} layers were counted by building them "
+            "on the meta device (their plugin gives no parameters rule)"
+        ]
+        if summary.built_to_count
+        else []
+    )
 
 
 def outputs_line(summary: Summary) -> str:
@@ -185,6 +192,7 @@ def summary_dict(summary: Summary) -> dict:
             "param_bytes": t.param_bytes,
             "activation_bytes": t.activation_bytes,
             "training_bytes_estimate": t.training_bytes,
+            "params_counted_by_building": list(summary.built_to_count),
         },
     }
 

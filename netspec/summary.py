@@ -1,7 +1,8 @@
 """The model summary, computed from shape rules alone: no parameters, no forward pass.
 
-Parameters are counted on a module built on the meta device (exact, nothing allocated);
-MACs, receptive fields and memory come from each layer type's analysis rules.
+Parameters, MACs, receptive fields and memory come from each layer type's analysis rules, so
+a summary never imports torch; only a plugin layer type without a parameter rule is built
+(alone, on the meta device) to be counted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from netspec.contracts import check_cost_contracts
 from netspec.graph import Layer, ref_target
 from netspec.registry import LayerContext, Window
 from netspec.spec import Spec
@@ -87,6 +89,7 @@ class Summary:
     rows: list[LayerRow]
     outputs: list[tuple[str, tuple[int, ...]]]
     totals: Totals = field(repr=False)
+    built_to_count: tuple[str, ...] = ()  # layer types without a parameter rule, counted by building
 
 
 def summarize(spec: Spec, batch_size: int = 1) -> Summary:
@@ -114,7 +117,7 @@ def summarize(spec: Spec, batch_size: int = 1) -> Summary:
                 tuple(explain),
             )
         )
-    return Summary(
+    summary = Summary(
         spec.name,
         spec.source,
         spec.input_shape,
@@ -122,7 +125,11 @@ def summarize(spec: Spec, batch_size: int = 1) -> Summary:
         rows,
         [(name, spec.layer(name).output_shape) for name in spec.outputs],
         _totals(spec, rows, buffers, batch_size),
+        tuple(dict.fromkeys(spec.layer(n).type for n in counted_by_building(spec))),
     )
+    totals = summary.totals
+    check_cost_contracts(spec, totals.params, totals.macs if totals.macs_complete else None)
+    return summary
 
 
 def fold(summary: Summary, depth: int, blocks: dict[str, str]) -> Summary:
@@ -165,21 +172,39 @@ def fold(summary: Summary, depth: int, blocks: dict[str, str]) -> Summary:
 
 
 def parameter_counts(spec: Spec) -> tuple[dict[str, tuple[int, int]], int]:
-    """(all, trainable) parameters per layer, and the buffer count: exact, and nothing allocated."""
+    """(all, trainable) parameters per layer, and the buffer count: exact, nothing allocated.
+
+    Each layer type's ``parameters`` rule counts without torch; a layer whose type has no
+    rule (a plugin's) is built alone on the meta device (see :func:`counted_by_building`).
+    """
+    counts: dict[str, tuple[int, int]] = {}
+    buffers = 0
+    by_name = {layer.name: layer for layer in spec.layers}
+    for layer in spec.layers:
+        ctx = layer.context({f: ref_target(by_name[t]) for f, t in layer.refs.items()}, layer.output_shape)
+        if layer.record.parameters is not None:
+            count = layer.record.parameters(layer.params, ctx)
+            counts[layer.name] = (count.total, count.trained)
+            buffers += count.buffers
+        else:
+            counts[layer.name], extra = _count_by_building(layer, ctx)
+            buffers += extra
+    return counts, buffers
+
+
+def counted_by_building(spec: Spec) -> list[str]:
+    """Layers whose type gives no parameter rule: the summary says they were built to count."""
+    return [layer.name for layer in spec.layers if layer.record.parameters is None]
+
+
+def _count_by_building(layer: Layer, ctx: LayerContext) -> tuple[tuple[int, int], int]:
     import torch
 
-    from netspec.builder import build
-
     with torch.device("meta"):
-        model = build(spec)
-    counts = {}
-    for layer in spec.layers:
-        params = list(model.get_submodule(layer.name).parameters())
-        counts[layer.name] = (
-            sum(p.numel() for p in params),
-            sum(p.numel() for p in params if p.requires_grad),
-        )
-    return counts, sum(b.numel() for b in model.buffers())
+        module = layer.record.build(layer.params, ctx)
+    params = list(module.parameters())
+    counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
+    return counts, sum(b.numel() for b in module.buffers())
 
 
 def _macs(layer: Layer, ctx: LayerContext) -> int | _Unknown:

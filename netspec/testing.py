@@ -60,12 +60,17 @@ def check_example(example: Mapping[str, Any], *, registry: Registry | None = Non
     assert tuple(out.shape) == (2, *layer.output_shape), (
         f"{layer.label}: inferred {list(layer.output_shape)}, module gave {list(out.shape[1:])}"
     )
-    counted, _ = parameter_counts(spec)
+    counted, buffers = parameter_counts(spec)
     for lay in spec.layers:
-        real = sum(p.numel() for p in model.get_submodule(lay.name).parameters())
-        assert counted[lay.name][0] == real, (
-            f"{lay.label}: meta-device count {counted[lay.name][0]} != {real}"
+        module = model.get_submodule(lay.name)
+        real = sum(p.numel() for p in module.parameters())
+        trained = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        assert counted[lay.name] == (real, trained), (
+            f"{lay.label}: counted {counted[lay.name]} (parameters, trainable) but the module has "
+            f"{(real, trained)}: fix the type's parameters rule"
         )
+    real_buffers = sum(b.numel() for b in model.buffers())
+    assert buffers == real_buffers, f"counted {buffers} buffer elements, the module has {real_buffers}"
     (out * torch.randn_like(out)).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all(), (
         f"{layer.label}: no gradient reaches the input"

@@ -108,10 +108,38 @@ def test_unpool_restores_its_pools_input_and_returns_indices_only_when_used():
 
 
 @pytest.mark.parametrize("name", ["forward", "training", "self", "shape_env", "state_dict", "code"])
-def test_layer_names_that_shadow_module_attributes_are_rejected_before_building(name):
-    s = netspec.load(spec([{"type": "relu", "name": name}, {"type": "linear", "out_features": 2}]))
+def test_layer_names_that_shadow_module_attributes_are_rejected_on_load(name):
     with pytest.raises(netspec.SpecError, match="clashes with a torch.nn.Module attribute"):
-        s.build()
+        netspec.load(spec([{"type": "relu", "name": name}, {"type": "linear", "out_features": 2}]))
+
+
+@pytest.mark.parametrize("name", ["a.forward", "a.0.training", "a.b.parameters"])
+def test_names_inside_blocks_must_not_shadow_module_attributes_either(name):
+    with pytest.raises(netspec.SpecError, match="clashes with a torch.nn.Module attribute"):
+        netspec.load(spec([{"type": "relu", "name": name}, {"type": "linear", "out_features": 2}]))
+
+
+def test_a_layer_cannot_also_hold_other_layers():
+    layers = [
+        {"type": "relu", "name": "a"},
+        {"type": "relu", "name": "a.b"},
+        {"type": "linear", "out_features": 2},
+    ]
+    with pytest.raises(netspec.SpecError, match="'a' is both a layer and the block holding"):
+        netspec.load(spec(layers))
+
+
+def test_the_reserved_name_lists_cover_the_installed_torch():
+    """netspec checks names without importing torch; the lists must hold everything torch reserves."""
+    from torch import fx, nn
+
+    from netspec.params import NAME_RE
+    from netspec.reserved import GRAPH_MODULE_ATTRIBUTES, MODULE_ATTRIBUTES
+
+    graph_module = set(vars(fx.GraphModule(nn.Module(), fx.Graph()))) | set(dir(fx.GraphModule))
+    module = set(vars(nn.Module())) | set(dir(nn.Module))
+    assert {n for n in graph_module if NAME_RE.match(n)} <= GRAPH_MODULE_ATTRIBUTES
+    assert {n for n in module if NAME_RE.match(n)} <= MODULE_ATTRIBUTES
 
 
 def test_loading_does_not_import_torch():

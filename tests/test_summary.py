@@ -257,6 +257,7 @@ def test_json_document_shape():
         "param_bytes",
         "activation_bytes",
         "training_bytes_estimate",
+        "params_counted_by_building",
     }
     assert set(doc["totals"]) == totals
     assert doc["totals"]["flops"] == 2 * doc["totals"]["macs"]
@@ -292,11 +293,46 @@ def test_huge_network_is_summarised_without_allocating(tmp_path):
     assert growth_kib < 300 * 1024  # 40 GB of float32 parameters never materialise
 
 
-def test_build_never_imports_lightning():
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["build", "specs/unet.yaml", "--summary"],
+        ["build", "specs/resnet50.yaml", "--format", "json"],
+        ["build", "specs/lenet.yaml", "--explain"],
+        ["schema"],
+        ["plugins"],
+    ],
+    ids=lambda a: "-".join(a[:3]),
+)
+def test_analysis_commands_never_import_torch_or_lightning(argv):
+    """Parameters are counted by rules, not by building: build, summary, explain, schema, plugins
+    stay below the cost of `import torch`."""
     code = (
         "import sys\nfrom netspec.cli import main\n"
-        f"main(['build', {str(REPO / 'specs/unet.yaml')!r}, '--summary'])\n"
-        "print('LIGHTNING', 'pytorch_lightning' in sys.modules or 'lightning' in sys.modules)"
+        f"status = main({argv!r})\n"
+        "print('STATUS', status, 'TORCH', 'torch' in sys.modules, "
+        "'LIGHTNING', 'pytorch_lightning' in sys.modules or 'lightning' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "LIGHTNING False" in out.stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert "STATUS 0 TORCH False LIGHTNING False" in out.stdout
+
+
+def test_a_plugin_type_without_a_parameter_rule_is_counted_by_building_it():
+    from netspec.summary import counted_by_building, parameter_counts
+
+    spec = netspec.load(
+        {
+            "input": [4, 8, 8],
+            "layers": [
+                {"type": "squeeze_excite", "reduction": 2},
+                {"type": "conv", "out_channels": 2, "kernel_size": 1},
+            ],
+        }
+    )
+    assert counted_by_building(spec) == ["squeeze_excite_0"]
+    counts, _ = parameter_counts(spec)
+    model = spec.build()
+    assert counts["squeeze_excite_0"][0] == sum(
+        p.numel() for p in model.get_submodule("squeeze_excite_0").parameters()
+    )
+    assert counts["conv_1"] == (10, 10)

@@ -10,7 +10,14 @@ from pydantic import Field, StrictInt
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, NoParams, StrictBool
-from netspec.registry import LayerContext, LayerType, macs_per_element, pointwise_window
+from netspec.registry import (
+    LayerContext,
+    LayerType,
+    ParamCount,
+    macs_per_element,
+    no_parameters,
+    pointwise_window,
+)
 from netspec.shapes import Shape, describe
 
 
@@ -109,6 +116,10 @@ def _builder(class_name: str, kwargs: Callable[[LayerParams, LayerContext], dict
     return build
 
 
+def _prelu_parameters(p: LayerParams, ctx: LayerContext) -> ParamCount:
+    return ParamCount(ctx.input[0] if p.per_channel else 1)
+
+
 def _record(name: str, params: type[LayerParams], class_name: str, kwargs) -> LayerType:
     rule = _softmax_rule if params is SoftmaxParams else _same
     return LayerType(
@@ -118,6 +129,7 @@ def _record(name: str, params: type[LayerParams], class_name: str, kwargs) -> La
         _builder(class_name, kwargs),
         macs=macs_per_element,
         window=pointwise_window,
+        parameters=_prelu_parameters if name == "prelu" else no_parameters,
         summary=f"torch.nn.{class_name}, element-wise; keeps the shape."
         if params is not SoftmaxParams
         else f"torch.nn.{class_name} over a per-sample dim (default: channels).",

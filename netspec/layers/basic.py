@@ -13,9 +13,11 @@ from netspec.params import LayerParams, NoParams, PositiveInt, Probability, Stri
 from netspec.registry import (
     LayerContext,
     LayerType,
+    ParamCount,
     Window,
     check_declared,
     no_macs,
+    no_parameters,
     pointwise_window,
     spatial_rank,
     undefined_window,
@@ -123,6 +125,10 @@ def _flatten_build(p: FlattenParams, ctx: LayerContext):
 def _linear_rule(p: LinearParams, ctx: LayerContext) -> Shape:
     check_declared(p.in_features, ctx.input[-1], "in_features")
     return (*ctx.input[:-1], p.out_features)
+
+
+def _linear_parameters(p: LinearParams, ctx: LayerContext) -> ParamCount:
+    return ParamCount(ctx.input[-1] * p.out_features + (p.out_features if p.bias else 0))
 
 
 def _linear_build(p: LinearParams, ctx: LayerContext):
@@ -255,6 +261,7 @@ def netspec_register_layers() -> list[LayerType]:
             _same,
             _dropout_build,
             macs=no_macs,
+            parameters=no_parameters,
             window=pointwise_window,
             summary="Element-wise dropout.",
             examples=({"input": img, "layers": [{"type": "dropout", "p": 0.1}]},),
@@ -265,6 +272,7 @@ def netspec_register_layers() -> list[LayerType]:
             _spatial_dropout_rule,
             _spatial_dropout_build,
             macs=no_macs,
+            parameters=no_parameters,
             window=pointwise_window,
             summary="Channel-wise dropout (Dropout1d/2d/3d from the input rank).",
             examples=({"input": img, "layers": [{"type": "spatial_dropout", "p": 0.2}]},),
@@ -275,6 +283,7 @@ def netspec_register_layers() -> list[LayerType]:
             _flatten_rule,
             _flatten_build,
             macs=no_macs,
+            parameters=no_parameters,
             window=undefined_window,
             explain=_flatten_explain,
             summary="Flatten per-sample dims (default: all) into one.",
@@ -289,6 +298,7 @@ def netspec_register_layers() -> list[LayerType]:
             _linear_rule,
             _linear_build,
             macs=_linear_macs,
+            parameters=_linear_parameters,
             window=undefined_window,
             explain=_linear_explain,
             summary="Fully connected layer on the last dimension.",
@@ -306,6 +316,7 @@ def netspec_register_layers() -> list[LayerType]:
             _reshape_rule,
             _reshape_build,
             macs=no_macs,
+            parameters=no_parameters,
             window=undefined_window,
             explain=_reshape_explain,
             summary="Reshape each sample.",
@@ -317,6 +328,7 @@ def netspec_register_layers() -> list[LayerType]:
             _same,
             _identity_build,
             macs=no_macs,
+            parameters=no_parameters,
             window=pointwise_window,
             summary="Pass-through (a named tap point).",
             examples=({"input": img, "layers": [{"type": "identity"}]},),
@@ -327,6 +339,7 @@ def netspec_register_layers() -> list[LayerType]:
             _shuffle_rule,
             _shuffle_build,
             macs=no_macs,
+            parameters=no_parameters,
             window=_shuffle_window,
             explain=_shuffle_explain,
             summary="Sub-pixel upsampling: [C·r², H, W] → [C, H·r, W·r].",
@@ -338,6 +351,7 @@ def netspec_register_layers() -> list[LayerType]:
             _unshuffle_rule,
             _unshuffle_build,
             macs=no_macs,
+            parameters=no_parameters,
             window=_unshuffle_window,
             explain=_unshuffle_explain,
             summary="Inverse of pixel_shuffle: [C, H·r, W·r] → [C·r², H, W].",

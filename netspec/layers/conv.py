@@ -12,7 +12,7 @@ from netspec.errors import ShapeError
 from netspec.explain import conv_formula, per_dim
 from netspec.hookspecs import hookimpl
 from netspec.params import ConvPadding, LayerParams, PositiveInt, PositiveSizes, StrictBool
-from netspec.registry import LayerContext, LayerType, Window, check_declared, spatial_rank
+from netspec.registry import LayerContext, LayerType, ParamCount, Window, check_declared, spatial_rank
 from netspec.shapes import (
     SPATIAL_NAMES,
     Shape,
@@ -208,6 +208,28 @@ def _separable_build(p: SeparableParams, ctx: LayerContext):
     return nn.Sequential(OrderedDict(depthwise=depthwise, pointwise=pointwise))
 
 
+def conv_weights(in_channels: int, out_channels: int, groups: int, kernel_size, rank: int, bias: bool) -> int:
+    """Weight ``[out, in/groups, *kernel]`` plus an optional bias ``[out]``."""
+    kernel = math.prod(expand(kernel_size, rank, "kernel_size"))
+    return out_channels * (in_channels // groups) * kernel + (out_channels if bias else 0)
+
+
+def _conv_parameters(p: ConvParams, ctx: LayerContext) -> ParamCount:
+    rank = len(ctx.input) - 1
+    return ParamCount(conv_weights(ctx.input[0], p.out_channels, p.groups, p.kernel_size, rank, p.bias))
+
+
+def _depthwise_parameters(p: DepthwiseParams, ctx: LayerContext) -> ParamCount:
+    c, rank = ctx.input[0], len(ctx.input) - 1
+    return ParamCount(conv_weights(c, c * p.multiplier, c, p.kernel_size, rank, p.bias))
+
+
+def _separable_parameters(p: SeparableParams, ctx: LayerContext) -> ParamCount:
+    mid = ctx.input[0] * p.multiplier
+    pointwise = conv_weights(mid, p.out_channels, 1, 1, len(ctx.input) - 1, p.bias)
+    return ParamCount(_depthwise_parameters(p, ctx).total + pointwise)
+
+
 def conv_macs(in_shape: Shape, out_shape: Shape, kernel_size, groups: int, bias: bool) -> int:
     """torchinfo's convention: (weights + biases) × output positions."""
     rank = len(in_shape) - 1
@@ -271,6 +293,7 @@ def netspec_register_layers() -> list[LayerType]:
             _conv_rule,
             _conv_build,
             macs=_conv_macs,
+            parameters=_conv_parameters,
             **_ANALYSIS,
             summary="Convolution; Conv1d/2d/3d chosen from the input rank.",
             examples=(
@@ -309,6 +332,7 @@ def netspec_register_layers() -> list[LayerType]:
             _depthwise_rule,
             _depthwise_build,
             macs=_depthwise_macs,
+            parameters=_depthwise_parameters,
             **_ANALYSIS,
             summary="Depthwise convolution (groups = input channels, optional channel multiplier).",
             examples=(
@@ -324,6 +348,7 @@ def netspec_register_layers() -> list[LayerType]:
             _separable_rule,
             _separable_build,
             macs=_separable_macs,
+            parameters=_separable_parameters,
             **_ANALYSIS,
             summary="Depthwise-separable convolution: depthwise then 1×1 pointwise.",
             examples=(

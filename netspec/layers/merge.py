@@ -9,7 +9,7 @@ from pydantic import Field, StrictInt
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, NoParams
-from netspec.registry import LayerContext, LayerType, Window, no_macs, pointwise_window
+from netspec.registry import LayerContext, LayerType, Window, no_macs, no_parameters, pointwise_window
 from netspec.shapes import Shape
 
 
@@ -134,6 +134,7 @@ def netspec_register_layers() -> list[LayerType]:
             _module("Add"),
             inputs=(2, None),
             macs=_elementwise_macs,
+            parameters=no_parameters,
             window=pointwise_window,
             summary="Element-wise sum of the inputs.",
             examples=(_example({"type": "add"}),),
@@ -145,6 +146,7 @@ def netspec_register_layers() -> list[LayerType]:
             _module("Mul"),
             inputs=(2, None),
             macs=_elementwise_macs,
+            parameters=no_parameters,
             window=pointwise_window,
             summary="Element-wise product of the inputs.",
             examples=(_example({"type": "mul"}),),
@@ -156,6 +158,7 @@ def netspec_register_layers() -> list[LayerType]:
             _concat_build,
             inputs=(2, None),
             macs=no_macs,
+            parameters=no_parameters,
             window=_concat_window,
             explain=_concat_explain,
             summary="Concatenation along a per-sample dim (default: channels).",

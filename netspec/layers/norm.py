@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field, PositiveFloat
 
 from netspec.errors import ShapeError
@@ -10,6 +12,7 @@ from netspec.params import LayerParams, PositiveInt, Probability, StrictBool
 from netspec.registry import (
     LayerContext,
     LayerType,
+    ParamCount,
     check_declared,
     macs_per_element,
     pointwise_window,
@@ -67,6 +70,17 @@ def _running_norm(classes: tuple, p: BatchNormParams, ctx: LayerContext):
         affine=p.affine,
         track_running_stats=p.track_running_stats,
     )
+
+
+def _running_norm_parameters(p: BatchNormParams, ctx: LayerContext) -> ParamCount:
+    """weight and bias ``[C]`` when affine; running mean, variance and a batch counter when tracked."""
+    c = ctx.input[0]
+    return ParamCount(2 * c if p.affine else 0, buffers=2 * c + 1 if p.track_running_stats else 0)
+
+
+def _layernorm_parameters(p: LayerNormParams, ctx: LayerContext) -> ParamCount:
+    size = math.prod(ctx.input[-(p.dims or len(ctx.input)) :])
+    return ParamCount(size * (1 + p.bias) if p.elementwise_affine else 0)
 
 
 def _batchnorm_build(p: BatchNormParams, ctx: LayerContext):
@@ -141,6 +155,7 @@ def netspec_register_layers() -> list[LayerType]:
             _batchnorm_rule,
             _batchnorm_build,
             macs=macs_per_element,
+            parameters=_running_norm_parameters,
             window=pointwise_window,
             summary="Batch normalisation (1d/2d/3d from the input rank).",
             examples=(
@@ -154,6 +169,7 @@ def netspec_register_layers() -> list[LayerType]:
             _instancenorm_rule,
             _instancenorm_build,
             macs=macs_per_element,
+            parameters=_running_norm_parameters,
             window=pointwise_window,
             summary="Instance normalisation (1d/2d/3d from the input rank).",
             examples=({"input": [4, 5, 5], "layers": [{"type": "instancenorm", "affine": True}]},),
@@ -164,6 +180,7 @@ def netspec_register_layers() -> list[LayerType]:
             _groupnorm_rule,
             _groupnorm_build,
             macs=macs_per_element,
+            parameters=lambda p, ctx: ParamCount(2 * ctx.input[0] if p.affine else 0),
             window=pointwise_window,
             summary="Group normalisation.",
             examples=({"input": [6, 4, 4], "layers": [{"type": "groupnorm", "num_groups": 3}]},),
@@ -174,6 +191,7 @@ def netspec_register_layers() -> list[LayerType]:
             _layernorm_rule,
             _layernorm_build,
             macs=macs_per_element,
+            parameters=_layernorm_parameters,
             window=pointwise_window,
             summary="Layer normalisation over trailing dims.",
             examples=(

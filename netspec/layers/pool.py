@@ -18,7 +18,7 @@ from netspec.params import (
     PositiveSizes,
     StrictBool,
 )
-from netspec.registry import LayerContext, LayerType, Window, spatial_rank, undefined_window
+from netspec.registry import LayerContext, LayerType, Window, no_parameters, spatial_rank, undefined_window
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, pool_output_size
 
 
@@ -239,6 +239,7 @@ def netspec_register_layers() -> list[LayerType]:
             _maxpool_build,
             aux_outputs=("indices",),
             macs=_pool_macs,
+            parameters=no_parameters,
             window=_pool_window,
             explain=_pool_explain,
             summary="Max pooling; stride defaults to kernel_size.",
@@ -265,6 +266,7 @@ def netspec_register_layers() -> list[LayerType]:
             _avgpool_rule,
             _avgpool_build,
             macs=_pool_macs,
+            parameters=no_parameters,
             window=_pool_window,
             explain=_pool_explain,
             summary="Average pooling; stride defaults to kernel_size.",
@@ -294,6 +296,7 @@ def netspec_register_layers() -> list[LayerType]:
             _adaptive_rule,
             _adaptive_build("max"),
             macs=_adaptive_macs,
+            parameters=no_parameters,
             window=undefined_window,
             explain=_adaptive_explain,
             summary="Adaptive max pooling to output_size.",
@@ -305,6 +308,7 @@ def netspec_register_layers() -> list[LayerType]:
             _adaptive_rule,
             _adaptive_build("avg"),
             macs=_adaptive_macs,
+            parameters=no_parameters,
             window=undefined_window,
             explain=_adaptive_explain,
             summary="Adaptive average pooling to output_size.",
@@ -316,6 +320,7 @@ def netspec_register_layers() -> list[LayerType]:
             _global_rule,
             _global_build("avg"),
             macs=_global_macs,
+            parameters=no_parameters,
             window=undefined_window,
             summary="Mean over all spatial dimensions.",
             examples=({"input": img, "layers": [{"type": "global_avgpool"}]},),
@@ -326,6 +331,7 @@ def netspec_register_layers() -> list[LayerType]:
             _global_rule,
             _global_build("max"),
             macs=_global_macs,
+            parameters=no_parameters,
             window=undefined_window,
             summary="Max over all spatial dimensions.",
             examples=({"input": [4, 3, 5, 6], "layers": [{"type": "global_maxpool", "keepdims": True}]},),

@@ -12,7 +12,7 @@ from netspec.explain import per_dim, tconv_formula
 from netspec.hookspecs import hookimpl
 from netspec.layers.conv import check_groups
 from netspec.params import LayerParams, NonNegativeSizes, PositiveInt, PositiveSizes, StrictBool
-from netspec.registry import LayerContext, LayerType, Window, check_declared, spatial_rank
+from netspec.registry import LayerContext, LayerType, ParamCount, Window, check_declared, spatial_rank
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, tconv_output_size
 
 
@@ -166,6 +166,14 @@ def _tconv_explain(p: TConvParams, ctx: LayerContext) -> list[str]:
     return lines
 
 
+def _tconv_parameters(p: TConvParams, ctx: LayerContext) -> ParamCount:
+    """Weight ``[in, out/groups, *kernel]`` plus an optional bias ``[out]``."""
+    kernel = math.prod(expand(p.kernel_size, len(ctx.input) - 1, "kernel_size"))
+    return ParamCount(
+        ctx.input[0] * (p.out_channels // p.groups) * kernel + (p.out_channels if p.bias else 0)
+    )
+
+
 @hookimpl
 def netspec_register_layers() -> list[LayerType]:
     return [
@@ -175,6 +183,7 @@ def netspec_register_layers() -> list[LayerType]:
             _tconv_rule,
             _tconv_build,
             macs=_tconv_macs,
+            parameters=_tconv_parameters,
             window=_tconv_window,
             explain=_tconv_explain,
             summary="Transposed convolution; ConvTranspose1d/2d/3d from the input rank.",

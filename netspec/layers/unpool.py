@@ -11,7 +11,7 @@ from netspec.explain import per_dim, unpool_formula
 from netspec.hookspecs import hookimpl
 from netspec.layers.pool import pool_geometry
 from netspec.params import LayerParams, PositiveSizes
-from netspec.registry import LayerContext, LayerRef, LayerType, Window, no_macs, spatial_rank
+from netspec.registry import LayerContext, LayerRef, LayerType, Window, no_macs, no_parameters, spatial_rank
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, pool_window_in_padding
 
 
@@ -97,6 +97,7 @@ def netspec_register_layers() -> list[LayerType]:
             _unpool_build,
             refs=(LayerRef("indices", "indices", ("maxpool",)),),
             macs=no_macs,
+            parameters=no_parameters,
             window=_unpool_window,
             explain=_unpool_explain,
             summary="Max unpooling with a max pool's indices; restores that pool's input size.",

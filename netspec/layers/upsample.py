@@ -12,7 +12,7 @@ from netspec.errors import ShapeError
 from netspec.explain import interpolate_formula, per_dim
 from netspec.hookspecs import hookimpl
 from netspec.params import LayerParams, PositiveSizes
-from netspec.registry import LayerContext, LayerType, Window, spatial_rank
+from netspec.registry import LayerContext, LayerType, Window, no_parameters, spatial_rank
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, expand, interpolate_size
 
 Mode = Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"]
@@ -133,6 +133,7 @@ def netspec_register_layers() -> list[LayerType]:
             _upsample_rule,
             _upsample_build,
             macs=_upsample_macs,
+            parameters=no_parameters,
             window=_upsample_window,
             explain=_upsample_explain,
             summary="Upsampling by size or scale_factor "
