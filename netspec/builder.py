@@ -13,6 +13,7 @@ from netspec.errors import PluginError, SpecError
 from netspec.graph import ref_target
 from netspec.params import INPUT
 from netspec.spec import Spec
+from netspec.verify import verify_shapes
 
 
 def build(spec: Spec) -> fx.GraphModule:
@@ -51,6 +52,7 @@ def build(spec: Spec) -> fx.GraphModule:
     outs = [values[name] for name in spec.outputs]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     model = fx.GraphModule(modules, graph, class_name=_class_name(spec.name))
+    verify_shapes(spec, model)  # a plugin whose module disagrees with its shape rule is named
     if spec.model.expect is not None:
         from netspec.contracts import check_cost_contracts
         from netspec.summary import total_macs

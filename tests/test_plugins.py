@@ -493,3 +493,31 @@ def test_a_hook_returning_an_endless_generator_is_refused(cli_with):
         return itertools.repeat(SCALE)
 
     assert "returned more than 1000 records" in cli_with(plugin_module("m", hook=endless))
+
+
+def test_a_lying_entry_point_plugin_is_named_with_its_distribution_by_build(entry_points, tmp_path, capsys):
+    from netspec.cli import main
+
+    def build_double(p, ctx):
+        from torch import nn
+
+        return nn.Upsample(scale_factor=2.0)  # the rule says the shape stays the same
+
+    entry_points(
+        {"liar": plugin_module("liar_mod", records=(dataclasses.replace(SCALE, build=build_double),))}
+    )
+    default_registry.cache_clear()
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "input: [3, 8]\nlayers:\n  - {type: conv, out_channels: 2, kernel_size: 1}\n  - {type: scale}\n"
+    )
+    try:
+        assert main(["build", str(path)]) == 1
+    finally:
+        default_registry.cache_clear()
+    err = capsys.readouterr().err
+    assert (
+        f"{path}:4: layer 1 'scale_1' (scale): layer type 'scale' of plugin 'liar' (netspec-fake 1.2.3)"
+        in err
+    )
+    assert "its shape rule says [2, 8] but its module outputs [2, 16]" in err
