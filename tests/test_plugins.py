@@ -521,3 +521,28 @@ def test_a_lying_entry_point_plugin_is_named_with_its_distribution_by_build(entr
         in err
     )
     assert "its shape rule says [2, 8] but its module outputs [2, 16]" in err
+
+
+def test_plugin_code_printing_during_a_build_cannot_corrupt_json_output(entry_points, tmp_path, capsys):
+    from netspec.cli import main
+
+    def chatty_rule(p, ctx):
+        print("computing a shape")
+        return ctx.input
+
+    def chatty_build(p, ctx):
+        print("building a module")
+        return _scale_build(p, ctx)
+
+    chatty = dataclasses.replace(SCALE, shape=chatty_rule, build=chatty_build)
+    entry_points({"chatty": plugin_module("chatty_mod", records=(chatty,))})
+    default_registry.cache_clear()
+    path = tmp_path / "spec.yaml"
+    path.write_text("input: [3]\nlayers:\n  - {type: scale}\n")
+    try:
+        assert main(["build", str(path), "--format", "json"]) == 0
+    finally:
+        default_registry.cache_clear()
+    out = capsys.readouterr()
+    assert json.loads(out.out)["layers"][0]["type"] == "scale"
+    assert "computing a shape" in out.err and "building a module" in out.err
