@@ -14,8 +14,9 @@ imports ``torch._dynamo`` — about 2 s — which a built-in-only ``netspec buil
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -99,7 +100,7 @@ def _run_on_meta(module: nn.Module, layer: Layer, extra: Sequence[torch.Tensor])
     tensors = itertools.chain(module.named_parameters(), module.named_buffers())
     state = {name: torch.empty_like(tensor, device="meta") for name, tensor in tensors}
     try:
-        with torch.no_grad(), torch.device("meta"):
+        with torch.no_grad(), torch.device("meta"), _nondeterministic_allowed():
             return functional_call(module, state, (*args, *extra))
     except NotImplementedError as exc:
         raise _Unverifiable from exc
@@ -107,6 +108,20 @@ def _run_on_meta(module: nn.Module, layer: Layer, extra: Sequence[torch.Tensor])
         if "device" in str(exc).lower():  # tensors kept outside parameters/buffers
             raise _Unverifiable from exc
         raise
+
+
+@contextlib.contextmanager
+def _nondeterministic_allowed() -> Iterator[None]:
+    """Meta tensors compute nothing, so determinism cannot matter; but with
+    ``torch.use_deterministic_algorithms(True)`` (Lightning's ``deterministic=True`` sets it for
+    the whole process) ops such as max unpooling refuse to run even on meta."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _lie(spec: Spec, layer: Layer, what: str) -> PluginError:

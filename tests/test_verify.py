@@ -146,3 +146,14 @@ def test_every_registered_example_passes_the_check_of_all_its_layers():
             spec = netspec.load(example, registry=registry)
             with torch.device("meta"):
                 verify_shapes(spec, spec.build(), builtins=True)
+
+
+def test_deterministic_mode_does_not_make_the_check_blame_a_plugin():
+    spec = netspec.load(SPECS[[p.name for p in SPECS].index("segnet.yaml")])
+    model = spec.build()
+    torch.use_deterministic_algorithms(True)  # max unpooling has no deterministic kernel
+    try:
+        verify_shapes(spec, model, builtins=True)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
