@@ -263,8 +263,8 @@ def _check_examples(examples: Any, where: str) -> None:
     def valid(example: Any) -> bool:
         return (
             isinstance(example, Mapping)
-            and isinstance(example.get("input"), list)
-            and isinstance(example.get("layers"), list)
+            and isinstance(example.get("input"), list | tuple)
+            and isinstance(example.get("layers"), list | tuple)
             and bool(example["layers"])
             and all(isinstance(layer, Mapping) for layer in example["layers"])
         )
@@ -272,7 +272,7 @@ def _check_examples(examples: Any, where: str) -> None:
     if not isinstance(examples, tuple | list) or not all(valid(e) for e in examples):
         raise PluginError(
             f"{where}: examples must be a tuple of small specs, each a mapping with an "
-            "'input' list and a non-empty 'layers' list of mappings"
+            f"'input' list and a non-empty 'layers' list of mappings; got {examples!r:.200}"
         )
 
 

@@ -415,8 +415,10 @@ def test_a_params_model_redefining_a_reserved_key_is_named(cli_with, params, key
     assert f"redefines the reserved key {key!r}" in error
 
 
-def test_a_params_model_inheriting_name_and_from_is_fine():
-    check_layer_type(SCALE)  # no error
+def test_well_formed_records_pass_the_check():
+    check_layer_type(SCALE)  # inherits name and from unchanged
+    tuples = ({"input": (3,), "layers": ({"type": "scale"},)},)
+    check_layer_type(_scale_with(examples=tuples, inputs=[1, None]))
 
 
 def _exits():
