@@ -29,17 +29,17 @@ def graph_path_problem(path: str | Path) -> str | None:
     formats = "DOT text (.dot, .gv) or, with Graphviz installed, .svg, .png, .pdf, .jpg"
     if suffix not in DOT_TEXT | RENDERED:
         return f"--graph {path}: cannot write {suffix or 'a file without suffix'}; netspec writes {formats}"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"--graph {path}: directory {parent} does not exist; create it first"
+    if path.is_dir():
+        return f"--graph {path} is a directory; give a file name such as {path / 'network.dot'}"
     if suffix in RENDERED and shutil.which("dot") is None:
         return (
             f"--graph {path} needs Graphviz's `dot` program, which is not on PATH: install Graphviz "
             f"({INSTALL_GRAPHVIZ}), or write {path.with_suffix('.dot')} and render it elsewhere "
             f"with `dot -T{suffix[1:]}`"
         )
-    parent = path.parent
-    if not parent.is_dir():
-        return f"--graph {path}: directory {parent} does not exist; create it first"
-    if path.is_dir():
-        return f"--graph {path} is a directory; give a file name such as {path / 'network.dot'}"
     if not os.access(path if path.exists() else parent, os.W_OK):
         return f"--graph {path}: permission denied"
     return None

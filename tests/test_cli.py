@@ -180,6 +180,7 @@ def test_graph_images_are_rendered_by_dot_in_their_format(tmp_path, monkeypatch,
     ("target", "message"),
     [
         ("missing/dir/net.dot", "directory {tmp}/missing/dir does not exist; create it first"),
+        ("missing/net.png", "directory {tmp}/missing does not exist; create it first"),
         ("net.txt", "cannot write .txt; netspec writes DOT text (.dot, .gv) or, with Graphviz installed"),
         ("net", "cannot write a file without suffix"),
         ("adir.dot", "is a directory; give a file name such as"),
