@@ -12,6 +12,7 @@ from netspec.errors import PluginError
 from netspec.graph import ref_target
 from netspec.params import INPUT
 from netspec.spec import Spec
+from netspec.verify import verify_shapes
 
 
 def build(spec: Spec) -> fx.GraphModule:
@@ -49,6 +50,7 @@ def build(spec: Spec) -> fx.GraphModule:
     outs = [values[name] for name in spec.outputs]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     model = fx.GraphModule(_hierarchy(modules), graph, class_name=_class_name(spec.name))
+    verify_shapes(spec, model)  # a plugin whose module disagrees with its shape rule is named
     if spec.model.expect is not None:
         from netspec.contracts import check_cost_contracts
         from netspec.summary import total_macs
@@ -72,7 +74,11 @@ def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
 
 
 def _build_module(spec: Spec, layer, targets) -> nn.Module:
-    ctx = layer.context(targets, layer.output_shape)
+    return build_module(spec, layer, layer.context(targets, layer.output_shape))
+
+
+def build_module(spec: Spec, layer, ctx) -> nn.Module:
+    """One layer's module from its record's builder; a failing or misbehaving builder names its plugin."""
     try:
         module = layer.record.build(layer.params, ctx)
     except Exception as exc:

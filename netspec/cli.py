@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -31,9 +32,14 @@ def _parser() -> argparse.ArgumentParser:
         "build",
         help="validate a spec; print each layer's shape and parameters (--summary for everything)",
         description="Validate SPEC, infer every layer's shape and print them with parameter counts, "
-        "computed without running the network. Exit status: 0 valid, 2 invalid spec or broken "
-        "`expect:` contract, 1 internal failure.",
+        "computed without running the network. Exit status: 0 valid, 2 invalid spec, broken "
+        "`expect:` contract or invalid option, 1 internal failure.",
+        epilog="Combinations: --format json/markdown include everything --summary shows; --batch-size "
+        "needs an output with memory estimates (--summary, --format json or markdown); --explain prints "
+        "formulas instead of the table, so it takes neither --summary, --format nor --batch-size; "
+        "--graph and --input combine with everything. A flag that would do nothing is an error.",
     )
+    build.set_defaults(build_parser=build)
     build.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
     build.add_argument(
         "--summary",
@@ -51,14 +57,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="C,H,W",
         type=_shape,
         default=None,
-        help="override the spec's input shape, e.g. 3,512,512",
+        help="override the spec's input sizes, e.g. 3,512,512; same number of dimensions as the spec's",
     )
     build.add_argument(
         "--batch-size",
         metavar="N",
         type=_positive,
-        default=1,
-        help="batch size for the memory estimates (default 1)",
+        default=None,
+        help="batch size for the memory estimates of --summary/json/markdown (default 1)",
     )
     build.add_argument(
         "--explain",
@@ -66,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         default=None,
-        help="show each layer's shape formula with the numbers filled in (or one layer's)",
+        help="show each layer's shape formula with the numbers filled in (or one layer's), "
+        "instead of the table",
     )
     _add_set(build)
     build.add_argument(
@@ -81,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "--graph",
         metavar="FILE",
         default=None,
-        help="write a Graphviz picture: .dot always; .svg/.png/.pdf when `dot` is installed",
+        help="also write the graph: .dot/.gv always; .svg/.png/.pdf/.jpg when Graphviz `dot` is installed",
     )
     train = commands.add_parser(
         "train",
@@ -133,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status instead of raising."""
     args = _parser().parse_args(argv)
+    if args.command == "build":
+        _check_build_flags(args)
     from netspec.data import DataError
     from netspec.errors import NetspecError, SpecError
 
@@ -309,35 +318,73 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _check_build_flags(args: argparse.Namespace) -> None:
+    """Refuse (exit 2, with usage) a flag that would do nothing in this combination, or a bad --graph."""
+    problem = _flag_problem(args)
+    if problem is None and args.graph:
+        from netspec.graphviz import graph_path_problem
+
+        problem = graph_path_problem(args.graph)
+    if problem:
+        args.build_parser.error(problem)
+
+
+def _flag_problem(args: argparse.Namespace) -> str | None:
+    if args.explain is not None:
+        ignored = [
+            flag
+            for flag, given in (
+                ("--summary", args.summary),
+                ("--format", args.format is not None),
+                ("--batch-size", args.batch_size is not None),
+            )
+            if given
+        ]
+        if ignored:
+            flags = ", ".join(ignored)
+            return f"--explain prints shape formulas instead of the table, so {flags} would do nothing"
+    shows_memory = args.summary or args.format in ("json", "markdown")
+    if args.batch_size is not None and not shows_memory:
+        return (
+            "--batch-size scales the memory estimates, which only --summary, --format json or markdown show"
+        )
+    return None
+
+
 def _build(args: argparse.Namespace) -> int:
     import netspec
     from netspec import report
     from netspec.summary import fold, summarize
+    from netspec.yamlio import read_spec_file
 
-    spec = netspec.load(args.spec, input_shape=args.input, overrides=args.overrides)
-    full = summarize(spec, batch_size=args.batch_size)  # its meta-device build checks `expect:`
-    depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
-    folded = depth and args.format != "json" and args.explain is None
-    summary = fold(full, depth, spec.document.blocks) if folded else full
-    if args.explain is not None:
-        names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}
-        if args.explain and args.explain not in names:
-            print(f"netspec: no layer {args.explain!r} in {spec.source}", file=sys.stderr)
-            return EXIT_INVALID
-        sys.stdout.write(report.render_explain(summary, args.explain or None))
-    elif args.format == "json":
-        sys.stdout.write(report.render_json(summary))
-    elif args.format == "markdown":
-        sys.stdout.write(report.render_markdown(summary))
-    else:
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else None
-        sys.stdout.write(report.render_table(summary, full=args.summary, width=width, color=color))
-    if args.graph:
-        from netspec.graphviz import write_graph
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else None
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # plugin code that prints cannot corrupt the output
+        document = read_spec_file(args.spec)
+        spec = netspec.load(document, input_shape=args.input, overrides=args.overrides)
+        full = summarize(spec, batch_size=args.batch_size or 1)  # checks the `expect:` contracts
+        depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
+        folded = depth and args.format != "json" and args.explain is None
+        summary = fold(full, depth, spec.document.blocks) if folded else full
+        if args.explain is not None:
+            names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}
+            if args.explain and args.explain not in names:
+                print(f"netspec: no layer {args.explain!r} in {spec.source}", file=sys.stderr)
+                return EXIT_INVALID
+            text = report.render_explain(summary, args.explain or None)
+        elif args.format == "json":
+            text = report.render_json(summary)
+        elif args.format == "markdown":
+            text = report.render_markdown(summary)
+        else:
+            text = report.render_table(summary, full=args.summary, width=width, color=color)
+        if args.graph:
+            from netspec.graphviz import write_graph
 
-        written = write_graph(spec, full, args.graph)
-        print(f"graph written to {written}", file=sys.stderr)
+            written = write_graph(spec, full, args.graph)
+            print(f"graph written to {written}", file=sys.stderr)
+    out.write(text)
     return EXIT_OK
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,14 +97,25 @@ def _has_expression(value: Any) -> bool:
     return is_expression(value)
 
 
-def expand(doc: Document, registry: Registry, root_dir: Path | None = None) -> Document:
-    """The flat spec of ``doc``: a new Document whose problems point back into the compact one."""
+def expand(
+    doc: Document, registry: Registry, root_dir: Path | None = None, input_shape: Sequence[int] | None = None
+) -> Document:
+    """The flat spec of ``doc``: a new Document whose problems point back into the compact one.
+
+    ``input_shape`` replaces the spec's ``input`` before anything is expanded (expressions may
+    read shapes); like ``--input``, it may change sizes but not the rank.
+    """
     if not uses_language(doc.data):
         return doc
     root = (root_dir or _base_dir(doc)).resolve()
     stack = () if doc.source.startswith("<") else (Path(doc.source).resolve(),)
     composed, blocks = _Composer(root).compose(doc, stack)
     composed = _apply_variant(composed)
+    if input_shape is not None:
+        from netspec.spec import check_input_rank
+
+        check_input_rank(composed, input_shape)
+        composed.data["input"] = list(input_shape)
     return _Expander(composed, blocks, registry).run()
 
 

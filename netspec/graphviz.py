@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,30 +12,63 @@ from netspec.report import render_dot
 from netspec.spec import Spec
 from netspec.summary import Summary
 
-RENDERED = {".svg", ".png", ".pdf"}
+DOT_TEXT = {".dot", ".gv"}  # written as DOT text, no Graphviz needed
+RENDERED = {".svg", ".png", ".pdf", ".jpg", ".jpeg"}  # rendered by Graphviz `dot -T<format>`
+INSTALL_GRAPHVIZ = "apt install graphviz, brew install graphviz or conda install graphviz"
+
+
+def graph_path_problem(path: str | Path) -> str | None:
+    """Why ``--graph path`` cannot be written, or None: checked before any work is done.
+
+    A suffix netspec cannot produce, a format that needs a missing Graphviz, a missing or
+    read-only directory are user errors, not failures halfway through (or, as a .jpg that
+    holds DOT text, silent nonsense).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    formats = "DOT text (.dot, .gv) or, with Graphviz installed, .svg, .png, .pdf, .jpg"
+    if suffix not in DOT_TEXT | RENDERED:
+        return f"--graph {path}: cannot write {suffix or 'a file without suffix'}; netspec writes {formats}"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"--graph {path}: directory {parent} does not exist; create it first"
+    if path.is_dir():
+        return f"--graph {path} is a directory; give a file name such as {path / 'network.dot'}"
+    if suffix in RENDERED and shutil.which("dot") is None:
+        return (
+            f"--graph {path} needs Graphviz's `dot` program, which is not on PATH: install Graphviz "
+            f"({INSTALL_GRAPHVIZ}), or write {path.with_suffix('.dot')} and render it elsewhere "
+            f"with `dot -T{suffix[1:]}`"
+        )
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        return f"--graph {path}: permission denied"
+    return None
 
 
 def write_graph(spec: Spec, summary: Summary, path: str | Path) -> Path:
-    """Write ``path`` (.dot, or .svg/.png/.pdf through Graphviz); returns what was written."""
+    """Write ``path`` (.dot/.gv, or .svg/.png/.pdf/.jpg through Graphviz); returns what was written.
+
+    Check the path with :func:`graph_path_problem` first: this raises for what it refuses.
+    """
     path = Path(path)
+    problem = graph_path_problem(path)
+    if problem:
+        raise NetspecError(problem)
     aux = [
         (layer.refs[ref.field], layer.name, ref.output) for layer in spec.layers for ref in layer.record.refs
     ]
     dot_text = render_dot(summary, aux)
     suffix = path.suffix.lower()
-    if suffix not in RENDERED:
+    if suffix in DOT_TEXT:
         path.write_text(dot_text)
         return path
-    dot = shutil.which("dot")
-    if dot is None:
-        fallback = path.with_suffix(".dot")
-        fallback.write_text(dot_text)
-        raise NetspecError(
-            f"Graphviz `dot` is not installed, so {path} cannot be rendered; wrote {fallback} instead "
-            "(install graphviz, or render it elsewhere with `dot -T" + suffix[1:] + "`)"
-        )
+    fmt = "jpg" if suffix == ".jpeg" else suffix[1:]
     result = subprocess.run(
-        [dot, f"-T{suffix[1:]}", "-o", str(path)], input=dot_text, text=True, capture_output=True, check=False
+        [shutil.which("dot") or "dot", f"-T{fmt}", "-o", str(path)],
+        input=dot_text,
+        text=True,
+        capture_output=True,
+        check=False,
     )
     if result.returncode != 0:
         raise NetspecError(f"`dot` failed to render {path}: {result.stderr.strip()}")

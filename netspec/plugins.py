@@ -1,24 +1,32 @@
 """Plugin loading: built-in layer families and third-party entry points, through one manager.
 
-A third-party plugin that fails to import, raises in a hook, returns something malformed or
-registers a type name that exists already is recorded as broken — named with its
-distribution — and left out; the other plugins load and netspec stays usable.
+A third-party plugin that fails to import (``sys.exit`` and other ``BaseException``s
+included), raises in a hook, returns something malformed, registers a type name that exists
+already or writes to stdout while loading is recorded as broken — named with its
+distribution — and left out; the other plugins load and netspec stays usable, with a
+machine-readable stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata
+import io
+import itertools
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pluggy
 
 from netspec import hookspecs
-from netspec.data import DatasetType
+from netspec.data import DatasetParams, DatasetType
 from netspec.errors import PluginError
-from netspec.registry import LayerType
+from netspec.registry import TYPE_NAME_RE, LayerType, check_layer_type
 
 # Built-in layer families: each module is a plugin with @hookimpl functions, registered
 # exactly like a third-party one.
@@ -43,6 +51,13 @@ ENTRY_POINT_GROUP = "netspec"
 ENV_DISABLE_AUTOLOAD = "NETSPEC_DISABLE_PLUGIN_AUTOLOAD"  # any non-empty value
 ENV_BLOCK = "NETSPEC_BLOCK_PLUGINS"  # comma-separated plugin names never to load
 ENV_ALLOW = "NETSPEC_PLUGINS"  # comma-separated allow-list of entry-point plugins
+
+# Never swallowed from a plugin: the user pressed Ctrl-C. Every other BaseException
+# (SystemExit from sys.exit, GeneratorExit, a custom BaseException) marks the plugin broken.
+_USER_INTERRUPTS = (KeyboardInterrupt,)
+MAX_RECORDS = 1000  # per hook call: a generator that never ends must not hang netspec
+# Keys the trainer adds to every dataset's parameters (see netspec.data.DatasetParams).
+RESERVED_DATASET_KEYS = ("name", "batch_size", "num_workers", "random_crop", "hflip")
 
 
 @dataclass(frozen=True)
@@ -143,14 +158,18 @@ def _load_entry_points(pm: PluginManager) -> None:
                 )
                 continue
             try:
-                plugin = ep.load()
-                pm.register_plugin(plugin, ep.name, info)
-                _check_hooks(pm, ep.name)
-            except Exception as exc:  # a broken plugin must not take netspec down
+                with captured_stdout() as printed:
+                    plugin = ep.load()
+                    pm.register_plugin(plugin, ep.name, info)
+                    _check_hooks(pm, ep.name)
+                _check_silent(printed, "while it was imported")
+            except _USER_INTERRUPTS:
+                raise
+            except BaseException as exc:  # a broken plugin must not take netspec down
                 if pm.has_plugin(ep.name):
                     pm.unregister(name=ep.name)
                 pm.provenance.pop(ep.name, None)
-                pm.failures.append(_failed(info, f"failed to load: {exc!r}"))
+                pm.failures.append(_failed(info, f"failed to load: {describe_exception(exc)}"))
 
 
 def _check_hooks(pm: PluginManager, name: str) -> None:
@@ -164,6 +183,78 @@ def _check_hooks(pm: PluginManager, name: str) -> None:
 
 def _failed(info: PluginInfo, error: str) -> PluginInfo:
     return PluginInfo(info.name, info.origin, info.distribution, info.version, error=error)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``sys.exit(3)`` reads better than ``SystemExit(3)``; PluginErrors are already sentences."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    if isinstance(exc, PluginError):
+        return str(exc)
+    return repr(exc)
+
+
+@dataclass
+class Printed:
+    """What a plugin wrote to stdout inside :func:`captured_stdout` (set when the block ends)."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def captured_stdout() -> Iterator[Printed]:
+    """Capture everything written to stdout inside the block: ``sys.stdout`` and file descriptor 1.
+
+    netspec's stdout is machine-readable (``netspec schema``, ``--format json``), so plugin
+    code must never reach it. Redirecting ``sys.stdout`` catches ``print``; redirecting the
+    descriptor too catches ``sys.__stdout__``, C extensions and subprocesses.
+    """
+    printed = Printed()
+    buffer = io.StringIO()
+    with tempfile.TemporaryFile() as spool:
+        _flush_stdout()
+        saved = _redirect_fd1(spool)
+        try:
+            with contextlib.redirect_stdout(buffer):
+                yield printed
+        finally:
+            _flush_stdout()
+            printed.text = buffer.getvalue() + _restore_fd1(saved, spool)
+
+
+def _flush_stdout() -> None:
+    for stream in {id(s): s for s in (sys.stdout, sys.__stdout__) if s is not None}.values():
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _redirect_fd1(spool) -> int | None:
+    """Point descriptor 1 at ``spool``; the saved descriptor, or None when there is no fd 1."""
+    try:
+        saved = os.dup(1)
+    except OSError:
+        return None
+    os.dup2(spool.fileno(), 1)
+    return saved
+
+
+def _restore_fd1(saved: int | None, spool) -> str:
+    if saved is None:
+        return ""
+    os.dup2(saved, 1)
+    os.close(saved)
+    spool.seek(0)
+    return spool.read().decode("utf-8", errors="replace")
+
+
+def _check_silent(printed: Printed, when: str) -> None:
+    """A plugin that prints would corrupt machine-readable output: it is broken, say what it wrote."""
+    if printed.text:
+        shown = printed.text if len(printed.text) <= 120 else printed.text[:120] + "…"
+        raise PluginError(
+            f"it wrote to stdout {when}: {shown!r}; netspec's stdout is machine-readable, so a "
+            "plugin must not print (use warnings or logging, which go to stderr)"
+        )
 
 
 @dataclass(frozen=True)
@@ -269,17 +360,72 @@ def _merge(pm, hook: str, record_type: type, kind: str, provenance: dict, failur
 
 
 def _records(impl, info: PluginInfo, hook: str, record_type: type) -> list:
+    """Call one plugin's hook (stdout captured for entry points) and check every record it returns."""
+    isolated = info.origin == "entry point"
     try:
-        records = list(impl.function() or ())
-    except Exception as exc:
-        raise PluginError(f"plugin {info.label} failed in {hook}: {exc!r}") from exc
+        with captured_stdout() if isolated else contextlib.nullcontext(Printed()) as printed:
+            records = list(itertools.islice(impl.function() or (), MAX_RECORDS + 1))
+    except _USER_INTERRUPTS:
+        raise
+    except BaseException as exc:
+        raise PluginError(f"plugin {info.label} failed in {hook}: {describe_exception(exc)}") from None
+    try:
+        _check_silent(printed, f"in {hook}")
+    except PluginError as exc:
+        raise PluginError(f"plugin {info.label}: {exc}") from None
+    if len(records) > MAX_RECORDS:
+        raise PluginError(f"plugin {info.label} returned more than {MAX_RECORDS} records from {hook}")
     for record in records:
         if not isinstance(record, record_type):
             raise PluginError(
                 f"plugin {info.label} returned {type(record).__name__} from {hook}; "
                 f"expected netspec.{record_type.__name__} records"
             )
+        try:
+            _check_record(record, deep=info.origin != "built-in")
+        except PluginError as exc:
+            raise PluginError(f"plugin {info.label}: {exc}") from None
     return records
+
+
+def _check_record(record: LayerType | DatasetType, *, deep: bool) -> None:
+    """Field types of a record; ``deep`` also builds its spec-language model and JSON Schema.
+
+    The deep check catches a params model that pydantic cannot turn into a schema before it
+    breaks ``netspec schema`` and every spec load; built-ins skip it (the test suite runs it).
+    """
+    if isinstance(record, LayerType):
+        check_layer_type(record)
+        if deep:
+            from netspec.language import layer_model
+
+            _schema_of(lambda: layer_model(record), f"layer type {record.name!r}")
+    else:
+        _check_dataset_type(record)
+
+
+def _schema_of(make_model, where: str) -> None:
+    try:
+        make_model().model_json_schema(by_alias=True)
+    except Exception as exc:
+        raise PluginError(f"{where}: its params model has no JSON Schema ({exc!r})") from None
+
+
+def _check_dataset_type(record: DatasetType) -> None:
+    where = f"dataset type {getattr(record, 'name', '?')!r}"
+    if not isinstance(record.name, str) or not TYPE_NAME_RE.match(record.name):
+        raise PluginError(f"{where}: its name must be a string of letters, digits, '_' or '-'")
+    if not (isinstance(record.params, type) and issubclass(record.params, DatasetParams)):
+        raise PluginError(f"{where}: params is {record.params!r}, not a netspec DatasetParams subclass")
+    clash = sorted(set(record.params.model_fields) & set(RESERVED_DATASET_KEYS))
+    if clash:
+        raise PluginError(
+            f"{where}: its params model defines {clash}, which the trainer adds to every dataset"
+        )
+    if not callable(record.load):
+        raise PluginError(f"{where}: load is {record.load!r}, not a function")
+    if not isinstance(record.summary, str):
+        raise PluginError(f"{where}: summary is {record.summary!r}, not a string")
 
 
 @functools.cache

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from netspec.errors import ShapeError
+from netspec.errors import PluginError, ShapeError
 from netspec.params import LayerParams
 from netspec.shapes import Shape
 
@@ -194,3 +195,113 @@ def pointwise_window(params: Any, ctx: LayerContext) -> Window | None:
 def undefined_window(params: Any, ctx: LayerContext) -> None:
     """Every output sees the whole input (flatten, linear, global pooling)."""
     return None
+
+
+# What a plugin's records must look like. A record is a plain dataclass, so nothing stops a
+# plugin from putting a string where a rule belongs; checking here turns a crash in some
+# later command into one message naming the plugin, at load time.
+
+TYPE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+RESERVED_LAYER_KEYS = ("type", "name", "from")
+
+
+def check_layer_type(record: LayerType) -> None:
+    """Raise :class:`PluginError` saying which field of ``record`` is malformed.
+
+    ``name`` and ``from`` belong to every layer and ``type`` is added by netspec, so a params
+    model may not define ``type`` at all, nor ``name``/``from`` with another type, alias or
+    default than :class:`LayerParams` gives them.
+    """
+    where = f"layer type {getattr(record, 'name', '?')!r}"
+    _check_type_name(record.name, where)
+    if not (isinstance(record.params, type) and issubclass(record.params, LayerParams)):
+        raise PluginError(f"{where}: params is {record.params!r}, not a netspec.LayerParams subclass")
+    _check_reserved_keys(record.params, where)
+    for attr in ("shape", "build"):
+        if not callable(getattr(record, attr)):
+            raise PluginError(f"{where}: {attr} is {getattr(record, attr)!r}, not a function")
+    for attr in ("macs", "window", "explain"):
+        value = getattr(record, attr)
+        if value is not None and not callable(value):
+            raise PluginError(f"{where}: {attr} is {value!r}, not a function or None")
+    _check_inputs(record.inputs, where)
+    _check_refs(record, where)
+    if not _strings(record.aux_outputs):
+        raise PluginError(f"{where}: aux_outputs is {record.aux_outputs!r}, not a tuple of names")
+    if not isinstance(record.summary, str):
+        raise PluginError(f"{where}: summary is {record.summary!r}, not a string")
+    _check_examples(record.examples, where)
+
+
+def _check_type_name(name: Any, where: str) -> None:
+    if not isinstance(name, str) or not TYPE_NAME_RE.match(name):
+        raise PluginError(
+            f"{where}: its name must be a string of letters, digits, '_' or '-' starting with a "
+            f"letter (at most 64 characters); got {name!r}"
+        )
+
+
+def _check_reserved_keys(params: type[LayerParams], where: str) -> None:
+    base = LayerParams.model_fields
+    for field_name, info in params.model_fields.items():
+        keys = {field_name, info.alias, info.validation_alias} & set(RESERVED_LAYER_KEYS)
+        if not keys:
+            continue
+        inherited = base.get(field_name)
+        same = inherited is not None and all(
+            getattr(info, attr) == getattr(inherited, attr)
+            for attr in ("annotation", "alias", "validation_alias", "default")
+        )
+        if not same:
+            raise PluginError(
+                f"{where}: its params model {params.__name__} redefines the reserved key "
+                f"{sorted(keys)[0]!r} (field {field_name!r}); 'type' is set by netspec and "
+                "'name'/'from' are inherited from netspec.LayerParams: rename the field"
+            )
+
+
+def _check_inputs(inputs: Any, where: str) -> None:
+    ok = isinstance(inputs, tuple | list) and len(inputs) == 2 and _is_count(inputs[0]) and inputs[0] >= 1
+    if ok and inputs[1] is not None:
+        ok = _is_count(inputs[1]) and inputs[1] >= inputs[0]
+    if not ok:
+        raise PluginError(
+            f"{where}: inputs is {inputs!r}; expected a pair (min, max) with 1 <= min <= max, "
+            "max an int or None (any number)"
+        )
+
+
+def _check_refs(record: LayerType, where: str) -> None:
+    refs = record.refs
+    if not isinstance(refs, tuple | list) or not all(isinstance(r, LayerRef) for r in refs):
+        raise PluginError(f"{where}: refs is {refs!r}, not a tuple of netspec LayerRef records")
+    for ref in refs:
+        if not (isinstance(ref.field, str) and isinstance(ref.output, str) and _strings(ref.types)):
+            raise PluginError(f"{where}: malformed LayerRef {ref!r}")
+        if ref.field not in record.params.model_fields:
+            raise PluginError(f"{where}: refs name the field {ref.field!r}, which its params model lacks")
+
+
+def _check_examples(examples: Any, where: str) -> None:
+    def valid(example: Any) -> bool:
+        return (
+            isinstance(example, Mapping)
+            and isinstance(example.get("input"), list | tuple)
+            and isinstance(example.get("layers"), list | tuple)
+            and bool(example["layers"])
+            and all(isinstance(layer, Mapping) for layer in example["layers"])
+        )
+
+    if not isinstance(examples, tuple | list) or not all(valid(e) for e in examples):
+        raise PluginError(
+            f"{where}: examples must be a tuple of small specs, each a mapping with an "
+            f"'input' list and a non-empty 'layers' list of mappings; got {examples!r:.200}"
+        )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _strings(values: Any) -> bool:
+    return isinstance(values, tuple | list) and all(isinstance(v, str) for v in values)

@@ -88,9 +88,9 @@ def load(
     doc = _document(source)
     for assignment in overrides:
         doc.override(assignment)
-    if input_shape is not None and uses_language(doc.data):
-        doc.data["input"] = list(input_shape)  # expressions may read shapes: the override comes first
-    doc = expand(doc, registry)
+    if input_shape is not None and not uses_language(doc.data):
+        check_input_rank(doc, input_shape)
+    doc = expand(doc, registry, input_shape=input_shape)
     model = validate(doc, registry)
     if input_shape is not None:
         model = _with_input(doc, model, input_shape)
@@ -101,6 +101,25 @@ def load(
 
     check_output_contract(spec)
     return spec
+
+
+def check_input_rank(doc: Document, shape: Sequence[int]) -> None:
+    """An input override changes sizes, never the rank: that would turn every Conv2d into a Conv1d."""
+    written = doc.data.get("input") if isinstance(doc.data, dict) else None
+    if not isinstance(written, list) or len(written) == len(shape):
+        return  # a missing or malformed `input:` is reported by validation, located
+    given = ",".join(map(str, shape))
+    raise SpecError(
+        [
+            doc.problem(
+                f"--input {given} has {len(shape)} dimension(s) but the spec's input {written} has "
+                f"{len(written)}; the input rank decides every layer's dimensionality (Conv2d or "
+                "Conv1d), so --input may change sizes only",
+                ("input",),
+                hint=f"give {len(written)} numbers, or edit `input:` to build a network of another rank",
+            )
+        ]
+    )
 
 
 def _with_input(doc: Document, model: Any, input_shape: Sequence[int]) -> Any:

@@ -187,7 +187,7 @@ def parameter_counts(spec: Spec) -> tuple[dict[str, tuple[int, int]], int]:
             counts[layer.name] = (count.total, count.trained)
             buffers += count.buffers
         else:
-            counts[layer.name], extra = _count_by_building(layer, ctx)
+            counts[layer.name], extra = _count_by_building(spec, layer, ctx)
             buffers += extra
     return counts, buffers
 
@@ -197,11 +197,16 @@ def counted_by_building(spec: Spec) -> list[str]:
     return [layer.name for layer in spec.layers if layer.record.parameters is None]
 
 
-def _count_by_building(layer: Layer, ctx: LayerContext) -> tuple[tuple[int, int], int]:
+def _count_by_building(spec: Spec, layer: Layer, ctx: LayerContext) -> tuple[tuple[int, int], int]:
+    """Build the layer alone on the meta device to count it — and, since it is built, check it."""
     import torch
 
+    from netspec.builder import build_module
+    from netspec.verify import verify_module
+
     with torch.device("meta"):
-        module = layer.record.build(layer.params, ctx)
+        module = build_module(spec, layer, ctx)
+    verify_module(spec, layer, module)
     params = list(module.parameters())
     counts = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
     return counts, sum(b.numel() for b in module.buffers())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -143,10 +144,93 @@ def test_graph_as_svg_needs_graphviz(tmp_path, capsys, monkeypatch):
     if shutil.which("dot"):
         assert main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)]) == 0
         assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
+        target.unlink()
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)]) == 1
-    assert "Graphviz `dot` is not installed" in capsys.readouterr().err
-    assert (tmp_path / "lenet.dot").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        "needs Graphviz's `dot` program, which is not on PATH: install Graphviz (apt install graphviz" in err
+    )
+    assert "or write " + str(tmp_path / "lenet.dot") in err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def _fake_dot(tmp_path, monkeypatch):
+    """A `dot` on PATH that records its arguments and writes its -o file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    dot = bin_dir / "dot"
+    dot.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\nshift 2\ncat > "$1"\n')
+    dot.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir / "args"
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".png", ".pdf"])
+def test_graph_images_are_rendered_by_dot_in_their_format(tmp_path, monkeypatch, capsys, suffix):
+    args = _fake_dot(tmp_path, monkeypatch)
+    target = tmp_path / f"lenet{suffix}"
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)]) == 0
+    fmt = "jpg" if suffix == ".jpeg" else suffix[1:]
+    assert args.read_text().split() == [f"-T{fmt}", "-o", str(target)]
+    assert target.read_text().startswith('digraph "lenet5" {')  # what dot was given to render
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("missing/dir/net.dot", "directory {tmp}/missing/dir does not exist; create it first"),
+        ("missing/net.png", "directory {tmp}/missing does not exist; create it first"),
+        ("net.txt", "cannot write .txt; netspec writes DOT text (.dot, .gv) or, with Graphviz installed"),
+        ("net", "cannot write a file without suffix"),
+        ("adir.dot", "is a directory; give a file name such as"),
+    ],
+)
+def test_graph_paths_that_cannot_be_written_are_usage_errors(tmp_path, target, message):
+    (tmp_path / "adir.dot").mkdir()
+    out = run("build", "specs/lenet.yaml", "--graph", str(tmp_path / target))
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert "netspec build: error: --graph " in out.stderr
+    assert message.format(tmp=tmp_path) in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--batch-size", "8"], "--batch-size scales the memory estimates, which only --summary"),
+        (["--explain", "--batch-size", "8"], "so --batch-size would do nothing"),
+        (["--explain", "c1", "--format", "json"], "so --format would do nothing"),
+        (["--explain", "--summary"], "so --summary would do nothing"),
+        (["--summary", "--explain", "c1", "--format", "markdown"], "so --summary, --format would do nothing"),
+    ],
+)
+def test_flags_that_would_do_nothing_are_usage_errors(capsys, flags, message):
+    with pytest.raises(SystemExit) as info:
+        main(["build", str(REPO / "specs/lenet.yaml"), *flags])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags", [["--summary", "--batch-size", "8"], ["--format", "markdown", "--batch-size", "8"]]
+)
+def test_batch_size_scales_what_shows_memory(capsys, flags):
+    assert main(["build", str(REPO / "specs/lenet.yaml"), *flags]) == 0
+    assert "for a batch of 8" in capsys.readouterr().out
+
+
+def test_help_documents_the_flag_combinations():
+    out = run("build", "--help")
+    assert "A flag that would do nothing is an error." in " ".join(out.stdout.split())
+
+
+def test_input_override_may_not_change_the_rank(capsys):
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--input", "1,28"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{REPO / 'specs/lenet.yaml'}:5:")  # the spec's `input:` line
+    assert "--input 1,28 has 2 dimension(s) but the spec's input [1, 28, 28] has 3" in err
+    assert "hint: give 3 numbers" in err
 
 
 def test_contracts_are_checked_by_every_build(write_spec, capsys):

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import itertools
+import json
+import os
+import re
 import sys
 import types
 
 import pluggy
 import pytest
 import torch
+from conftest import REPO
+from pydantic import Field
 
 import netspec
 from netspec import hookspecs
 from netspec.params import LayerParams, PositiveInt
 from netspec.plugins import BUILTIN_PLUGINS, collect_registry, default_registry, make_plugin_manager
-from netspec.registry import LayerType, macs_per_element, pointwise_window
+from netspec.registry import LayerType, check_layer_type, macs_per_element, pointwise_window
 
 
 class ScaleParams(LayerParams):
@@ -62,7 +69,8 @@ def plugin_module(name: str, records=(SCALE,), *, hook=None) -> types.ModuleType
 
 @pytest.fixture
 def entry_points(monkeypatch):
-    """Install fake distributions: {entry point name: (module, or an exception to raise on load)}."""
+    """Install fake distributions: {entry point name: module, exception to raise on load, or a
+    function run on load (a module's import-time code) that returns the module}."""
 
     def install(plugins: dict[str, object], dist: str = "netspec-fake") -> None:
         class EntryPoint:
@@ -74,6 +82,8 @@ def entry_points(monkeypatch):
             def load(self):
                 if isinstance(self.target, BaseException):
                     raise self.target
+                if callable(self.target):  # the code a module runs at import, then the module
+                    return self.target()
                 return self.target
 
         class Distribution:
@@ -293,3 +303,248 @@ def test_netspec_register_datasets_adds_a_dataset_type_and_rejects_duplicates(en
 
 def test_sys_modules_untouched():
     assert "scale_mod" not in sys.modules
+
+
+# Plugins cannot break other commands: each kind of misbehaviour is named in `netspec plugins`
+# and left out, while `netspec schema` and `netspec build --format json` keep exit 0 and JSON.
+
+
+@pytest.fixture
+def cli_with(entry_points, capsys):
+    """Install one broken plugin 'bad' next to a good one; run the CLI in-process against them."""
+    from netspec.cli import main
+
+    def check(bad) -> str:
+        entry_points({"bad": bad, "scale": plugin_module("scale_mod")})
+        default_registry.cache_clear()
+        capsys.readouterr()
+        try:
+            assert main(["plugins"]) == 1
+            listing = capsys.readouterr().out
+            assert "broken plugins (not loaded):\n  'bad' (netspec-fake 1.2.3) [entry point]:" in listing
+            assert re.search(r"^scale +entry point +netspec-fake 1.2.3", listing, re.M)  # the good one loads
+            for argv in (["schema"], ["build", str(REPO / "specs/lenet.yaml"), "--format", "json"]):
+                assert main(argv) == 0
+                out = capsys.readouterr()
+                json.loads(out.out)  # stdout stays machine-readable
+                assert "plugin 'bad' (netspec-fake 1.2.3) is not loaded" in out.err
+            return listing.split("[entry point]: ", 1)[1]
+        finally:
+            default_registry.cache_clear()
+
+    return check
+
+
+class WrongParams:
+    """Not a LayerParams subclass."""
+
+
+class Opaque:
+    """A type pydantic has no JSON Schema for."""
+
+
+class OpaqueParams(LayerParams):
+    model_config = {"arbitrary_types_allowed": True}
+    thing: Opaque | None = None
+
+
+def _scale_with(**changes) -> LayerType:
+    return dataclasses.replace(SCALE, **changes)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (_scale_with(shape="not a function"), "shape is 'not a function', not a function"),
+        (_scale_with(build=None), "build is None, not a function"),
+        (_scale_with(macs=3), "macs is 3, not a function or None"),
+        (_scale_with(params=WrongParams), "not a netspec.LayerParams subclass"),
+        (_scale_with(params=dict), "not a netspec.LayerParams subclass"),
+        (_scale_with(inputs=1), "inputs is 1; expected a pair (min, max)"),
+        (_scale_with(inputs=(2, 1)), "inputs is (2, 1)"),
+        (_scale_with(inputs=(0, None)), "inputs is (0, None)"),
+        (_scale_with(examples=({"layers": "scale"},)), "examples must be a tuple of small specs"),
+        (_scale_with(examples="scale"), "examples must be a tuple of small specs"),
+        (_scale_with(name=42), "its name must be a string"),
+        (_scale_with(name="../x"), "its name must be a string"),
+        (_scale_with(refs=("indices",)), "refs is ('indices',), not a tuple of netspec LayerRef"),
+        (_scale_with(summary=None), "summary is None, not a string"),
+        (_scale_with(params=OpaqueParams), "its params model has no JSON Schema"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_malformed_record_is_named_and_other_commands_keep_working(cli_with, record, message):
+    error = cli_with(plugin_module("bad_mod", records=(record,)))
+    assert message in error and "plugin 'bad' (netspec-fake 1.2.3): layer type" in error
+
+
+def test_a_malformed_dataset_record_is_named(cli_with):
+    from netspec.data import DatasetParams, DatasetType
+
+    class Batched(DatasetParams):
+        batch_size: int = 3
+
+    module = types.ModuleType("ds_mod")
+    module.netspec_register_datasets = netspec.hookimpl(
+        lambda: [DatasetType("tiny", Batched, lambda p, ctx: None)]
+    )
+    assert "defines ['batch_size'], which the trainer adds" in cli_with(module)
+
+
+class TypedParams(LayerParams):
+    type: str = "x"
+
+
+class IntName(LayerParams):
+    name: int | None = None
+
+
+class OtherFrom(LayerParams):
+    from_: list[int] | None = Field(None, alias="from")
+
+
+class AliasedType(LayerParams):
+    kind: str = Field("a", alias="type")
+
+
+@pytest.mark.parametrize(
+    ("params", "key"), [(TypedParams, "type"), (IntName, "name"), (OtherFrom, "from"), (AliasedType, "type")]
+)
+def test_a_params_model_redefining_a_reserved_key_is_named(cli_with, params, key):
+    error = cli_with(plugin_module("bad_mod", records=(_scale_with(params=params),)))
+    assert f"redefines the reserved key {key!r}" in error
+
+
+def test_well_formed_records_pass_the_check():
+    check_layer_type(SCALE)  # inherits name and from unchanged
+    tuples = ({"input": (3,), "layers": ({"type": "scale"},)},)
+    check_layer_type(_scale_with(examples=tuples, inputs=[1, None]))
+
+
+def _exits():
+    sys.exit(3)
+
+
+class Doom(BaseException):
+    """Not an Exception: escapes `except Exception`."""
+
+
+def _dooms():
+    raise Doom("at import")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (_exits, "failed to load: it called sys.exit(3)"),
+        (SystemExit("bye"), "failed to load: it called sys.exit('bye')"),
+        (_dooms, "failed to load: Doom('at import')"),
+        (lambda: plugin_module("m", hook=_exits), "failed in netspec_register_layers: it called sys.exit(3)"),
+        (lambda: plugin_module("m", hook=_dooms), "failed in netspec_register_layers: Doom('at import')"),
+    ],
+)
+def test_a_plugin_exiting_or_raising_base_exception_is_named(cli_with, bad, message):
+    assert message in cli_with(bad)
+
+
+def test_ctrl_c_while_loading_a_plugin_is_not_swallowed(entry_points):
+    entry_points({"bad": KeyboardInterrupt()})
+    with pytest.raises(KeyboardInterrupt):
+        registry_with()
+
+
+def _prints():
+    print("hello from the plugin")
+    return plugin_module("m")
+
+
+def _writes_fd1():
+    os.write(1, b"raw bytes on fd 1\n")
+    return plugin_module("m")
+
+
+def _writes_dunder_stdout():
+    sys.__stdout__.write("via sys.__stdout__\n")
+    return plugin_module("m")
+
+
+def _prints_in_hook():
+    print("registering!")
+    return [SCALE]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (_prints, "it wrote to stdout while it was imported: 'hello from the plugin\\n'"),
+        (_writes_fd1, "it wrote to stdout while it was imported: 'raw bytes on fd 1\\n'"),
+        (_writes_dunder_stdout, "it wrote to stdout while it was imported: 'via sys.__stdout__\\n'"),
+        (
+            lambda: plugin_module("m", hook=_prints_in_hook),
+            "it wrote to stdout in netspec_register_layers: 'registering!\\n'",
+        ),
+    ],
+)
+def test_a_plugin_that_prints_is_named_and_stdout_stays_clean(cli_with, bad, message):
+    error = cli_with(bad)
+    assert message in error and "a plugin must not print" in error
+
+
+def test_a_hook_returning_an_endless_generator_is_refused(cli_with):
+    def endless():
+        return itertools.repeat(SCALE)
+
+    assert "returned more than 1000 records" in cli_with(plugin_module("m", hook=endless))
+
+
+def test_a_lying_entry_point_plugin_is_named_with_its_distribution_by_build(entry_points, tmp_path, capsys):
+    from netspec.cli import main
+
+    def build_double(p, ctx):
+        from torch import nn
+
+        return nn.Upsample(scale_factor=2.0)  # the rule says the shape stays the same
+
+    entry_points(
+        {"liar": plugin_module("liar_mod", records=(dataclasses.replace(SCALE, build=build_double),))}
+    )
+    default_registry.cache_clear()
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "input: [3, 8]\nlayers:\n  - {type: conv, out_channels: 2, kernel_size: 1}\n  - {type: scale}\n"
+    )
+    try:
+        assert main(["build", str(path)]) == 1
+    finally:
+        default_registry.cache_clear()
+    err = capsys.readouterr().err
+    assert (
+        f"{path}:4: layer 1 'scale_1' (scale): layer type 'scale' of plugin 'liar' (netspec-fake 1.2.3)"
+        in err
+    )
+    assert "its shape rule says [2, 8] but its module outputs [2, 16]" in err
+
+
+def test_plugin_code_printing_during_a_build_cannot_corrupt_json_output(entry_points, tmp_path, capsys):
+    from netspec.cli import main
+
+    def chatty_rule(p, ctx):
+        print("computing a shape")
+        return ctx.input
+
+    def chatty_build(p, ctx):
+        print("building a module")
+        return _scale_build(p, ctx)
+
+    chatty = dataclasses.replace(SCALE, shape=chatty_rule, build=chatty_build)
+    entry_points({"chatty": plugin_module("chatty_mod", records=(chatty,))})
+    default_registry.cache_clear()
+    path = tmp_path / "spec.yaml"
+    path.write_text("input: [3]\nlayers:\n  - {type: scale}\n")
+    try:
+        assert main(["build", str(path), "--format", "json"]) == 0
+    finally:
+        default_registry.cache_clear()
+    out = capsys.readouterr()
+    assert json.loads(out.out)["layers"][0]["type"] == "scale"
+    assert "computing a shape" in out.err and "building a module" in out.err

@@ -1,0 +1,288 @@
+"""The gallery: every spec in specs/ (a glob, so new specs are covered) end to end, and the
+reference networks against their originals.
+
+For each spec: it loads, builds and summarises; the summary agrees with the built module
+(parameters to the unit per layer and in total, every layer's output shape as forward hooks
+see it on a batch of 2); it exports to ONNX and onnxruntime gives the same outputs; one
+optimizer step trains it on random data. Its `expect:` contract holds at its own input size.
+The big ImageNet networks and the YOLO run at a reduced input (their adaptive or global
+pooling, or all-convolutional design, accepts it) to keep the file fast on CI.
+
+torchvision cannot be imported in the test environment (see test_torchvision_parity.py), so
+the gallery's torchvision networks are checked against state_dict keys, shapes and parameter
+counts pinned from torchvision 0.28.0 in tests/golden/torchvision/ (their logits were compared
+with the real models' once, with torchvision's weights loaded strictly, when they were pinned).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import REPO, real_shapes
+from torch import nn
+
+import netspec
+from netspec.summary import summarize
+from netspec.yamlio import read_spec_file
+
+SPECS = sorted((REPO / "specs").glob("*.yaml"))
+GOLDEN = REPO / "tests/golden/torchvision"
+
+# Test inputs smaller than the spec's own, where the architecture allows it (the contract at
+# the spec's own input is checked separately, analytically): the classifiers end in adaptive or
+# global pooling, the YOLO and the ASPP head are fully convolutional.
+SMALL_INPUT = {
+    "alexnet": [3, 64, 64],
+    "aspp": [2048, 5, 5],
+    "densenet": [3, 32, 32],
+    "densenet121": [3, 32, 32],
+    "mobilenet_v2": [3, 32, 32],
+    "resnet": [3, 32, 32],
+    "resnet18": [3, 32, 32],
+    "resnet34": [3, 32, 32],
+    "resnet50": [3, 32, 32],
+    "vgg": [3, 32, 32],
+    "vgg16": [3, 32, 32],
+    "vgg16_bn": [3, 32, 32],
+    "yolo": [3, 64, 64],
+}
+# ONNX export writes every weight; for the VGGs (138 M parameters, 553 MB) that alone takes
+# longer than the rest of this file. test_export.py exports every spec anyway.
+NO_ONNX = {"vgg", "vgg16", "vgg16_bn"}
+# Specs written before the gallery, whose `expect:` lacks the output shape or the parameter
+# count (resnet.yaml's entry files carry it; lenet has none).
+PARTIAL_CONTRACT = {"lenet", "resnet", "segnet", "unet"}
+
+# MACs per image at 224x224 as torchvision's model docs publish them ("GFLOPS": conv and
+# linear multiply-accumulates, by torchvision's own counter).
+TORCHVISION_GFLOPS = {
+    "alexnet": 0.71,
+    "vgg16": 15.47,
+    "vgg16_bn": 15.47,
+    "resnet18": 1.81,
+    "resnet34": 3.66,
+    "resnet50": 4.09,
+    "mobilenet_v2": 0.30,
+    "densenet121": 2.83,
+}
+# Every variant's parameter count, as the original implementations publish or build them:
+# torchvision 0.28 for VGG and DenseNet; Ultralytics' yolov8.yaml `scales:` comments less the
+# 16 fixed weights of its DFL decoder, which the spec leaves out.
+VARIANT_PARAMS = {
+    "vgg": {
+        "vgg11": 132_863_336,
+        "vgg11_bn": 132_868_840,
+        "vgg13": 133_047_848,
+        "vgg13_bn": 133_053_736,
+        "vgg16": 138_357_544,
+        "vgg16_bn": 138_365_992,
+        "vgg19": 143_667_240,
+        "vgg19_bn": 143_678_248,
+    },
+    "densenet": {
+        "densenet121": 7_978_856,
+        "densenet161": 28_681_000,
+        "densenet169": 14_149_480,
+        "densenet201": 20_013_928,
+    },
+    "yolo": {"n": 3_157_200 - 16, "s": 11_166_560 - 16, "m": 25_902_640 - 16, "l": 43_691_520 - 16},
+}
+
+
+def _load(path: Path) -> netspec.Spec:
+    small = SMALL_INPUT.get(path.stem)
+    if small is None:
+        return netspec.load(path)
+    # the contract describes the spec's own input; at another size its output shape differs
+    return netspec.load(path, input_shape=small, overrides=["expect=null"])
+
+
+def _as_tuple(out) -> tuple[torch.Tensor, ...]:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _randomise_batch_norm(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+
+
+def _onnx_matches(model: nn.Module, x: torch.Tensor, expected: tuple[torch.Tensor, ...]) -> None:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own deprecations inside the exporter
+        torch.onnx.export(model, (x,), buffer, dynamo=False)
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    (feed,) = session.get_inputs()
+    outputs = session.run(None, {feed.name: x.numpy()})
+    assert len(outputs) == len(expected)
+    for got, want in zip(outputs, expected, strict=True):
+        assert isinstance(got, np.ndarray)
+        torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4)
+
+
+def _train_one_step(spec: netspec.Spec, model: nn.Module) -> None:
+    """One SGD step on random data: cross-entropy for [classes] outputs, MSE otherwise."""
+    model.train()
+    x = torch.randn(2, *spec.input_shape)
+    outputs = _as_tuple(model(x))
+    loss = torch.zeros(())
+    for out, shape in zip(outputs, spec.output_shapes(), strict=True):
+        if len(shape) == 1:
+            loss = loss + nn.functional.cross_entropy(out, torch.randint(shape[0], (2,)))
+        else:
+            loss = loss + nn.functional.mse_loss(out, torch.randn_like(out))
+    params = [p for p in model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    optimizer = torch.optim.SGD(params, lr=0.01)
+    optimizer.zero_grad()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in params), "every parameter takes part in the loss"
+    optimizer.step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, params, strict=True))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_spec_builds_summarises_exports_and_trains(path):
+    torch.manual_seed(0)
+    spec = _load(path)
+    summary = summarize(spec)
+    model = spec.build()
+    # parameters: to the unit, per layer and in total
+    rows = {row.name: row for row in summary.rows}
+    for layer in spec.layers:
+        module = model.get_submodule(layer.name)
+        assert rows[layer.name].params == sum(p.numel() for p in module.parameters()), layer.name
+    assert summary.totals.params == sum(p.numel() for p in model.parameters())
+    assert summary.totals.buffers == sum(b.numel() for b in model.buffers())
+    # shapes: every layer's output exactly as a forward pass on a batch of 2 produces it
+    assert {name: row.output for name, row in rows.items()} == real_shapes(spec, model)
+    # a forward pass in eval mode (batch-norm running statistics in use), then ONNX
+    _randomise_batch_norm(model)
+    model.eval()
+    x = torch.randn(2, *spec.input_shape)
+    with torch.no_grad():
+        expected = _as_tuple(model(x))
+    assert [tuple(o.shape[1:]) for o in expected] == [tuple(s) for s in spec.output_shapes()]
+    if path.stem not in NO_ONNX:
+        _onnx_matches(model, x, expected)
+    _train_one_step(spec, model)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_contract_holds_at_the_spec_own_input(path):
+    """Loading checks expect.output; building (on the meta device: nothing allocated) the rest."""
+    spec = netspec.load(path)
+    with torch.device("meta"):
+        spec.build()
+    expect = spec.model.expect
+    assert expect is not None, f"{path.name} has no expect: contract"
+    if path.stem not in PARTIAL_CONTRACT:
+        assert expect.output is not None and expect.params is not None, path.name
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_spec_cites_its_source(path):
+    """A header comment citing the paper or reference implementation (a year or a reference)."""
+    header = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+    assert header, f"{path.name} has no header comment"
+    assert any(s in header for s in ("19", "20", "torchvision", "Ultralytics")), header
+
+
+@pytest.mark.parametrize("family", sorted(VARIANT_PARAMS))
+def test_every_variant_of_a_family_has_the_reference_parameter_count(family):
+    counts = {
+        variant: summarize(netspec.load(REPO / f"specs/{family}.yaml", overrides=[f"variant={variant}"]))
+        .totals.params
+        for variant in VARIANT_PARAMS[family]
+    }
+    assert counts == VARIANT_PARAMS[family]
+
+
+def _goldens() -> list[str]:
+    """Every pinned torchvision reference that test_torchvision_parity.py does not check."""
+    from test_torchvision_parity import MODELS
+
+    return [p.stem for p in sorted(GOLDEN.glob("*.json")) if p.stem not in MODELS]
+
+
+@pytest.mark.parametrize("model", _goldens())
+def test_state_dict_keys_shapes_and_parameters_equal_torchvision(model):
+    reference = json.loads((GOLDEN / f"{model}.json").read_text())
+    with torch.device("meta"):
+        built = netspec.load(REPO / f"specs/{model}.yaml").build()
+    state = {k: list(v.shape) for k, v in built.state_dict().items()}
+    assert list(state) == list(reference["state_dict"])  # same keys, in the same order
+    assert state == reference["state_dict"]
+    assert sum(p.numel() for p in built.parameters()) == reference["params"]
+
+
+def test_the_goldens_cover_every_torchvision_model_of_the_gallery():
+    assert {p.stem for p in GOLDEN.glob("*.json")} >= set(TORCHVISION_GFLOPS) | {"aspp"}
+
+
+@pytest.mark.parametrize("model", sorted(TORCHVISION_GFLOPS))
+def test_conv_and_linear_macs_agree_with_torchvision_published_gflops(model):
+    """Within 1 %; netspec's total counts more layer types (docs/summary.md has the table)."""
+    rows = summarize(netspec.load(REPO / f"specs/{model}.yaml")).rows
+    conv_linear = sum(row.macs for row in rows if row.type in ("conv", "linear"))
+    assert conv_linear / 1e9 == pytest.approx(TORCHVISION_GFLOPS[model], rel=0.01)
+
+
+def test_every_model_has_its_entry_file():
+    names = {p.stem for p in SPECS}
+    issue = {"alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "mobilenet_v2"}
+    issue |= {"densenet121", "unet", "segnet", "autoencoder", "aspp", "conv1d", "conv3d", "yolo"}
+    assert issue | {"cifar_speedrun"} <= names
+
+
+def test_gallery_table_in_specs_readme_is_current():
+    script = REPO / "scripts/gallery_table.py"
+    module_spec = importlib.util.spec_from_file_location("gallery_table", script)
+    gallery = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(gallery)
+    current = gallery.readme_table(gallery.README.read_text())
+    assert current == gallery.table(), "specs/README.md is stale: run python scripts/gallery_table.py --write"
+
+
+def test_yolo_scales_depth_and_width_as_ultralytics_does():
+    """Depth: max(round(n * depth), 1) bottlenecks per C2f; width: make_divisible(min(c, cap) * w)."""
+    layers = {
+        variant: [
+            layer.name
+            for layer in netspec.load(REPO / "specs/yolo.yaml", overrides=[f"variant={variant}"]).layers
+            if layer.name.startswith("c2f_p3.m.") and layer.name.endswith(".cv1.conv")
+        ]
+        for variant in ("n", "m", "l")
+    }
+    assert {v: len(names) for v, names in layers.items()} == {"n": 2, "m": 4, "l": 6}
+    widths = {
+        variant: netspec.load(REPO / "specs/yolo.yaml", overrides=[f"variant={variant}"]).shapes()["sppf"][0]
+        for variant in ("n", "s", "m", "l")
+    }
+    assert widths == {"n": 256, "s": 512, "m": 576, "l": 512}
+
+
+def test_size_references_make_the_autoencoder_and_aspp_follow_the_input():
+    for size in (28, 30, 33):
+        spec = netspec.load(REPO / "specs/autoencoder.yaml", input_shape=[1, size, size], overrides=["expect=null"])
+        assert spec.output_shapes() == [(1, size, size)]
+    spec = netspec.load(REPO / "specs/aspp.yaml", input_shape=[2048, 9, 7], overrides=["expect=null"])
+    assert spec.output_shapes() == [(21, 9, 7)]
+
+
+def test_the_speedrun_trains_on_cifar10_as_written():
+    data = read_spec_file(REPO / "specs/cifar_speedrun.yaml").data
+    assert data["train"]["data"]["name"] == "cifar10"
+    assert math.prod(netspec.load(REPO / "specs/cifar_speedrun.yaml").input_shape) == 3 * 32 * 32
