@@ -400,6 +400,8 @@ def _parse_block(doc: Document, name: Any) -> _Block:
 
 
 def _type_of(value: Any) -> tuple[type, ...] | None:
+    if is_expression(value):  # a default computed per use: its type is what it computes
+        return None
     if isinstance(value, bool):
         return (bool,)
     if isinstance(value, float):
@@ -770,6 +772,7 @@ class _Expander:
             (note, *scope.notes),
             stack=(*scope.stack, block.name),
         )
+        self._defaults(child, block, args)
         self._items(child, block.layers, (*block.path, "layers"))
         if block.output is None:
             return self.shapes.alias(name, child.previous)
@@ -778,6 +781,23 @@ class _Expander:
             message = f"block {block.name!r}: outputs {block.output!r} is not a layer of the block"
             raise SpecError([self._problem(block.document, (*block.path, "outputs"), scope, message)])
         return self.shapes.alias(name, out)
+
+    def _defaults(self, child: _Scope, block: _Block, args: dict) -> None:
+        """Defaults written as expressions, computed in the block's scope (``=in_channels * 4``)
+        in declaration order, so a default may use the parameters declared before it."""
+        for key, (types, default, _required) in block.params.items():
+            if args.get(key) is not default or not is_expression(default):
+                continue
+            where = (*block.path, "params", key)
+            if isinstance(block.document.data["blocks"][block.name]["params"][key], dict):
+                where = (*where, "default")
+            value = self._value(block.document, where, default, child.variables, child)
+            if not _type_ok(value, types):
+                message = (
+                    f"default of parameter {key!r} computes {_kind(value)} {value!r}, not {_type_name(types)}"
+                )
+                raise SpecError([self._problem(block.document, where, child, message)])
+            args[key] = child.variables[key] = value
 
     def _globals_cache(self) -> dict[str, Any]:
         if not hasattr(self, "_global_values"):

@@ -1579,3 +1579,38 @@ def test_the_docs_expression_examples(text, value):
     got = Evaluator(DOC_SCOPE, lambda layer: {"skip": (32, 16, 16)}[layer]).evaluate(text)
     expected = yaml.safe_load(value)
     assert got == expected and type(got) is type(expected)
+
+
+def test_defaults_written_as_expressions_are_computed_per_use_in_the_block_scope():
+    spec = netspec.load(
+        textwrap.dedent("""
+            netspec: 1
+            input: [8, 4, 4]
+            blocks:
+              mlp:
+                params: {hidden: "=in_channels * 4", out: "=hidden // 2"}
+                layers:
+                  - {type: conv, out_channels: =hidden, kernel_size: 1}
+                  - {type: conv, out_channels: =out, kernel_size: 1}
+            layers:
+              - {type: mlp, name: a}
+              - {type: mlp, name: b, hidden: 6}
+        """)
+    )
+    assert [s[0] for s in spec.shapes().values()] == [32, 16, 6, 3]
+
+
+def test_a_default_expression_of_the_wrong_type_is_located_at_the_default():
+    text = textwrap.dedent("""
+        netspec: 1
+        input: [8, 4, 4]
+        blocks:
+          b:
+            params: {k: {type: int, default: "=1.5"}}
+            layers: [{type: conv, out_channels: 2, kernel_size: =k}]
+        layers: [{type: b, name: x}]
+    """)
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(text)
+    assert re.match(r"<string>:6:\d+: default of parameter 'k' computes float 1.5, not int", str(info.value))
+    assert "in block 'b' used at <string>:8:" in str(info.value)
