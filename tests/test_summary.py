@@ -336,3 +336,24 @@ def test_a_plugin_type_without_a_parameter_rule_is_counted_by_building_it():
         p.numel() for p in model.get_submodule("squeeze_excite_0").parameters()
     )
     assert counts["conv_1"] == (10, 10)
+
+
+def test_folding_blocks_keeps_every_total_and_names_the_blocks(capsys):
+    from netspec.cli import main
+    from netspec.summary import fold
+
+    spec = netspec.load(REPO / "specs/resnet50.yaml")
+    full = summarize(spec)
+    for depth, rows in ((1, 10), (2, 22)):
+        folded = fold(full, depth, spec.document.blocks)
+        assert len(folded.rows) == rows
+        assert sum(r.params for r in folded.rows) == full.totals.params == 25_557_032
+        assert sum(r.macs for r in folded.rows) == full.totals.macs
+    by_name = {r.name: r for r in fold(full, 1, spec.document.blocks).rows}
+    assert by_name["layer3"].type == "bottleneck ×6" and by_name["layer3"].output == (1024, 14, 14)
+    assert by_name["layer2"].inputs == ("layer1",)  # inputs name the folded rows, not their insides
+    assert main(["build", str(REPO / "specs/resnet50.yaml")]) == 0  # folded to depth 2 by default
+    out = capsys.readouterr().out
+    assert "layer2.3  bottleneck" in out and "layer2.3.conv1" not in out
+    assert main(["build", str(REPO / "specs/resnet50.yaml"), "--depth", "0"]) == 0
+    assert "layer2.3.conv1" in capsys.readouterr().out
