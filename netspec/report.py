@@ -202,15 +202,10 @@ def render_json(summary: Summary) -> str:
 
 
 def render_explain(summary: Summary, layer: str | None = None) -> str:
-    """Per layer: its output shape and the formula behind it, numbers filled in."""
-    rows = [r for r in summary.rows if layer is None or r.name == layer or str(r.index) == layer]
-    shapes = {"input": summary.input, **{r.name: r.output for r in summary.rows}}
-    out = []
-    for r in rows:
-        out.append(f"{r.index} {r.name} ({r.type}): {', '.join(r.inputs)} → {describe(r.output)}")
-        keeps = len(r.inputs) == 1 and shapes[r.inputs[0]] == r.output
-        out += [f"    {line}" for line in r.explain] or (["    (keeps the shape)"] if keeps else [])
-    return "\n".join(line for line in out if line) + "\n"
+    """Per layer: its output shape and the formulas behind it (see :mod:`netspec.teach`)."""
+    from netspec.teach import render_explain as teach
+
+    return teach(summary, layer)
 
 
 def render_dot(summary: Summary, aux_edges: list[tuple[str, str, str]]) -> str:

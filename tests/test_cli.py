@@ -113,17 +113,23 @@ def test_explain_one_layer_and_the_ceil_mode_rule(capsys, write_spec):
     )
     assert main(["build", str(path), "--explain"]) == 0
     out = capsys.readouterr().out
-    assert "H_out = W_out = ceil((5 + 2·1 − 1·(2−1) − 1) / 3) + 1 = 3" in out
-    assert "would start at (3−1)·3 = 6 ≥ 5 + 1, in the right padding, so it is dropped → 2" in out
+    assert "H_out = W_out = ⌈(5 + 2·1 − 1·(2 − 1) − 1) / 3⌉ + 1 = ⌈5 / 3⌉ + 1 = 3" in out
+    assert "a 3rd window would start at (3 − 1)·3 = 6 ≥ 5 + 1 (input + padding)" in out
+    assert "dropped → 2" in out
     import torch
 
     assert torch.nn.MaxPool2d(2, 3, 1, ceil_mode=True)(torch.zeros(1, 1, 5, 5)).shape[-1] == 2
     assert main(["build", str(REPO / "specs/lenet.yaml"), "--explain", "c1"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines() == [
-        "0 c1 (conv): input → [6, 28, 28]",
-        "    H_out = W_out = floor((28 + 2·2 − 1·(5−1) − 1) / 1) + 1 = 28",
+    assert out.splitlines()[:3] == [
+        "0 c1 (conv): input [1, 28, 28] → [6, 28, 28]",
+        "    H_out = ⌊(H_in + 2·padding − dilation·(kernel_size − 1) − 1) / stride⌋ + 1   (likewise for W)",
+        "    H_out = W_out = ⌊(28 + 2·2 − 1·(5 − 1) − 1) / 1⌋ + 1 = ⌊27 / 1⌋ + 1 = 28",
     ]
+    assert (
+        "    parameters = out_channels·(in_channels/groups)·kH·kW + out_channels = 6·1·5·5 + 6 = 156" in out
+    )
+    assert "H = W: r = r_in + (span − 1)·j_in = 1 + (5 − 1)·1 = 5;  j = j_in·stride = 1·1 = 1" in out
     assert main(["build", str(REPO / "specs/lenet.yaml"), "--explain", "nope"]) == 2
 
 

@@ -223,7 +223,13 @@ def _flatten_explain(p: FlattenParams, ctx: LayerContext) -> list[str]:
 def _linear_explain(p: LinearParams, ctx: LayerContext) -> list[str]:
     lead = describe(ctx.input[:-1])[1:-1]
     prefix = f"{lead}, " if lead else ""
-    return [f"[{prefix}{ctx.input[-1]}] → [{prefix}{p.out_features}]: the last dim becomes out_features"]
+    i, o = ctx.input[-1], p.out_features
+    bias = f" + out_features = {o}·{i} + {o}" if p.bias else f" = {o}·{i}"
+    return [
+        f"[{prefix}{i}] → [{prefix}{o}]: the last dim becomes out_features",
+        f"weight [out_features, in_features] = [{o}, {i}]" + (f"; bias [{o}]" if p.bias else ""),
+        f"parameters = out_features·in_features{bias} = {o * i + (o if p.bias else 0):,}",
+    ]
 
 
 def _reshape_explain(p: ReshapeParams, ctx: LayerContext) -> list[str]:

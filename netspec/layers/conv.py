@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from netspec.errors import ShapeError
-from netspec.explain import conv_formula, per_dim
+from netspec.explain import CONV_SYMBOLIC, CONV_SYMBOLIC_LR, conv_teach, conv_weight_lines, spatial_lines
 from netspec.hookspecs import hookimpl
 from netspec.params import ConvPadding, LayerParams, PositiveInt, PositiveSizes, StrictBool
 from netspec.registry import LayerContext, LayerType, ParamCount, Window, check_declared, spatial_rank
@@ -249,21 +249,45 @@ def conv_window(p: _ConvBase, ctx: LayerContext) -> Window:
 
 
 def conv_explain(p: _ConvBase, ctx: LayerContext) -> list[str]:
+    """The output size formula in symbols, with numbers, per dim; channels, weight and parameters."""
     rank = len(ctx.input) - 1
     kernel = expand(p.kernel_size, rank, "kernel_size")
     stride = expand(p.stride, rank, "stride")
     dilation = expand(p.dilation, rank, "dilation")
     pads = conv_padding(p.padding, kernel, stride, dilation, rank)
     formulas = [
-        conv_formula(size, k, s, left, right, d)
+        conv_teach(size, k, s, left, right, d)
         for size, k, s, (left, right), d in zip(ctx.input[1:], kernel, stride, pads, dilation, strict=True)
     ]
-    lines = per_dim(SPATIAL_NAMES[rank], formulas)
+    symmetric = all(left == right for left, right in pads)
+    lines = spatial_lines(SPATIAL_NAMES[rank], CONV_SYMBOLIC if symmetric else CONV_SYMBOLIC_LR, formulas)
     if p.padding == "same":
         lines.append(
-            "padding 'same' pads d·(k−1) in all, any odd one on the right: "
+            "padding 'same' pads dilation·(kernel_size − 1) in all, any odd one on the right: "
             + ", ".join(f"{left} + {right}" for left, right in pads)
         )
+    return lines + _channel_lines(p, ctx, kernel)
+
+
+def _channel_lines(p: _ConvBase, ctx: LayerContext, kernel: tuple[int, ...]) -> list[str]:
+    c = ctx.input[0]
+    if isinstance(p, ConvParams):
+        return [
+            f"channels: C_out = out_channels = {p.out_channels} (every filter sees the input's "
+            f"{c // p.groups} channel{'s' if c // p.groups > 1 else ''} of its group)",
+            *conv_weight_lines(c, p.out_channels, p.groups, kernel, p.bias),
+        ]
+    mid = c * p.multiplier
+    lines = [
+        f"channels: depthwise C = in_channels·multiplier = {c}·{p.multiplier} = {mid} "
+        f"(groups = in_channels = {c})",
+        *conv_weight_lines(c, mid, c, kernel, p.bias),
+    ]
+    if isinstance(p, SeparableParams):
+        lines += [
+            f"then pointwise 1×1: C_out = out_channels = {p.out_channels}",
+            *conv_weight_lines(mid, p.out_channels, 1, (1,) * len(kernel), p.bias),
+        ]
     return lines
 
 

@@ -121,7 +121,12 @@ def _concat_window(p: ConcatParams, ctx: LayerContext) -> Window | None:
 def _concat_explain(p: ConcatParams, ctx: LayerContext) -> list[str]:
     dim = p.dim % len(ctx.inputs[0])
     sizes = [s[dim] for s in ctx.inputs]
-    return [f"dim {dim}: {' + '.join(map(str, sizes))} = {sum(sizes)}"]
+    if dim == 0:
+        return [
+            f"channels: C_out = {' + '.join(map(str, sizes))} = {sum(sizes)} "
+            "(concat along channels adds them; every other dim must be equal)"
+        ]
+    return [f"dim {dim}: {' + '.join(map(str, sizes))} = {sum(sizes)} (every other dim must be equal)"]
 
 
 @hookimpl

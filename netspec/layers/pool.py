@@ -8,7 +8,7 @@ from fractions import Fraction
 from pydantic import Field
 
 from netspec.errors import ShapeError
-from netspec.explain import per_dim, pool_formula
+from netspec.explain import POOL_SYMBOLIC, pool_teach, spatial_lines
 from netspec.hookspecs import hookimpl
 from netspec.params import (
     LayerParams,
@@ -194,15 +194,19 @@ def _pool_window(p: _PoolBase, ctx: LayerContext) -> Window:
 
 def _pool_explain(p: _PoolBase, ctx: LayerContext) -> list[str]:
     geo = pool_geometry(p, ctx.input)
-    lines = per_dim(
+    rounding = ("⌈", "⌉") if p.ceil_mode else ("⌊", "⌋")
+    lines = spatial_lines(
         SPATIAL_NAMES[len(ctx.input) - 1],
+        POOL_SYMBOLIC.replace("{r}", rounding[0]).replace("{R}", rounding[1]),
         [
-            pool_formula(size, k, s, pad, d, p.ceil_mode)
+            pool_teach(size, k, s, pad, d, p.ceil_mode)
             for size, k, s, pad, d in zip(ctx.input[1:], *geo.values(), strict=True)
         ],
     )
     if p.stride is None:
         lines.append("stride defaults to kernel_size")
+    lines.append(f"channels: kept, C_out = C_in = {ctx.input[0]} (pooling works on each channel alone)")
+    lines.append("parameters: none")
     return lines
 
 

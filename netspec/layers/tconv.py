@@ -8,7 +8,7 @@ from fractions import Fraction
 from pydantic import Field, model_validator
 
 from netspec.errors import ShapeError
-from netspec.explain import per_dim, tconv_formula
+from netspec.explain import TCONV_SYMBOLIC, conv_weight_lines, spatial_lines, tconv_teach
 from netspec.hookspecs import hookimpl
 from netspec.layers.conv import check_groups
 from netspec.params import LayerParams, NonNegativeSizes, PositiveInt, PositiveSizes, StrictBool
@@ -155,15 +155,17 @@ def _tconv_explain(p: TConvParams, ctx: LayerContext) -> list[str]:
     kernel, stride, padding, dilation = tconv_geometry(p, ctx.input).values()
     output_padding = resolved_output_padding(p, ctx.input)
     formulas = [
-        tconv_formula(size, k, s, pad, op, d)
+        tconv_teach(size, k, s, pad, op, d, p.output_size is not None)
         for size, k, s, pad, op, d in zip(
             ctx.input[1:], kernel, stride, padding, output_padding, dilation, strict=True
         )
     ]
-    lines = per_dim(SPATIAL_NAMES[rank], formulas)
+    lines = spatial_lines(SPATIAL_NAMES[rank], TCONV_SYMBOLIC, formulas)
     if p.output_size is not None:
         lines.append(f"output_padding {list(output_padding)} derived from output_size {p.output_size}")
-    return lines
+    c = ctx.input[0]
+    lines.append(f"channels: C_out = out_channels = {p.out_channels}")
+    return lines + conv_weight_lines(c, p.out_channels, p.groups, kernel, p.bias, transposed=True)
 
 
 def _tconv_parameters(p: TConvParams, ctx: LayerContext) -> ParamCount:
