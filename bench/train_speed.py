@@ -124,7 +124,6 @@ def overrides(args, run_dir: str | None = None) -> list[str]:
     """The ``--set`` list that makes ``fit`` train what the plain loop trains."""
     out = [
         "train.data.name=synthetic",
-        f"train.data.num_samples={args.samples}",
         f"train.data.batch_size={args.batch_size}",
         "train.optimizer.name=adam",
         "train.optimizer.lr=0.001",
@@ -138,6 +137,10 @@ def overrides(args, run_dir: str | None = None) -> list[str]:
         "train.progress=none",
         *args.set,
     ]
+    if getattr(args, "data", "synthetic") == "synthetic":
+        out.insert(1, f"train.data.num_samples={args.samples}")
+    else:
+        out[0] = f"train.data.name={args.data}"
     if run_dir is not None:
         out.append(f"train.run_dir={run_dir}")
     return out
@@ -159,7 +162,7 @@ def load_setup(args) -> Setup:
             f"{args.spec}: the bench needs a classifier (one output of class scores, cross_entropy)"
         )
     set_flags(cfg.deterministic)
-    record = default_registry().datasets["synthetic"]
+    record = default_registry().datasets[cfg.data.name]
     own = {k: v for k, v in cfg.data.model_dump().items() if k in record.params.model_fields}
     t0 = time.perf_counter()
     splits = record.load(record.params(**own), DataContext(tuple(spec.input_shape), cfg.seed, ROOT / "data"))
@@ -590,6 +593,126 @@ def _accs(runs: list[Times]) -> str:
     return ", ".join(f"{r.val_acc:.3f}" for r in runs)
 
 
+# ---------------------------------------------------------------- python -m bench
+
+
+def _bench_case(label: str, quick: bool, **kw) -> list[dict]:
+    """One training comparison for the suite: rows for training steps, epochs and the whole run."""
+    from bench.common import median, ratios, row
+
+    section = "training vs plain loop"
+    args = argparse.Namespace(
+        device="cpu",
+        spec=str(SPEC),
+        data="synthetic",
+        precision="32",
+        compile=False,
+        epochs=2,
+        samples=1000,
+        batch_size=64,
+        rounds=1,
+        set=[],
+    )
+    for key, value in kw.items():
+        setattr(args, key, value)
+    mallopt()  # as main() does: no page-fault noise from glibc trimming (see mallopt())
+    setup = load_setup(args)
+    torch.manual_seed(setup.cfg.seed)
+    initial = [p.detach().clone() for p in setup.spec.build().parameters()]
+    warm = Plain(setup)  # process warm-up, not counted
+    warm.epoch()
+    warm.test()
+    plain: list[Times] = []
+    ours: list[Times] = []
+    for _ in range(args.rounds):
+        side = Plain(setup)
+        ours.append(netspec_run_once(setup, initial, (side,)))
+        plain.append(side.test())
+    what = (
+        f"{args.data} {setup.n_train:,} train samples, batch {args.batch_size}, "
+        f"{args.epochs} measured epochs × {args.rounds} run(s)"
+    )
+    rows = []
+    for attr, name, meaning in (
+        ("train", "training steps", "samples/s netspec ÷ plain, per epoch (target ≥ 0.95)"),
+        ("epoch", "epochs incl. validation", "netspec: + checkpoints and logs; samples/s ÷ plain"),
+    ):
+        p, o = median(_measured(plain, attr)), median(_measured(ours, attr))
+        rows.append(
+            row(
+                section,
+                f"{label}: {name}",
+                setup.n_train / o,
+                setup.n_train / p,
+                "samples/s",
+                _pairs(plain, ours, attr),
+                f"{meaning}; {what}",
+            )
+        )
+    total = [o.total for o in ours], [p.total for p in plain]
+    same = f"same data / weights: {_yes(ours, 'same_data')} / {_yes(ours, 'same_weights')}"
+    rows.append(
+        row(
+            section,
+            f"{label}: whole run wall time",
+            median(total[0]),
+            median(total[1]),
+            "s",
+            ratios(*total),
+            f"fit() ÷ plain load + build + epochs + test (target ≤ 1.10); {same}",
+        )
+    )
+    return rows
+
+
+def run(quick: bool) -> list[dict]:
+    from bench.common import skipped
+
+    lenet = {"data": "digits", "batch_size": 64}
+    resnet = {
+        "spec": str(ROOT / "specs" / "resnet.yaml"),
+        "set": ["variant=resnet18", "input=[3,32,32]", "params.classes=10"],
+    }
+    rows = _bench_case(
+        "LeNet digits, CPU", quick, **lenet, epochs=1 if quick else 8, rounds=1 if quick else 2
+    )
+    rows += _bench_case(
+        "ResNet-18 synthetic 3×32×32, CPU",
+        quick,
+        **resnet,
+        samples=60 if quick else 800,
+        batch_size=16 if quick else 64,
+        epochs=1 if quick else 3,
+    )
+    if torch.cuda.is_available():
+        rows += _bench_case(
+            "LeNet synthetic, GPU",
+            quick,
+            device="cuda",
+            samples=5000 if quick else 30000,
+            epochs=1 if quick else 5,
+        )
+        for compiled in (False, True):
+            rows += _bench_case(
+                f"ResNet-18 synthetic 3×32×32, GPU bf16{' compiled' if compiled else ''}",
+                quick,
+                **resnet,
+                device="cuda",
+                precision="bf16-mixed",
+                compile=compiled,
+                samples=2000 if quick else 50000,
+                batch_size=256,
+                epochs=1 if quick else 3,
+            )
+    else:
+        rows.append(
+            skipped(
+                "training vs plain loop", "GPU: LeNet fp32, ResNet-18 bf16 eager and compiled", "needs CUDA"
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -600,6 +723,7 @@ def main() -> None:
         default=str(SPEC),
         help="a classifier spec (default specs/lenet.yaml; synthetic has 10 classes)",
     )
+    parser.add_argument("--data", choices=("synthetic", "digits"), default="synthetic")
     parser.add_argument("--precision", choices=("32", "bf16-mixed"), default="32")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network on both sides")
     parser.add_argument("--epochs", type=int, default=None, help="measured epochs per run (default 5)")
