@@ -354,6 +354,7 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
 def _build(args: argparse.Namespace) -> int:
     import netspec
     from netspec import report
+    from netspec.errors import SpecError
     from netspec.summary import fold, summarize
     from netspec.yamlio import read_spec_file
 
@@ -362,7 +363,16 @@ def _build(args: argparse.Namespace) -> int:
     out = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):  # plugin code that prints cannot corrupt the output
         document = read_spec_file(args.spec)
-        spec = netspec.load(document, input_shape=args.input, overrides=args.overrides)
+        try:
+            spec = netspec.load(document, input_shape=args.input, overrides=args.overrides)
+        except SpecError as exc:
+            if args.explain is None:
+                raise
+            from netspec.diagnose import explain_failure  # explain the failing layer, exit 2 all the same
+
+            print(exc, file=sys.stderr)
+            out.write(explain_failure(args.spec, input_shape=args.input, overrides=args.overrides) or "")
+            return EXIT_INVALID
         full = summarize(spec, batch_size=args.batch_size or 1)  # checks the `expect:` contracts
         depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
         folded = depth and args.format != "json" and args.explain is None

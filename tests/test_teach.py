@@ -1,0 +1,76 @@
+"""``--explain`` that teaches, on valid and invalid specs; ``netspec explain TYPE``; valid input sizes."""
+
+from __future__ import annotations
+
+import torch
+from conftest import REPO
+
+import netspec
+from netspec.cli import main
+
+
+def test_explain_shows_symbols_numbers_channels_weights_and_receptive_field(capsys, write_spec):
+    path = write_spec(
+        """
+        input: [4, 7, 16]
+        layers:
+          - {type: conv, out_channels: 6, kernel_size: [3, 2], stride: 2, groups: 2}
+          - {type: maxpool, kernel_size: 2, ceil_mode: true}
+          - {type: tconv, out_channels: 4, kernel_size: 3, stride: 2, padding: 1}
+        """
+    )
+    assert main(["build", str(path), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "H_out = ⌊(H_in + 2·padding − dilation·(kernel_size − 1) − 1) / stride⌋ + 1   (likewise for W)" in out
+    )
+    assert "H_out = ⌊(7 + 2·0 − 1·(3 − 1) − 1) / 2⌋ + 1 = ⌊4 / 2⌋ + 1 = 3" in out
+    assert "W_out = ⌊(16 + 2·0 − 1·(2 − 1) − 1) / 2⌋ + 1 = ⌊14 / 2⌋ + 1 = 8" in out
+    assert "weight [out_channels, in_channels/groups, kH, kW] = [6, 4/2, 3, 2] = [6, 2, 3, 2]" in out
+    assert "parameters = out_channels·(in_channels/groups)·kH·kW + out_channels = 6·2·3·2 + 6 = 78" in out
+    assert "ceil_mode: ⌈⌉ adds a last, partial window; the 2nd window starts at (2 − 1)·2 = 2 < 3 + 0" in out
+    assert "channels: kept, C_out = C_in = 6" in out
+    assert "output_padding ∈ [0, 1] (< stride or < dilation) reaches output_size ∈ [3, 4]" in out
+    assert "weight [in_channels, out_channels/groups, kH, kW] = [6, 4/1, 3, 3]" in out
+    conv = torch.nn.Conv2d(4, 6, (3, 2), 2, groups=2)
+    assert tuple(conv.weight.shape) == (6, 2, 3, 2) and sum(p.numel() for p in conv.parameters()) == 78
+    y = torch.nn.MaxPool2d(2, ceil_mode=True)(conv(torch.zeros(1, 4, 7, 16)))
+    assert tuple(y.shape) == (1, 6, 2, 4)
+    for op in (0, 1):
+        t = torch.nn.ConvTranspose2d(6, 4, 3, 2, 1, output_padding=op)
+        assert t(y).shape[-2] == 3 + op
+
+
+def test_explain_on_an_invalid_spec_explains_the_failing_layer_and_the_fix(capsys, write_spec):
+    text = """
+        input: [3, 8, 8]
+        layers:
+          - {type: conv, out_channels: 4, kernel_size: 3, stride: 2}
+          - {type: conv, out_channels: 4, kernel_size: 5}
+        """
+    path = write_spec(text)
+    assert main(["build", str(path), "--explain"]) == 2
+    captured = capsys.readouterr()
+    assert "kernel spans 5 in H" in captured.err
+    out = captured.out
+    assert "why layer 1 'conv_1' (conv) fails" in out
+    assert "H_out = W_out = ⌊(3 + 2·0 − 1·(5 − 1) − 1) / 1⌋ + 1 = ⌊-2 / 1⌋ + 1 = -1" in out
+    assert "conv_1' (conv): padding: 1 (now 0) → [4, 1, 1]; the whole spec then builds" in out
+    assert "conv_1' (conv): kernel_size: 3 (now 5) → [4, 1, 1]" in out
+    fixed = netspec.load(path.read_text().replace("kernel_size: 5", "kernel_size: 3"))
+    model = fixed.build()
+    assert tuple(model(torch.zeros(1, 3, 8, 8)).shape) == (1, 4, 1, 1)
+
+
+def test_explain_on_the_unet_without_size_references_names_the_tconv_term(capsys, tmp_path):
+    broken = (REPO / "specs/unet.yaml").read_text().replace(", output_size: =spatial(skip)", "")
+    path = tmp_path / "unet.yaml"
+    path.write_text(broken)
+    assert main(["build", str(path), "--explain"]) == 2
+    out = capsys.readouterr().out
+    assert "why layer 20 'dec3.cat' (concat) fails" in out
+    assert "H_out = W_out = (7 − 1)·2 − 2·0 + 1·(2 − 1) + 0 + 1 = 14" in out
+    assert "its size set by layer 9 'enc3.pool' (maxpool)" in out
+    assert "'dec3.up' (tconv): output_padding: 1 (now null) → [64, 15, 15]" in out
+    t = torch.nn.ConvTranspose2d(2, 2, 2, 2, output_padding=1)
+    assert t(torch.zeros(1, 2, 7, 7)).shape[-1] == 15
