@@ -117,6 +117,21 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("spec", metavar="SPEC")
     export.add_argument("--checkpoint", metavar="CKPT", default=None)
     export.add_argument("--onnx", metavar="FILE", required=True)
+    explain = commands.add_parser(
+        "explain",
+        help="explain one layer without a spec: output shape, parameters, MACs and the formulas",
+        description="Explain a single layer of any registered type (plugins included), e.g. "
+        "`netspec explain conv --input 3,32,32 out_channels=6 kernel_size=3`. Values are read as "
+        "YAML like --set values (kernel_size=[2,3]); merge layers take one --input per input. "
+        "Exit status: 0 done, 2 invalid layer or values.",
+    )
+    explain.add_argument("type", metavar="TYPE", help="a layer type, e.g. conv, maxpool, tconv")
+    explain.add_argument(
+        "params",
+        metavar="KEY=VALUE",
+        nargs=argparse.REMAINDER,
+        help="--input C,H,W (repeat for merges) and the layer's parameters",
+    )
     plugins = commands.add_parser(
         "plugins",
         help="list loaded plugins: origin, distribution, hooks, layer types; and broken ones",
@@ -157,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         if args.command == "plugins":
             return _plugins(args)
+        if args.command == "explain":
+            return _explain(args)
         if args.command == "schema":
             return _schema(args)
     except (SpecError, DataError) as exc:
@@ -236,6 +253,27 @@ def _warn_broken_plugins() -> None:
 
     for failure in default_registry().failures:
         print(f"netspec: warning: plugin {failure.label} is not loaded: {failure.error}", file=sys.stderr)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from netspec.teach import explain_layer
+
+    inputs, assignments, rest = [], [], list(args.params)
+    while rest:
+        item = rest.pop(0)
+        if item == "--input" or item.startswith("--input="):
+            value = item.partition("=")[2] if "=" in item else (rest.pop(0) if rest else "")
+            try:
+                inputs.append(_shape(value))
+            except argparse.ArgumentTypeError as exc:
+                print(f"netspec explain: --input: {exc}", file=sys.stderr)
+                return EXIT_INVALID
+        else:
+            assignments.append(item)
+    with contextlib.redirect_stdout(sys.stderr):
+        text = explain_layer(args.type, inputs, assignments)
+    sys.stdout.write(text)
+    return EXIT_OK
 
 
 def _plugins(args: argparse.Namespace) -> int:

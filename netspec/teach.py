@@ -8,6 +8,7 @@ for plugin layer types with a ``window`` rule too).
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from netspec.shapes import SPATIAL_NAMES, describe
@@ -78,3 +79,85 @@ def render_explain(summary: Summary, layer: str | None = None) -> str:
 def _input_field(shape: tuple[int, ...]) -> ReceptiveField | None:
     rank = len(shape) - 1
     return ReceptiveField((Fraction(1),) * rank, (Fraction(1),) * rank) if rank >= 1 else None
+
+
+def explain_layer(type_name: str, inputs: list[list[int]], assignments: list[str]) -> str:
+    """``netspec explain conv --input 3,32,32 out_channels=6 kernel_size=3``: one layer, no spec.
+
+    Values are read as YAML, like ``--set`` values (``kernel_size=[2,3]``); a problem names the
+    ``key=value`` argument it comes from. Layers with several inputs take one ``--input`` each.
+    """
+    from netspec.errors import Problem, SpecError
+    from netspec.plugins import default_registry
+    from netspec.spec import load
+    from netspec.summary import summarize
+    from netspec.yamlio import Document, load_yaml
+
+    where = f"netspec explain {type_name}"
+    registry = default_registry()
+    if type_name not in registry.layers:
+        import difflib
+
+        close = difflib.get_close_matches(type_name, list(registry.layers), n=1)
+        raise SpecError(
+            [
+                Problem(
+                    f"unknown layer type {type_name!r}",
+                    where,
+                    hint=(f"did you mean {close[0]!r}? " if close else "")
+                    + "`netspec plugins` lists every layer type",
+                )
+            ]
+        )
+    if not inputs:
+        raise SpecError([Problem("give the input shape, e.g. --input 3,32,32", where)])
+    record = registry[type_name]
+    low, high = record.inputs
+    if not low <= len(inputs) <= (high if high is not None else len(inputs)):
+        want = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+        raise SpecError([Problem(f"{type_name} takes {want} input(s), got {len(inputs)} --input", where)])
+    layer: dict = {"type": type_name, "name": "layer"}
+    overrides = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier() or key in ("type", "name", "from"):
+            raise SpecError(
+                [
+                    Problem(
+                        "expected KEY=VALUE with a parameter name, e.g. kernel_size=3 or kernel_size=[2,3]",
+                        assignment,
+                    )
+                ]
+            )
+        layer[key] = load_yaml(raw, assignment).data
+        overrides[("layers", 0, key)] = assignment
+    layers: list[dict] = []
+    if len(inputs) > 1:  # a merge: each input is made by a linear + reshape from a [1] input
+        for i, shape in enumerate(inputs):
+            layers += [
+                {"type": "linear", "name": f"make{i}", "from": "input", "out_features": math.prod(shape)},
+                {"type": "reshape", "name": f"input{i}", "shape": list(shape)},
+            ]
+        layer["from"] = [f"input{i}" for i in range(len(inputs))]
+        overrides = {("layers", len(layers), k[2]): v for k, v in overrides.items()}
+    data = {
+        "name": type_name,
+        "input": list(inputs[0]) if len(inputs) == 1 else [1],
+        "layers": [*layers, layer],
+    }
+    doc = Document(data, where)
+    doc.overrides.update(overrides)
+    spec = load(doc, registry=registry)
+    summary = summarize(spec)
+    row = summary.rows[-1]
+    ins = " and ".join(describe(s) for s in inputs)
+    lines = [
+        f"{type_name} on {ins} → {describe(row.output)}",
+        f"output shape: {describe(row.output)}",
+        f"parameters: {row.params:,}"
+        + (f" (trainable {row.trainable:,})" if row.trainable != row.params else ""),
+        f"MACs: {'?' if row.macs is UNKNOWN else f'{row.macs:,}'}",
+    ]
+    explained = render_explain(summary, row.name).splitlines()[1:]
+    return "\n".join(lines + [line[2:] for line in explained]) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import REPO
 
@@ -74,3 +75,56 @@ def test_explain_on_the_unet_without_size_references_names_the_tconv_term(capsys
     assert "'dec3.up' (tconv): output_padding: 1 (now null) → [64, 15, 15]" in out
     t = torch.nn.ConvTranspose2d(2, 2, 2, 2, output_padding=1)
     assert t(torch.zeros(1, 2, 7, 7)).shape[-1] == 15
+
+
+def test_explain_one_layer_without_a_spec(capsys):
+    assert main(["explain", "conv", "--input", "3,32,32", "out_channels=6", "kernel_size=3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("conv on [3, 32, 32] → [6, 30, 30]\noutput shape: [6, 30, 30]\nparameters: 168\n")
+    assert "MACs: 151,200" in out and "⌊29 / 1⌋ + 1 = 30" in out
+    conv = torch.nn.Conv2d(3, 6, 3)
+    assert tuple(conv(torch.zeros(1, 3, 32, 32)).shape) == (1, 6, 30, 30)
+    assert sum(p.numel() for p in conv.parameters()) == 168
+
+    # values read like --set values; options and parameters in any order
+    assert main(["explain", "maxpool", "kernel_size=[2,3]", "--input", "1,4,16", "padding=[0,1]"]) == 0
+    assert "maxpool on [1, 4, 16] → [1, 2, 6]" in capsys.readouterr().out
+    assert tuple(torch.nn.MaxPool2d((2, 3), padding=(0, 1))(torch.zeros(1, 1, 4, 16)).shape) == (1, 1, 2, 6)
+
+    # merges take one --input per input; plugin types work too
+    assert main(["explain", "concat", "--input", "16,8,8", "--input", "8,8,8"]) == 0
+    assert "C_out = 16 + 8 = 24" in capsys.readouterr().out
+    assert main(["explain", "squeeze_excite", "--input", "8,4,4", "reduction=2"]) == 0
+    assert "squeeze_excite on [8, 4, 4] → [8, 4, 4]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["conv", "--input", "3,32,32", "out_channels=0", "kernel_size=3"], "out_channels=0: layer 0"),
+        (["conv", "--input", "3,8,8", "out_channels=2", "kernel_size=40"], "kernel_size=40: layer 0"),
+        (["conx", "--input", "3,8,8"], "did you mean 'conv'?"),
+        (["conv", "out_channels=2", "kernel_size=3"], "give the input shape"),
+        (["conv", "--input", "3,8,8", "kernel_size"], "expected KEY=VALUE"),
+        (["conv", "--input", "3,a"], "--input: expected positive integers"),
+    ],
+)
+def test_explain_one_layer_errors_are_located_with_exit_2(argv, message, capsys):
+    assert main(["explain", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_explain_one_layer_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom netspec.cli import main\n"
+        "status = main(['explain', 'tconv', '--input', '16,7,7', 'out_channels=6', "
+        "'kernel_size=2', 'stride=2'])\n"
+        "print('STATUS', status, 'TORCH', 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert "STATUS 0 TORCH False" in out.stdout
+    assert "output_size ∈ [14, 15]" in out.stdout
