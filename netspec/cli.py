@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="also write the graph: .dot/.gv always; .svg/.png/.pdf/.jpg when Graphviz `dot` is installed",
     )
+    build.add_argument(
+        "--sizes",
+        metavar="LO:HI",
+        default=None,
+        help="list the square input sizes n in LO..HI the spec builds for, and the rule when simple "
+        "(n ≡ 0 (mod 8)); DIM=LO:HI (e.g. W=32:128) varies one spatial dim only",
+    )
     train = commands.add_parser(
         "train",
         help="train the network with PyTorch Lightning (offline digits data by default)",
@@ -368,6 +375,19 @@ def _check_build_flags(args: argparse.Namespace) -> None:
 
 
 def _flag_problem(args: argparse.Namespace) -> str | None:
+    if args.sizes is not None:
+        from netspec.sizes import parse_range
+
+        try:
+            parse_range(args.sizes)
+        except ValueError as exc:
+            return f"--sizes: {exc}"
+        flags = [f for f, v in (("--explain", args.explain), ("--format", args.format)) if v is not None]
+        flags += [
+            f for f, v in (("--summary", args.summary), ("--input", args.input), ("--graph", args.graph)) if v
+        ]
+        if flags:
+            return f"--sizes lists input sizes instead of the table, so {', '.join(flags)} would do nothing"
     if args.explain is not None:
         ignored = [
             flag
@@ -396,6 +416,13 @@ def _build(args: argparse.Namespace) -> int:
     from netspec.summary import fold, summarize
     from netspec.yamlio import read_spec_file
 
+    if args.sizes is not None:
+        from netspec.sizes import parse_range, render, scan
+
+        with contextlib.redirect_stdout(sys.stderr):
+            text = render(scan(args.spec, *parse_range(args.sizes), overrides=args.overrides))
+        sys.stdout.write(text)
+        return EXIT_OK
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else None
     out = sys.stdout

@@ -128,3 +128,45 @@ def test_explain_one_layer_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert "STATUS 0 TORCH False" in out.stdout
     assert "output_size ∈ [14, 15]" in out.stdout
+
+
+def test_sizes_states_the_rule_for_a_unet_without_size_references(capsys, tmp_path):
+    plain = tmp_path / "unet.yaml"
+    plain.write_text((REPO / "specs/unet.yaml").read_text().replace(", output_size: =spatial(skip)", ""))
+    assert main(["build", str(plain), "--sizes", "8:40"]) == 0
+    out = capsys.readouterr().out
+    assert "builds for 5 of 33: n ≡ 0 (mod 8) (8, 16, 24, 32, 40)" in out
+    assert "output keeps the input size (round-trips) for 5: all of them" in out
+    assert "e.g. n = 9 fails:" in out
+    spec = netspec.load(str(plain), input_shape=[1, 24, 24])
+    assert tuple(spec.build()(torch.zeros(1, 1, 24, 24)).shape) == (1, 2, 24, 24)
+    with pytest.raises(netspec.SpecError):
+        netspec.load(str(plain), input_shape=[1, 20, 20])
+
+
+def test_sizes_of_the_unet_with_size_references_and_of_one_dim(capsys):
+    assert main(["build", str(REPO / "specs/unet.yaml"), "--sizes", "8:19"]) == 0
+    assert "builds for 12 of 12: every n in the range (8–19)" in capsys.readouterr().out
+    spec = netspec.load(str(REPO / "specs/unet.yaml"), input_shape=[1, 13, 13])
+    assert tuple(spec.build()(torch.zeros(1, 1, 13, 13)).shape) == (1, 2, 13, 13)
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--sizes", "W=1:16"]) == 0
+    out = capsys.readouterr().out
+    assert "input [1, 28, n]" in out and "builds for 5 of 16: n ≥ 12" in out
+    for n in (11, 12):
+        ok = n >= 12
+        try:
+            netspec.load(str(REPO / "specs/lenet.yaml"), input_shape=[1, 28, n])
+        except netspec.SpecError:
+            assert not ok
+        else:
+            assert ok
+
+
+@pytest.mark.parametrize("value", ["8", "W=9:8", "Q=1:4"])
+def test_bad_sizes_are_usage_errors(value, capsys):
+    if value.startswith("Q"):
+        assert main(["build", str(REPO / "specs/lenet.yaml"), "--sizes", value]) == 2
+        return
+    with pytest.raises(SystemExit) as info:
+        main(["build", str(REPO / "specs/lenet.yaml"), "--sizes", value])
+    assert info.value.code == 2
