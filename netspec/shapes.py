@@ -75,13 +75,25 @@ def pool_window_in_padding(
 
     Window ``j`` taps ``j·s − p + i·d`` for ``i < k``. A max pool gives ``-inf`` there, with an
     index that points at a wrong position or past the input (so max unpooling fails or misplaces).
+
+    Solved per case instead of trying every window (an input of 10⁹ would take minutes):
+    windows starting at or after 0 miss the input once ``j·s − p ≥ size``; windows starting
+    in the left padding first reach position ``(j·s − p) mod d`` ≥ 0, which repeats every
+    ``d / gcd(s, d)`` windows, so at most ``min(p/s, d)`` of them need a look.
     """
-    for j in range(count):
-        start = j * stride - padding
-        first = 0 if start >= 0 else -(start // dilation)  # first tap at a position ≥ 0
-        if first >= kernel or start + first * dilation >= size:
-            return j
-    return None
+    if count <= 0:
+        return None
+    if padding > (kernel - 1) * dilation:  # window 0 ends before position 0
+        return 0
+    in_left_padding = -(-padding // stride)  # windows with j·s < p
+    if size < dilation:  # only then can a window straddle the input without a tap in it
+        period = dilation // math.gcd(stride, dilation)
+        for j in range(min(in_left_padding, count, period)):
+            if (j * stride - padding) % dilation >= size:
+                return j
+    past_input = -(-(size + padding) // stride)  # first j with j·s − p ≥ size
+    first = max(past_input, in_left_padding)
+    return first if first < count else None
 
 
 def tconv_output_size(

@@ -300,3 +300,29 @@ def test_build_never_imports_lightning():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "LIGHTNING False" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [{"type": "maxpool", "name": "p", "kernel_size": 2}, {"type": "unpool", "indices": "p"}],
+        [{"type": "upsample", "scale_factor": 0.5, "mode": "area"}],
+        [{"type": "adaptive_avgpool", "output_size": 999_999_937}],
+    ],
+)
+def test_a_billion_wide_input_is_summarised_in_constant_time(layers):
+    """Loops over output windows took 87 s (unpool's padding check) or hung (area MACs) here."""
+    import time
+
+    summarize(netspec.load({"input": [1, 8], "layers": [{"type": "relu"}]}))  # imports, warm-up
+    start = time.perf_counter()
+    summary = summarize(netspec.load({"input": [1, 10**9], "layers": layers}))
+    assert time.perf_counter() - start < 2.0
+    assert summary.rows[-1].output[-1] >= 10**8
+
+
+def test_area_upsample_macs_sum_the_adaptive_windows():
+    """Area mode is adaptive average pooling: window i covers [floor(i·in/out), ceil((i+1)·in/out))."""
+    spec = netspec.load({"input": [2, 10], "layers": [{"type": "upsample", "size": 4, "mode": "area"}]})
+    windows = [math.ceil((i + 1) * 10 / 4) - math.floor(i * 10 / 4) for i in range(4)]  # 3+3+3+3
+    assert summarize(spec).rows[0].macs == 2 * sum(windows)

@@ -207,8 +207,13 @@ def _pool_explain(p: _PoolBase, ctx: LayerContext) -> list[str]:
 
 
 def adaptive_window_total(size: int, out: int) -> int:
-    """Sum of adaptive pooling window lengths along one dim: [floor(i·in/out), ceil((i+1)·in/out))."""
-    return sum(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+    """Sum of adaptive pooling window lengths along one dim: [floor(i·in/out), ceil((i+1)·in/out)).
+
+    In closed form ``in + out − gcd(in, out)`` (summing the windows one by one takes minutes
+    for a size of 10⁹): the ceilings exceed the floors by ``in`` in total, plus one for every
+    window end ``(i+1)·in/out`` that is not an integer, and ``gcd(in, out)`` of them are.
+    """
+    return size + out - math.gcd(size, out)
 
 
 def _adaptive_macs(p: AdaptivePoolParams, ctx: LayerContext) -> int:
