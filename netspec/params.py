@@ -7,11 +7,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
+    StrictFloat,
     StrictInt,
     WithJsonSchema,
     field_validator,
@@ -61,7 +63,16 @@ def _sizes(minimum: int, what: str, *, allow_none: bool = False):
 
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+# A real number as written in YAML (an int or a float; never a bool or a string), and finite:
+# ``.inf`` or ``.nan`` in a layer parameter only ever turns into NaN outputs or a crash later.
+FiniteFloat = Annotated[StrictFloat, AllowInfNan(False)]
+Probability = Annotated[FiniteFloat, Field(ge=0.0, le=1.0)]
+# Activation slopes, scales and limits: |v| ≤ 10⁶ stays far inside float32 (1e40 overflows to inf).
+MAX_COEFFICIENT = 1e6
+Coefficient = Annotated[FiniteFloat, Field(ge=-MAX_COEFFICIENT, le=MAX_COEFFICIENT)]
+PositiveCoefficient = Annotated[FiniteFloat, Field(gt=0.0, le=MAX_COEFFICIENT)]
+# Normalisation epsilon: positive, a normal float32 (BERT uses 1e-12), and at most 1.
+Epsilon = Annotated[FiniteFloat, Field(ge=1e-30, le=1.0)]
 PositiveSizes = _sizes(1, "a positive integer")
 NonNegativeSizes = _sizes(0, "a non-negative integer")
 OptionalSizes = _sizes(1, "a positive integer", allow_none=True)
@@ -138,13 +149,18 @@ class NoParams(LayerParams):
 
 __all__ = [
     "INPUT",
+    "MAX_COEFFICIENT",
+    "Coefficient",
     "ConvPadding",
+    "Epsilon",
+    "FiniteFloat",
     "LayerParams",
     "Literal",
     "NoParams",
     "NonNegativeInt",
     "NonNegativeSizes",
     "OptionalSizes",
+    "PositiveCoefficient",
     "PositiveInt",
     "PositiveSizes",
     "Probability",

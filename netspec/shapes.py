@@ -16,6 +16,32 @@ Shape = tuple[int, ...]
 SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
+# Per-sample limits every shape obeys, the input's and every layer's output alike.
+MAX_RANK = 8  # PyTorch's element-wise kernels stop at 25 dims; conv/pool/norm take ≤ 3 spatial
+MAX_NUMEL = 2**60  # a float64 tensor's bytes must fit in int64 ("Storage size calculation overflowed")
+
+
+def size_limit_problem(shape: Sequence[int]) -> tuple[str, str] | None:
+    """(message, hint) when a per-sample shape is beyond what a tensor can be, else None.
+
+    Checked on the input and on every layer's output before anything is built, so a huge
+    size is a located error instead of an overflow inside torch at build or forward time.
+    """
+    if len(shape) > MAX_RANK:
+        return (
+            f"shape has {len(shape)} dimensions; netspec supports at most {MAX_RANK} per sample",
+            "reshape or flatten to fewer dimensions",
+        )
+    numel = math.prod(shape)
+    if numel >= MAX_NUMEL:
+        return (
+            f"shape {describe(shape)} has {numel:,} elements per sample; a tensor holds fewer "
+            f"than 2^60 (its size in bytes must fit in 64 bits)",
+            "use smaller sizes",
+        )
+    return None
+
+
 def describe(shape: Sequence[int]) -> str:
     """``(1, 28, 28)`` → ``[1, 28, 28]``: the way shapes are written in a spec."""
     return "[" + ", ".join(str(s) for s in shape) + "]"

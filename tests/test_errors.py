@@ -149,3 +149,74 @@ def test_parameter_checks_that_need_no_shape(write_spec, layers, message):
     err = errors_of(write_spec(f"input: [2, 6, 6]\nlayers: {layers}\n"))
     assert message in str(err)
     assert err.problems[0].location.line == 2
+
+
+# --- layer parameters: finite, within range, consistent with each other --------------------------
+
+
+@pytest.mark.parametrize(
+    ("layer", "token", "message"),
+    [
+        ("{type: hardtanh, min_val: 2.0}", "{", "min_val 2.0 must be less than max_val 1.0"),
+        ("{type: celu, alpha: 0.0}", "0.0", "alpha: Input should be greater than 0"),
+        ("{type: prelu, init: 1.0e+40}", "1.0e+40", "init: Input should be less than or equal to 1000000"),
+        ("{type: leaky_relu, negative_slope: 1e40}", "1e40", "negative_slope: Input should be"),
+        ("{type: upsample, scale_factor: .inf}", ".inf", "scale_factor: Input should be a finite"),
+        ("{type: upsample, scale_factor: [2, .nan]}", "[", "Input should be a finite number"),
+        ("{type: batchnorm, eps: .nan}", ".nan", "eps: Input should be a finite number"),
+        ("{type: softplus, beta: 0}", "0}", "beta: Input should be greater than 0"),
+        ("{type: dropout, p: true}", "true", "p: Input should be a valid number"),
+        ("{type: elu, alpha: -.inf}", "-.inf", "alpha: Input should be a finite number"),
+    ],
+)
+def test_layer_parameters_are_finite_in_range_and_consistent(write_spec, layer, token, message):
+    """Each of these built (or crashed inside the plugin) and then overflowed or divided by zero."""
+    path = write_spec(f"input: [3, 8, 8]\nlayers:\n  - {layer}\n")
+    err = errors_of(path)
+    assert message in str(err)
+    assert err.problems[0].location == at(path, 3, token)
+
+
+def test_an_input_of_twenty_thousand_dimensions_is_refused(write_spec):
+    path = write_spec("input: [" + ", ".join(["1"] * 20_000) + "]\nlayers:\n  - {type: relu}\n")
+    err = errors_of(path)
+    assert "input shape has 20000 dimensions; netspec supports at most 8" in str(err)
+    assert err.problems[0].location == at(path, 1, "[")
+
+
+def test_sizes_beyond_any_tensor_are_located_errors(write_spec):
+    path = write_spec("""
+        input: [1, 1099511627776]
+        layers:
+          - {type: relu}
+          - {type: upsample, scale_factor: 1000000}
+          - {type: upsample, scale_factor: 2}
+    """)
+    err = errors_of(path)
+    assert "layer 2 'upsample_2' (upsample): output shape [1, 2199023255552000000] has" in str(err)
+    assert err.problems[0].location == at(path, 5, "{")
+    path = write_spec("input: [65536, 65536, 65536, 65536]\nlayers:\n  - {type: relu}\n")
+    assert "input shape [65536, 65536, 65536, 65536] has" in str(errors_of(path))
+
+
+def test_weights_beyond_any_tensor_are_located_errors(write_spec):
+    """'Storage size calculation overflowed' escaped from the builder as a plugin bug."""
+    from netspec.summary import summarize
+
+    path = write_spec("""
+        input: [2147483648]
+        layers:
+          - {type: linear, out_features: 2147483648}
+    """)
+    spec = netspec.load(path)  # shapes alone are fine
+    with pytest.raises(netspec.SpecError) as info:
+        summarize(spec)  # builds on the meta device
+    assert "a parameter of shape [2147483648, 2147483648] would have" in str(info.value)
+    assert info.value.problems[0].location == at(path, 3, "{")
+
+
+@pytest.mark.parametrize("output", ["[]", "[[]]"])
+def test_an_empty_expected_output_is_a_located_error(write_spec, output):
+    path = write_spec(f"input: [4]\nlayers:\n  - {{type: relu}}\nexpect: {{output: {output}}}\n")
+    err = errors_of(path)
+    assert "expect.output" in str(err) and err.problems[0].location.line == 4
