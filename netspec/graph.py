@@ -146,6 +146,8 @@ class _Resolver:
         return inputs
 
     def _refs(self, index, params, record, names, label, layers) -> dict[str, str]:
+        if not record.refs:  # the name table below costs O(layers): build it only when needed
+            return {}
         refs = {}
         by_name = {layer.name: layer for layer in layers}
         for ref in record.refs:

@@ -24,15 +24,20 @@ NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 INPUT = "input"  # the name by which layers refer to the network's input
 
 
+# No size, count or index in a spec can usefully exceed what a tensor holds (shapes.MAX_NUMEL);
+# larger ints overflow int64 inside torch (``Overflow when unpacking long``) at build or forward.
+MAX_INT = 2**60
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _valid_sizes(value: Any, minimum: int, allow_none: bool) -> bool:
     if not isinstance(value, list):
-        return _is_int(value) and value >= minimum
+        return _is_int(value) and minimum <= value <= MAX_INT
     return len(value) > 0 and all(
-        (item is None and allow_none) or (_is_int(item) and item >= minimum) for item in value
+        (item is None and allow_none) or (_is_int(item) and minimum <= item <= MAX_INT) for item in value
     )
 
 
@@ -44,25 +49,25 @@ def _sizes(minimum: int, what: str, *, allow_none: bool = False):
             extra = " (null keeps that dimension)" if allow_none else ""
             raise PydanticCustomError(
                 "netspec_sizes",
-                "expected {what}, or a list of them per spatial dimension{extra}; got {value}",
+                "expected {what} (at most 2^60), or a list of them per spatial dimension{extra}; got {value}",
                 {"what": what, "extra": extra, "value": repr(value)},
             )
         return value
 
-    item_schema: dict = {"type": "integer", "minimum": minimum}
+    item_schema: dict = {"type": "integer", "minimum": minimum, "maximum": MAX_INT}
     if allow_none:
         item_schema = {"anyOf": [item_schema, {"type": "null"}]}
     schema = {
         "anyOf": [
-            {"type": "integer", "minimum": minimum},
+            {"type": "integer", "minimum": minimum, "maximum": MAX_INT},
             {"type": "array", "items": item_schema, "minItems": 1, "maxItems": 3},
         ]
     }
     return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
 
 
-PositiveInt = Annotated[StrictInt, Field(gt=0)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+PositiveInt = Annotated[StrictInt, Field(gt=0, le=MAX_INT)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
 # A real number as written in YAML (an int or a float; never a bool or a string), and finite:
 # ``.inf`` or ``.nan`` in a layer parameter only ever turns into NaN outputs or a crash later.
 FiniteFloat = Annotated[StrictFloat, AllowInfNan(False)]
@@ -78,12 +83,15 @@ NonNegativeSizes = _sizes(0, "a non-negative integer")
 OptionalSizes = _sizes(1, "a positive integer", allow_none=True)
 
 
+_NON_NEGATIVE_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+
+
 def _conv_padding(value: Any):
     if value in ("same", "valid") or _valid_sizes(value, 0, False):
         return value
     raise PydanticCustomError(
         "netspec_padding",
-        "expected a non-negative integer, a list of them per spatial dimension, "
+        "expected a non-negative integer (at most 2^60), a list of them per spatial dimension, "
         "'same' or 'valid'; got {value}",
         {"value": repr(value)},
     )
@@ -95,8 +103,8 @@ ConvPadding = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                _NON_NEGATIVE_SCHEMA,
+                {"type": "array", "items": _NON_NEGATIVE_SCHEMA, "minItems": 1},
                 {"enum": ["same", "valid"]},
             ]
         }
@@ -150,6 +158,7 @@ class NoParams(LayerParams):
 __all__ = [
     "INPUT",
     "MAX_COEFFICIENT",
+    "MAX_INT",
     "Coefficient",
     "ConvPadding",
     "Epsilon",

@@ -18,7 +18,9 @@ SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 # Per-sample limits every shape obeys, the input's and every layer's output alike.
 MAX_RANK = 8  # PyTorch's element-wise kernels stop at 25 dims; conv/pool/norm take ≤ 3 spatial
-MAX_NUMEL = 2**60  # a float64 tensor's bytes must fit in int64 ("Storage size calculation overflowed")
+# A tensor's bytes must fit in int64 ("Storage size calculation overflowed"): 2^48 elements per
+# sample leaves room for a batch of 4096 in float64 (2^48 · 2^12 · 8 bytes = 2^63).
+MAX_NUMEL = 2**48
 
 
 def size_limit_problem(shape: Sequence[int]) -> tuple[str, str] | None:
@@ -33,13 +35,20 @@ def size_limit_problem(shape: Sequence[int]) -> tuple[str, str] | None:
             "reshape or flatten to fewer dimensions",
         )
     numel = math.prod(shape)
-    if numel >= MAX_NUMEL:
+    if numel > MAX_NUMEL:
         return (
-            f"shape {describe(shape)} has {numel:,} elements per sample; a tensor holds fewer "
-            f"than 2^60 (its size in bytes must fit in 64 bits)",
+            f"shape {describe(shape)} has {numel:,} elements per sample, more than netspec's limit "
+            f"of 2^48 (a batch of such tensors overflows PyTorch's 64-bit storage size)",
             "use smaller sizes",
         )
     return None
+
+
+def check_size(shape: Sequence[int], what: str) -> None:
+    """Raise ShapeError when a tensor a layer makes inside itself (``what``) is beyond the limits."""
+    problem = size_limit_problem(shape)
+    if problem is not None:
+        raise ShapeError(f"{what}: {problem[0]}", hint=problem[1])
 
 
 def describe(shape: Sequence[int]) -> str:

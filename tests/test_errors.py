@@ -186,17 +186,30 @@ def test_an_input_of_twenty_thousand_dimensions_is_refused(write_spec):
 
 def test_sizes_beyond_any_tensor_are_located_errors(write_spec):
     path = write_spec("""
-        input: [1, 1099511627776]
+        input: [1, 1073741824]
         layers:
           - {type: relu}
-          - {type: upsample, scale_factor: 1000000}
-          - {type: upsample, scale_factor: 2}
+          - {type: upsample, scale_factor: 1000}
+          - {type: upsample, scale_factor: 1000}
     """)
     err = errors_of(path)
-    assert "layer 2 'upsample_2' (upsample): output shape [1, 2199023255552000000] has" in str(err)
+    assert "layer 2 'upsample_2' (upsample): output shape [1, 1073741824000000] has" in str(err)
+    assert "more than netspec's limit of 2^48" in str(err)
     assert err.problems[0].location == at(path, 5, "{")
-    path = write_spec("input: [65536, 65536, 65536, 65536]\nlayers:\n  - {type: relu}\n")
-    assert "input shape [65536, 65536, 65536, 65536] has" in str(errors_of(path))
+    path = write_spec("input: [65536, 65536, 65537]\nlayers:\n  - {type: relu}\n")
+    assert "input shape [65536, 65536, 65537] has" in str(errors_of(path))
+
+
+def test_tensors_inside_a_layer_are_bounded_too(write_spec):
+    """The depthwise half of a separable conv overflowed at forward time behind a small output."""
+    path = write_spec("""
+        input: [4, 4194304, 4194304]
+        layers:
+          - {type: separable, out_channels: 1, kernel_size: 1, multiplier: 8}
+    """)
+    err = errors_of(path)
+    assert "the depthwise part's output: shape [32, 4194304, 4194304] has" in str(err)
+    assert err.problems[0].location == at(path, 3, "{")
 
 
 def test_weights_beyond_any_tensor_are_located_errors(write_spec):
@@ -220,3 +233,19 @@ def test_an_empty_expected_output_is_a_located_error(write_spec, output):
     path = write_spec(f"input: [4]\nlayers:\n  - {{type: relu}}\nexpect: {{output: {output}}}\n")
     err = errors_of(path)
     assert "expect.output" in str(err) and err.problems[0].location.line == 4
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ("{type: avgpool, kernel_size: 2, stride: 2147483648}", "stride 2147483648 is more than PyTorch"),
+        ("{type: maxpool, kernel_size: 2147483648}", "kernel_size 2147483648 is more than PyTorch's pooling"),
+        ("{type: conv, out_channels: 2, kernel_size: 1, stride: 1000000000000000000000}", "at most 2^60"),
+        ("{type: separable, out_channels: 2, kernel_size: 1, multiplier: 1152921504606846977}", "less"),
+    ],
+)
+def test_integers_torch_cannot_take_are_located_errors(write_spec, layer, message):
+    """These built, then overflowed inside torch ("value cannot be converted to type int")."""
+    path = write_spec(f"input: [4, 8]\nlayers:\n  - {layer}\n")
+    err = errors_of(path)
+    assert message in str(err) and err.problems[0].location.line == 3

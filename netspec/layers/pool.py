@@ -21,6 +21,8 @@ from netspec.params import (
 from netspec.registry import LayerContext, LayerType, Window, spatial_rank, undefined_window
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, pool_output_size
 
+INT32_MAX = 2**31 - 1  # max/avg pooling (and max unpooling) read their geometry as C ints
+
 
 class _PoolBase(LayerParams):
     kernel_size: PositiveSizes
@@ -70,6 +72,14 @@ def pool_shape(p: _PoolBase, shape: Shape, layer: str) -> Shape:
     """Output shape of a max/avg pool, with PyTorch's padding limit and ceil_mode rule."""
     rank = spatial_rank(shape, layer)
     geo = pool_geometry(p, shape)
+    for field, values in geo.items():
+        if max(values) > INT32_MAX:
+            raise ShapeError(
+                f"{field} {max(values)} is more than PyTorch's pooling kernels take "
+                f"({INT32_MAX}, a 32-bit int)",
+                hint=f"use a {field} below 2^31",
+                field="kernel_size" if field == "stride" and p.stride is None else field,
+            )
     out = []
     for dim, size, k, s, pad, d in zip(SPATIAL_NAMES[rank], shape[1:], *geo.values(), strict=True):
         if pad > k // 2:
