@@ -326,3 +326,21 @@ def test_area_upsample_macs_sum_the_adaptive_windows():
     spec = netspec.load({"input": [2, 10], "layers": [{"type": "upsample", "size": 4, "mode": "area"}]})
     windows = [math.ceil((i + 1) * 10 / 4) - math.floor(i * 10 / 4) for i in range(4)]  # 3+3+3+3
     assert summarize(spec).rows[0].macs == 2 * sum(windows)
+
+
+def test_receptive_fields_stay_cheap_when_resizes_alternate_between_coprime_sizes():
+    """Exact fractions grew a few digits per layer: 1,200 such layers took 3 s, cubic in depth."""
+    import time
+
+    pool = {"type": "maxpool", "kernel_size": 1, "stride": 3}
+    layers = []
+    for i in range(600):
+        layers += [{"type": "upsample", "size": 997 if i % 2 else 1009}, pool]
+    spec = netspec.load({"input": [1, 1000], "layers": layers})
+    start = time.perf_counter()
+    field = summarize(spec).rows[-1].field
+    assert time.perf_counter() - start < 2.0
+    assert 0 < field.jump[0].denominator <= 2**32
+    small = summarize(netspec.load({"input": [1, 1000], "layers": layers[:5]}))  # still exact
+    exact = Fraction(1000, 1009) * 3 * Fraction(337, 997) * 3 * Fraction(333, 1009)  # 1009 → 337 → 997 …
+    assert small.rows[-1].field.jump == (exact,)
