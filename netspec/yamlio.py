@@ -356,7 +356,7 @@ def read_spec_file(path: str | Path) -> Document:
     return load_yaml(text.removeprefix("\ufeff"), str(p))
 
 
-_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_INT_TAG, _FLOAT_TAG, _STR_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 MAX_NUMBER_CHARS = 100  # a spec's numbers are short; long ones cost quadratic time to convert
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -399,7 +399,12 @@ class _Walker:
         if node.tag in (_INT_TAG, _FLOAT_TAG) and len(node.value) > MAX_NUMBER_CHARS:
             self._fail(f"number with more than {MAX_NUMBER_CHARS} characters; refusing to read it", node)
         try:
-            value = self.loader.construct_object(node)
+            # a scalar's constructor, called directly: construct_object's bookkeeping is for collections
+            value = (
+                node.value
+                if node.tag == _STR_TAG
+                else self.loader.yaml_constructors[node.tag](self.loader, node)
+            )
         except (ValueError, KeyError, TypeError, OverflowError, yaml.YAMLError):
             shown = node.value if len(node.value) <= 40 else node.value[:40] + "…"
             self._fail(
