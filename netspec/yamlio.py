@@ -300,8 +300,10 @@ def load_yaml(text: str, source: str = "<spec>") -> Document:
 def _check_event_count(text: str, source: str) -> None:
     """Refuse a file with far too many values in one C pass (~0.1 s per MiB), before composing.
 
-    A document of n nodes has at most 2n + 4 parse events, so more events than that is over
-    the limit for certain; the walk over events to find where costs about a microsecond each.
+    A document of n nodes has at most 2n + 4 parse events, so more events than that is likely
+    over the limit (certainly, for one document); the walk over events that finds where costs
+    about a microsecond each. Many small documents end the walk without a refusal: the real
+    parse then refuses the second document.
     """
     if _CParser is None or len(text) < MAX_NODES:
         return
@@ -313,8 +315,7 @@ def _check_event_count(text: str, source: str) -> None:
         return
     parser = _CParser(text)
     nodes = 0
-    while True:
-        event = parser.get_event()
+    while (event := parser.get_event()) is not None:
         if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
             nodes += 1
             if nodes > MAX_NODES:

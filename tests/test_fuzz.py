@@ -74,6 +74,7 @@ HOSTILE = [
     "input: [1, 8]\nlayers:\n  - {type: relu}\n  - {type: relu}\n  - type: relu\n    type: relu\n",
     "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 9)),
     "\ufeffinput: [1]\nlayers: [{type: relu}]\n",
+    "---\na\n" * 70_000,  # more parse events than nodes: hung the fast count once
 ]
 
 

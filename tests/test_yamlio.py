@@ -167,6 +167,13 @@ def test_a_megabyte_of_flow_items_is_refused_while_composing():
     assert elapsed < 1.0, elapsed  # 30-60 s before the limit held while composing
 
 
+def test_many_small_documents_end_the_fast_count(loader):
+    """More parse events than 2·MAX_NODES + 4 but fewer nodes: the event walk must still end."""
+    start = time.perf_counter()
+    assert "expected a single document" in str(_located("---\na\n" * 70_000))
+    assert time.perf_counter() - start < 2.0
+
+
 @pytest.mark.parametrize(
     "text",
     ["a: &a [1, *a]\n", "a: &a {b: *a}\n", "a: &a {<<: *a}\n", "a: &a [[[*a]]]\n"],
