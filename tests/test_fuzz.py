@@ -17,6 +17,7 @@ import copy
 import random
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from conftest import SPECS
 import netspec
 from netspec.plugins import default_registry
 from netspec.summary import summarize
+from netspec.yamlio import MAX_BYTES
 
 SECONDS_PER_CASE = 5.0
 QUICK_CASES = 200
@@ -47,6 +49,10 @@ TOKENS = [
     "<<: ",
     "---\n",
 ]
+
+FRAGMENTS = ["[", "]", "{", "}", "a: ", "- ", "&x ", "*x", "---\n", "? ", "1,", "\n", "  ", "!!int "]
+FRAGMENTS += ["<<: *x\n", "#c\n", "'", '"', "b", ", ", "x: &x {y: 1}\n", "...\n", "%YAML 1.1\n"]
+FRAGMENTS += ["|\n", ">-\n"]
 
 HOSTILE = [
     "",
@@ -114,7 +120,8 @@ def forward_on_meta(spec) -> None:
     A spec that loads must also run: this catches shape rules that accept what torch refuses
     (a 32-bit pooling argument, a size that overflows) without allocating a byte.
     """
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's performance notes, e.g. 'same' + even kernel
         model = spec.build()
         out = model(torch.empty(2, *spec.input_shape))
     outs = out if isinstance(out, tuple) else (out,)
@@ -174,6 +181,15 @@ class Mutator:
                     layer[key] = rng.choice([other[key], *NUMBERS[:8]])
         return data
 
+    def repeated(self) -> str:
+        """Up to a megabyte of a few YAML fragments repeated: where limits and fast paths break."""
+        rng = self.rng
+        out = []
+        for _ in range(rng.randint(1, 3)):
+            fragment = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 4)))
+            out.append(fragment * rng.choice([1, 10, 1000, 30_000, 100_000]))
+        return "".join(out)[:MAX_BYTES]
+
     def example(self) -> dict:
         """A registry example with its last layer's values and the input shape redrawn."""
         rng = self.rng
@@ -198,7 +214,9 @@ def cases(count: int, seed: int, tmp_path: Path) -> list[Path]:
     while len(texts) < count:
         source = mutator.rng.choice(sources)
         roll = mutator.rng.random()
-        if roll < 0.35:
+        if roll < 0.05:
+            texts.append(mutator.repeated())
+        elif roll < 0.35:
             texts.append(mutator.text(source))
         elif roll < 0.65:
             texts.append(yaml.safe_dump(mutator.example(), sort_keys=False))
@@ -214,6 +232,7 @@ def cases(count: int, seed: int, tmp_path: Path) -> list[Path]:
 
 
 def run(count: int, seed: int, tmp_path: Path) -> dict[str, int]:
+    forward_on_meta(netspec.load({"input": [1, 4], "layers": [{"type": "relu"}]}))  # imports are not a case
     outcomes = {"ok": 0, "error": 0}
     for path in cases(count, seed, tmp_path):
         outcomes[check_case(path)] += 1
