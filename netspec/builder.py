@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 
 import torch
 from torch import fx, nn
 
-from netspec.errors import PluginError
+from netspec.errors import PluginError, SpecError
 from netspec.graph import ref_target
 from netspec.params import INPUT
 from netspec.spec import Spec
@@ -82,6 +83,7 @@ def build_module(spec: Spec, layer, ctx) -> nn.Module:
     try:
         module = layer.record.build(layer.params, ctx)
     except Exception as exc:
+        _raise_if_too_large(spec, layer, exc)
         owner = spec.registry.owners.get(layer.type, "?")
         raise PluginError(
             f"builder of layer type {layer.type!r} (plugin {owner!r}) failed on {layer.label}: {exc!r}"
@@ -93,6 +95,29 @@ def build_module(spec: Spec, layer, ctx) -> nn.Module:
             f"{type(module).__name__}, not an nn.Module"
         )
     return module
+
+
+def _raise_if_too_large(spec: Spec, layer, exc: Exception) -> None:
+    """A weight too large for any tensor is a spec problem at its layer, not a plugin bug.
+
+    Shapes are bounded before building (see ``shapes.size_limit_problem``); weights are only
+    known to the builder, and torch reports them as "Storage size calculation overflowed".
+    """
+    found = re.search(r"Storage size calculation overflowed with sizes=(\[[0-9, ]*\])", str(exc))
+    if found is None:
+        return
+    sizes = [int(s) for s in re.findall(r"[0-9]+", found.group(1))]
+    raise SpecError(
+        [
+            spec.document.problem(
+                f"a parameter of shape {sizes} would have {math.prod(sizes):,} elements, "
+                "more than a tensor can hold (its size in bytes must fit in 64 bits)",
+                ("layers", layer.index),
+                layer=layer.label,
+                hint="use fewer channels or features",
+            )
+        ]
+    ) from None
 
 
 def _class_name(name: str) -> str:

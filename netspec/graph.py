@@ -14,7 +14,7 @@ from netspec.params import INPUT, LayerParams
 from netspec.plugins import Registry
 from netspec.registry import LayerContext, LayerType, RefTarget
 from netspec.reserved import GRAPH_MODULE_ATTRIBUTES, MODULE_ATTRIBUTES
-from netspec.shapes import Shape, describe
+from netspec.shapes import Shape, describe, size_limit_problem
 from netspec.validation import layer_label
 from netspec.yamlio import Document
 
@@ -186,6 +186,8 @@ class _Resolver:
         return inputs
 
     def _refs(self, index, params, record, names, label, layers) -> dict[str, str]:
+        if not record.refs:  # the name table below costs O(layers): build it only when needed
+            return {}
         refs = {}
         by_name = self.by_name
         for ref in record.refs:
@@ -261,6 +263,7 @@ def infer(doc: Document, registry: Registry, layers: list[Layer], input_shape: S
         for ref in layer.record.refs:
             aux[layer.refs[ref.field]].add(ref.output)
     done = []
+    _check_size(doc, tuple(input_shape), ("input",), None)
     for layer in layers:
         input_shapes = tuple(shapes[n] for n in layer.inputs)
         targets = {f: ref_target(by_name[t]) for f, t in layer.refs.items()}
@@ -278,6 +281,7 @@ def infer(doc: Document, registry: Registry, layers: list[Layer], input_shape: S
         if not output or any(not isinstance(s, int) or s < 1 for s in output):
             owner = registry.owners.get(layer.type, "?")
             raise PluginError(f"shape rule of {layer.type!r} (plugin {owner!r}) returned {output!r}")
+        _check_size(doc, output, ("layers", layer.index), layer.label)
         shapes[layer.name] = output
         inferred = Layer(
             **{
@@ -290,6 +294,15 @@ def infer(doc: Document, registry: Registry, layers: list[Layer], input_shape: S
         by_name[layer.name] = inferred
         done.append(inferred)
     return done
+
+
+def _check_size(doc: Document, shape: Shape, path: tuple, label: str | None) -> None:
+    """One bound for every shape, whichever layer or plugin computed it (see size_limit_problem)."""
+    problem = size_limit_problem(shape)
+    if problem is not None:
+        message, hint = problem
+        what = "input" if label is None else "output"
+        raise SpecError([doc.problem(f"{what} {message}", path, layer=label, hint=hint)])
 
 
 def ref_target(layer: Layer) -> RefTarget:

@@ -13,12 +13,15 @@ FORMAT_VERSION = 1
 COMMON_KEYS = ("type", "name", "from")
 
 
+Shape = Annotated[list[PositiveInt], Field(min_length=1)]  # an empty shape is no tensor's
+
+
 class Expect(BaseModel):
     """Contracts checked by every build: a violated one is an error naming its line."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    output: list[PositiveInt] | list[list[PositiveInt]] | None = Field(
+    output: Shape | Annotated[list[Shape], Field(min_length=1)] | None = Field(
         None, description="Per-sample output shape (a list of shapes for several outputs)."
     )
     params: NonNegativeInt | None = Field(None, description="Exact parameter count.")

@@ -7,11 +7,13 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
+    StrictFloat,
     StrictInt,
     WithJsonSchema,
     field_validator,
@@ -24,15 +26,20 @@ PATH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.([A-Za-z][A-Za-z0-9_]*|[0-9]+))*
 INPUT = "input"  # the name by which layers refer to the network's input
 
 
+# No size, count or index in a spec can usefully exceed what a tensor holds (shapes.MAX_NUMEL);
+# larger ints overflow int64 inside torch (``Overflow when unpacking long``) at build or forward.
+MAX_INT = 2**60
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _valid_sizes(value: Any, minimum: int, allow_none: bool) -> bool:
     if not isinstance(value, list):
-        return _is_int(value) and value >= minimum
+        return _is_int(value) and minimum <= value <= MAX_INT
     return len(value) > 0 and all(
-        (item is None and allow_none) or (_is_int(item) and item >= minimum) for item in value
+        (item is None and allow_none) or (_is_int(item) and minimum <= item <= MAX_INT) for item in value
     )
 
 
@@ -44,29 +51,41 @@ def _sizes(minimum: int, what: str, *, allow_none: bool = False):
             extra = " (null keeps that dimension)" if allow_none else ""
             raise PydanticCustomError(
                 "netspec_sizes",
-                "expected {what}, or a list of them per spatial dimension{extra}; got {value}",
+                "expected {what} (at most 2^60), or a list of them per spatial dimension{extra}; got {value}",
                 {"what": what, "extra": extra, "value": repr(value)},
             )
         return value
 
-    item_schema: dict = {"type": "integer", "minimum": minimum}
+    item_schema: dict = {"type": "integer", "minimum": minimum, "maximum": MAX_INT}
     if allow_none:
         item_schema = {"anyOf": [item_schema, {"type": "null"}]}
     schema = {
         "anyOf": [
-            {"type": "integer", "minimum": minimum},
+            {"type": "integer", "minimum": minimum, "maximum": MAX_INT},
             {"type": "array", "items": item_schema, "minItems": 1, "maxItems": 3},
         ]
     }
     return Annotated[Any, PlainValidator(check), WithJsonSchema(schema)]
 
 
-PositiveInt = Annotated[StrictInt, Field(gt=0)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[StrictInt, Field(gt=0, le=MAX_INT)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
+# A real number as written in YAML (an int or a float; never a bool or a string), and finite:
+# ``.inf`` or ``.nan`` in a layer parameter only ever turns into NaN outputs or a crash later.
+FiniteFloat = Annotated[StrictFloat, AllowInfNan(False)]
+Probability = Annotated[FiniteFloat, Field(ge=0.0, le=1.0)]
+# Activation slopes, scales and limits: |v| ≤ 10⁶ stays far inside float32 (1e40 overflows to inf).
+MAX_COEFFICIENT = 1e6
+Coefficient = Annotated[FiniteFloat, Field(ge=-MAX_COEFFICIENT, le=MAX_COEFFICIENT)]
+PositiveCoefficient = Annotated[FiniteFloat, Field(gt=0.0, le=MAX_COEFFICIENT)]
+# Normalisation epsilon: positive, a normal float32 (BERT uses 1e-12), and at most 1.
+Epsilon = Annotated[FiniteFloat, Field(ge=1e-30, le=1.0)]
 PositiveSizes = _sizes(1, "a positive integer")
 NonNegativeSizes = _sizes(0, "a non-negative integer")
 OptionalSizes = _sizes(1, "a positive integer", allow_none=True)
+
+
+_NON_NEGATIVE_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 
 
 def _conv_padding(value: Any):
@@ -74,7 +93,7 @@ def _conv_padding(value: Any):
         return value
     raise PydanticCustomError(
         "netspec_padding",
-        "expected a non-negative integer, a list of them per spatial dimension, "
+        "expected a non-negative integer (at most 2^60), a list of them per spatial dimension, "
         "'same' or 'valid'; got {value}",
         {"value": repr(value)},
     )
@@ -86,8 +105,8 @@ ConvPadding = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+                _NON_NEGATIVE_SCHEMA,
+                {"type": "array", "items": _NON_NEGATIVE_SCHEMA, "minItems": 1},
                 {"enum": ["same", "valid"]},
             ]
         }
@@ -141,13 +160,19 @@ class NoParams(LayerParams):
 
 __all__ = [
     "INPUT",
+    "MAX_COEFFICIENT",
+    "MAX_INT",
+    "Coefficient",
     "ConvPadding",
+    "Epsilon",
+    "FiniteFloat",
     "LayerParams",
     "Literal",
     "NoParams",
     "NonNegativeInt",
     "NonNegativeSizes",
     "OptionalSizes",
+    "PositiveCoefficient",
     "PositiveInt",
     "PositiveSizes",
     "Probability",

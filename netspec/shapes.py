@@ -16,6 +16,41 @@ Shape = tuple[int, ...]
 SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
+# Per-sample limits every shape obeys, the input's and every layer's output alike.
+MAX_RANK = 8  # PyTorch's element-wise kernels stop at 25 dims; conv/pool/norm take ≤ 3 spatial
+# A tensor's bytes must fit in int64 ("Storage size calculation overflowed"): 2^48 elements per
+# sample leaves room for a batch of 4096 in float64 (2^48 · 2^12 · 8 bytes = 2^63).
+MAX_NUMEL = 2**48
+
+
+def size_limit_problem(shape: Sequence[int]) -> tuple[str, str] | None:
+    """(message, hint) when a per-sample shape is beyond what a tensor can be, else None.
+
+    Checked on the input and on every layer's output before anything is built, so a huge
+    size is a located error instead of an overflow inside torch at build or forward time.
+    """
+    if len(shape) > MAX_RANK:
+        return (
+            f"shape has {len(shape)} dimensions; netspec supports at most {MAX_RANK} per sample",
+            "reshape or flatten to fewer dimensions",
+        )
+    numel = math.prod(shape)
+    if numel > MAX_NUMEL:
+        return (
+            f"shape {describe(shape)} has {numel:,} elements per sample, more than netspec's limit "
+            f"of 2^48 (a batch of such tensors overflows PyTorch's 64-bit storage size)",
+            "use smaller sizes",
+        )
+    return None
+
+
+def check_size(shape: Sequence[int], what: str) -> None:
+    """Raise ShapeError when a tensor a layer makes inside itself (``what``) is beyond the limits."""
+    problem = size_limit_problem(shape)
+    if problem is not None:
+        raise ShapeError(f"{what}: {problem[0]}", hint=problem[1])
+
+
 def describe(shape: Sequence[int]) -> str:
     """``(1, 28, 28)`` → ``[1, 28, 28]``: the way shapes are written in a spec."""
     return "[" + ", ".join(str(s) for s in shape) + "]"
@@ -75,13 +110,25 @@ def pool_window_in_padding(
 
     Window ``j`` taps ``j·s − p + i·d`` for ``i < k``. A max pool gives ``-inf`` there, with an
     index that points at a wrong position or past the input (so max unpooling fails or misplaces).
+
+    Solved per case instead of trying every window (an input of 10⁹ would take minutes):
+    windows starting at or after 0 miss the input once ``j·s − p ≥ size``; windows starting
+    in the left padding first reach position ``(j·s − p) mod d`` ≥ 0, which repeats every
+    ``d / gcd(s, d)`` windows, so at most ``min(p/s, d)`` of them need a look.
     """
-    for j in range(count):
-        start = j * stride - padding
-        first = 0 if start >= 0 else -(start // dilation)  # first tap at a position ≥ 0
-        if first >= kernel or start + first * dilation >= size:
-            return j
-    return None
+    if count <= 0:
+        return None
+    if padding > (kernel - 1) * dilation:  # window 0 ends before position 0
+        return 0
+    in_left_padding = -(-padding // stride)  # windows with j·s < p
+    if size < dilation:  # only then can a window straddle the input without a tap in it
+        period = dilation // math.gcd(stride, dilation)
+        for j in range(min(in_left_padding, count, period)):
+            if (j * stride - padding) % dilation >= size:
+                return j
+    past_input = -(-(size + padding) // stride)  # first j with j·s − p ≥ size
+    first = max(past_input, in_left_padding)
+    return first if first < count else None
 
 
 def tconv_output_size(

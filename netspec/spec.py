@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,7 +138,9 @@ def _document(source: str | Path | Mapping | Document) -> Document:
     if isinstance(source, Path):
         return read_spec_file(source)
     if isinstance(source, str):
-        if "\n" not in source and (source.endswith((".yaml", ".yml")) or Path(source).is_file()):
+        # one line naming anything on disk (a directory or FIFO too) is a path: read_spec_file
+        # refuses what is not a regular file; os.path.exists never raises on odd strings
+        if "\n" not in source and (source.endswith((".yaml", ".yml")) or os.path.exists(source)):
             return read_spec_file(source)
         return load_yaml(source, "<string>")
     raise SpecError([Document(None).problem(f"cannot load a spec from {type(source).__name__}")])

@@ -40,9 +40,24 @@ class ReceptiveField:
     def through(self, window: Window) -> ReceptiveField:
         """r_out = r_in + (span − 1)·j_in;  j_out = j_in·stride."""
         return ReceptiveField(
-            tuple(r + (k - 1) * j for r, k, j in zip(self.size, window.span, self.jump, strict=True)),
-            tuple(j * s for j, s in zip(self.jump, window.stride, strict=True)),
+            tuple(
+                _bounded(r + (k - 1) * j) for r, k, j in zip(self.size, window.span, self.jump, strict=True)
+            ),
+            tuple(_bounded(j * s) for j, s in zip(self.jump, window.stride, strict=True)),
         )
+
+
+MAX_DENOMINATOR = 2**32
+
+
+def _bounded(x: Fraction) -> Fraction:
+    """``x`` exactly, unless its denominator passed 2^32: then the nearest such fraction.
+
+    Alternating resizes to coprime sizes (1009 → 997 → 1009 …) multiply denominators layer
+    after layer; exact arithmetic then costs cubic time in the depth (3 s for 1,200 layers).
+    Real networks (power-of-two strides) never reach the bound, so their fields stay exact.
+    """
+    return x if x.denominator <= MAX_DENOMINATOR else x.limit_denominator(MAX_DENOMINATOR)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from netspec.registry import LayerContext, Window
 
 # Values no sane parameter accepts in every slot; each must give a SpecError or be accepted.
 NONSENSE = ("nonsense", -7, 0, 2.5, [], [0, -1], {"a": 1}, None, True)
+# never a valid parameter: non-finite, or beyond float32 (a module would hold inf)
+NON_FINITE = (float("inf"), float("-inf"), float("nan"), 1e40, -1e40)
 
 
 def check_layer_type(name: str, *, registry: Registry | None = None, max_examples: int = 20) -> None:
@@ -150,3 +152,19 @@ def check_invalid_params(example: Mapping[str, Any], *, registry: Registry | Non
                     f"{last['type']}.{field} = {value!r} raised {type(exc).__name__}: {exc} "
                     "(shape rules must raise netspec.ShapeError)"
                 ) from exc
+        _check_refused(example, field, NON_FINITE, registry)
+
+
+def _check_refused(example: Mapping[str, Any], field: str, values, registry: Registry | None) -> None:
+    """Each of ``values`` for ``field`` is a SpecError: floats must be finite and fit float32."""
+    for value in values:
+        variant = copy.deepcopy(dict(example))
+        variant["layers"][-1] = {**variant["layers"][-1], field: value}
+        try:
+            netspec.load(variant, registry=registry)
+        except netspec.SpecError:
+            continue
+        raise AssertionError(
+            f"{variant['layers'][-1]['type']}.{field} = {value!r} was accepted: float parameters "
+            "must be finite and within float32 (use netspec.params.FiniteFloat with bounds)"
+        )

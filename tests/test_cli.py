@@ -43,6 +43,22 @@ def test_missing_file_exits_2():
     assert out.returncode == 2 and "cannot read spec" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_directory_or_fifo_as_spec_exits_2_without_reading_it(tmp_path, capsys):
+    """A directory was parsed as YAML text (its path), and a FIFO hung the command forever."""
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    for path, message in ((tmp_path, "cannot read spec: a directory"), (fifo, "not a regular file")):
+        assert main(["build", str(path)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_hostile_yaml_exits_2_with_a_located_message(write_spec, capsys):
+    for text in ("a: &a [*a]\n", "a: !!bool maybe\n", "a: " + "9" * 5000 + "\n", "a: b\x00\n"):
+        path = write_spec(text)
+        assert main(["build", str(path)]) == 2
+        assert capsys.readouterr().err.startswith(f"{path}:1:")
+
+
 def test_internal_failure_exits_1_without_traceback(monkeypatch, capsys, write_spec):
     import netspec.summary
 

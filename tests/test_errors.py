@@ -149,3 +149,103 @@ def test_parameter_checks_that_need_no_shape(write_spec, layers, message):
     err = errors_of(write_spec(f"input: [2, 6, 6]\nlayers: {layers}\n"))
     assert message in str(err)
     assert err.problems[0].location.line == 2
+
+
+# --- layer parameters: finite, within range, consistent with each other --------------------------
+
+
+@pytest.mark.parametrize(
+    ("layer", "token", "message"),
+    [
+        ("{type: hardtanh, min_val: 2.0}", "{", "min_val 2.0 must be less than max_val 1.0"),
+        ("{type: celu, alpha: 0.0}", "0.0", "alpha: Input should be greater than 0"),
+        ("{type: prelu, init: 1.0e+40}", "1.0e+40", "init: Input should be less than or equal to 1000000"),
+        ("{type: leaky_relu, negative_slope: 1e40}", "1e40", "negative_slope: Input should be"),
+        ("{type: upsample, scale_factor: .inf}", ".inf", "scale_factor: Input should be a finite"),
+        ("{type: upsample, scale_factor: [2, .nan]}", "[", "Input should be a finite number"),
+        ("{type: batchnorm, eps: .nan}", ".nan", "eps: Input should be a finite number"),
+        ("{type: softplus, beta: 0}", "0}", "beta: Input should be greater than 0"),
+        ("{type: dropout, p: true}", "true", "p: Input should be a valid number"),
+        ("{type: elu, alpha: -.inf}", "-.inf", "alpha: Input should be a finite number"),
+    ],
+)
+def test_layer_parameters_are_finite_in_range_and_consistent(write_spec, layer, token, message):
+    """Each of these built (or crashed inside the plugin) and then overflowed or divided by zero."""
+    path = write_spec(f"input: [3, 8, 8]\nlayers:\n  - {layer}\n")
+    err = errors_of(path)
+    assert message in str(err)
+    assert err.problems[0].location == at(path, 3, token)
+
+
+def test_an_input_of_twenty_thousand_dimensions_is_refused(write_spec):
+    path = write_spec("input: [" + ", ".join(["1"] * 20_000) + "]\nlayers:\n  - {type: relu}\n")
+    err = errors_of(path)
+    assert "input shape has 20000 dimensions; netspec supports at most 8" in str(err)
+    assert err.problems[0].location == at(path, 1, "[")
+
+
+def test_sizes_beyond_any_tensor_are_located_errors(write_spec):
+    path = write_spec("""
+        input: [1, 1073741824]
+        layers:
+          - {type: relu}
+          - {type: upsample, scale_factor: 1000}
+          - {type: upsample, scale_factor: 1000}
+    """)
+    err = errors_of(path)
+    assert "layer 2 'upsample_2' (upsample): output shape [1, 1073741824000000] has" in str(err)
+    assert "more than netspec's limit of 2^48" in str(err)
+    assert err.problems[0].location == at(path, 5, "{")
+    path = write_spec("input: [65536, 65536, 65537]\nlayers:\n  - {type: relu}\n")
+    assert "input shape [65536, 65536, 65537] has" in str(errors_of(path))
+
+
+def test_tensors_inside_a_layer_are_bounded_too(write_spec):
+    """The depthwise half of a separable conv overflowed at forward time behind a small output."""
+    path = write_spec("""
+        input: [4, 4194304, 4194304]
+        layers:
+          - {type: separable, out_channels: 1, kernel_size: 1, multiplier: 8}
+    """)
+    err = errors_of(path)
+    assert "the depthwise part's output: shape [32, 4194304, 4194304] has" in str(err)
+    assert err.problems[0].location == at(path, 3, "{")
+
+
+def test_weights_beyond_any_tensor_are_located_errors(write_spec):
+    """'Storage size calculation overflowed' escaped from the builder as a plugin bug."""
+    from netspec.summary import summarize
+
+    path = write_spec("""
+        input: [2147483648]
+        layers:
+          - {type: linear, out_features: 2147483648}
+    """)
+    spec = netspec.load(path)  # shapes alone are fine
+    with pytest.raises(netspec.SpecError) as info:
+        summarize(spec)  # builds on the meta device
+    assert "a parameter of shape [2147483648, 2147483648] would have" in str(info.value)
+    assert info.value.problems[0].location == at(path, 3, "{")
+
+
+@pytest.mark.parametrize("output", ["[]", "[[]]"])
+def test_an_empty_expected_output_is_a_located_error(write_spec, output):
+    path = write_spec(f"input: [4]\nlayers:\n  - {{type: relu}}\nexpect: {{output: {output}}}\n")
+    err = errors_of(path)
+    assert "expect.output" in str(err) and err.problems[0].location.line == 4
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ("{type: avgpool, kernel_size: 2, stride: 2147483648}", "stride 2147483648 is more than PyTorch"),
+        ("{type: maxpool, kernel_size: 2147483648}", "kernel_size 2147483648 is more than PyTorch's pooling"),
+        ("{type: conv, out_channels: 2, kernel_size: 1, stride: 1000000000000000000000}", "at most 2^60"),
+        ("{type: separable, out_channels: 2, kernel_size: 1, multiplier: 1152921504606846977}", "less"),
+    ],
+)
+def test_integers_torch_cannot_take_are_located_errors(write_spec, layer, message):
+    """These built, then overflowed inside torch ("value cannot be converted to type int")."""
+    path = write_spec(f"input: [4, 8]\nlayers:\n  - {layer}\n")
+    err = errors_of(path)
+    assert message in str(err) and err.problems[0].location.line == 3

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import warnings
 
 import pytest
@@ -137,6 +138,31 @@ def test_pool_window_in_padding_sweep():
             padding_only = torch.isneginf(pooled).flatten().nonzero().flatten().tolist()
             found = shapes.pool_window_in_padding(size, k, s, p, d, pooled.shape[-1])
             assert found == (padding_only[0] if padding_only else None), (size, k, s, p, d, ceil)
+
+
+def _windows_in_padding_one_by_one(size, kernel, stride, padding, dilation, count):
+    """The definition, window by window: the reference the closed form must equal."""
+    for j in range(count):
+        start = j * stride - padding
+        first = 0 if start >= 0 else -(start // dilation)  # first tap at a position ≥ 0
+        if first >= kernel or start + first * dilation >= size:
+            return j
+    return None
+
+
+def test_pool_window_in_padding_equals_the_window_by_window_definition():
+    """Also outside PyTorch's limits (padding > k/2), so the closed form is exact everywhere."""
+    grid = itertools.product(range(1, 9), range(1, 6), range(1, 5), range(6), range(1, 6), range(10))
+    for case in grid:
+        assert shapes.pool_window_in_padding(*case) == _windows_in_padding_one_by_one(*case), case
+
+
+def test_pool_window_in_padding_is_constant_time():
+    """One loop per output window took 87 s for an input of 10⁹ (maxpool + unpool)."""
+    start = time.perf_counter()
+    assert shapes.pool_window_in_padding(10**9, 2, 1, 1, 1, 10**9 + 1) is None
+    assert shapes.pool_window_in_padding(10**18, 3, 2, 1, 10**9, 10**17) is None
+    assert time.perf_counter() - start < 0.1
 
 
 # --- transposed conv and unpool ---------------------------------------------------------------

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, model_validator
 
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
-from netspec.params import LayerParams, NoParams, StrictBool
+from netspec.params import Coefficient, LayerParams, NoParams, PositiveCoefficient, StrictBool
 from netspec.registry import (
     LayerContext,
     LayerType,
@@ -22,11 +22,15 @@ from netspec.shapes import Shape, describe
 
 
 class LeakyReluParams(LayerParams):
-    negative_slope: float = 0.01
+    negative_slope: Coefficient = 0.01
 
 
 class EluParams(LayerParams):
-    alpha: float = 1.0
+    alpha: Coefficient = 1.0
+
+
+class CeluParams(LayerParams):
+    alpha: PositiveCoefficient = Field(1.0, description="CELU divides by alpha: it must be > 0.")
 
 
 class GeluParams(LayerParams):
@@ -34,20 +38,26 @@ class GeluParams(LayerParams):
 
 
 class HardtanhParams(LayerParams):
-    min_val: float = -1.0
-    max_val: float = 1.0
+    min_val: Coefficient = -1.0
+    max_val: Coefficient = 1.0
+
+    @model_validator(mode="after")
+    def _check_order(self):
+        if self.min_val >= self.max_val:  # torch asserts it inside Hardtanh()
+            raise ValueError(f"min_val {self.min_val} must be less than max_val {self.max_val}")
+        return self
 
 
 class SoftplusParams(LayerParams):
-    beta: float = 1.0
-    threshold: float = 20.0
+    beta: PositiveCoefficient = Field(1.0, description="Softplus divides by beta: it must be > 0.")
+    threshold: Coefficient = 20.0
 
 
 class PreluParams(LayerParams):
     per_channel: StrictBool = Field(
         False, description="One learnable slope per channel instead of one in all."
     )
-    init: float = 0.25
+    init: Coefficient = 0.25
 
 
 class SoftmaxParams(LayerParams):
@@ -93,7 +103,7 @@ _SIMPLE = {
 _WITH_PARAMS: dict[str, tuple[type[LayerParams], str, Callable[[LayerParams, LayerContext], dict]]] = {
     "leaky_relu": (LeakyReluParams, "LeakyReLU", lambda p, ctx: {"negative_slope": p.negative_slope}),
     "elu": (EluParams, "ELU", lambda p, ctx: {"alpha": p.alpha}),
-    "celu": (EluParams, "CELU", lambda p, ctx: {"alpha": p.alpha}),
+    "celu": (CeluParams, "CELU", lambda p, ctx: {"alpha": p.alpha}),
     "gelu": (GeluParams, "GELU", lambda p, ctx: {"approximate": p.approximate}),
     "hardtanh": (HardtanhParams, "Hardtanh", lambda p, ctx: {"min_val": p.min_val, "max_val": p.max_val}),
     "softplus": (SoftplusParams, "Softplus", lambda p, ctx: {"beta": p.beta, "threshold": p.threshold}),

@@ -16,6 +16,7 @@ from netspec.registry import LayerContext, LayerType, ParamCount, Window, check_
 from netspec.shapes import (
     SPATIAL_NAMES,
     Shape,
+    check_size,
     conv_output_size,
     describe,
     effective_kernel,
@@ -193,6 +194,7 @@ def _depthwise_build(p: DepthwiseParams, ctx: LayerContext):
 
 def _separable_rule(p: SeparableParams, ctx: LayerContext) -> Shape:
     mid = _depthwise_rule(p, ctx)
+    check_size(mid, "the depthwise part's output")  # a tensor inside the layer: infer sees only its output
     return (p.out_channels, *mid[1:])
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field, PositiveFloat
+from pydantic import Field
 
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
-from netspec.params import LayerParams, PositiveInt, Probability, StrictBool
+from netspec.params import Epsilon, LayerParams, PositiveInt, Probability, StrictBool
 from netspec.registry import (
     LayerContext,
     LayerType,
@@ -24,7 +24,7 @@ from netspec.shapes import Shape, describe
 class BatchNormParams(LayerParams):
     """Batch normalisation (BatchNorm1d for [C] and [C, L], 2d, 3d)."""
 
-    eps: PositiveFloat = 1e-5
+    eps: Epsilon = 1e-5
     momentum: Probability | None = 0.1
     affine: StrictBool = True
     track_running_stats: StrictBool = True
@@ -42,7 +42,7 @@ class GroupNormParams(LayerParams):
     """Group normalisation over channel groups."""
 
     num_groups: PositiveInt
-    eps: PositiveFloat = 1e-5
+    eps: Epsilon = 1e-5
     affine: StrictBool = True
 
 
@@ -50,7 +50,7 @@ class LayerNormParams(LayerParams):
     """Layer normalisation over the last ``dims`` per-sample dimensions (default: all)."""
 
     dims: PositiveInt | None = Field(None, description="How many trailing dims to normalise; default all.")
-    eps: PositiveFloat = 1e-5
+    eps: Epsilon = 1e-5
     elementwise_affine: StrictBool = True
     bias: StrictBool = True
 

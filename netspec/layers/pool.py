@@ -21,6 +21,8 @@ from netspec.params import (
 from netspec.registry import LayerContext, LayerType, Window, no_parameters, spatial_rank, undefined_window
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, effective_kernel, expand, pool_output_size
 
+INT32_MAX = 2**31 - 1  # max/avg pooling (and max unpooling) read their geometry as C ints
+
 
 class _PoolBase(LayerParams):
     kernel_size: PositiveSizes
@@ -70,6 +72,14 @@ def pool_shape(p: _PoolBase, shape: Shape, layer: str) -> Shape:
     """Output shape of a max/avg pool, with PyTorch's padding limit and ceil_mode rule."""
     rank = spatial_rank(shape, layer)
     geo = pool_geometry(p, shape)
+    for field, values in geo.items():
+        if max(values) > INT32_MAX:
+            raise ShapeError(
+                f"{field} {max(values)} is more than PyTorch's pooling kernels take "
+                f"({INT32_MAX}, a 32-bit int)",
+                hint=f"use a {field} below 2^31",
+                field="kernel_size" if field == "stride" and p.stride is None else field,
+            )
     out = []
     for dim, size, k, s, pad, d in zip(SPATIAL_NAMES[rank], shape[1:], *geo.values(), strict=True):
         if pad > k // 2:
@@ -211,8 +221,13 @@ def _pool_explain(p: _PoolBase, ctx: LayerContext) -> list[str]:
 
 
 def adaptive_window_total(size: int, out: int) -> int:
-    """Sum of adaptive pooling window lengths along one dim: [floor(i·in/out), ceil((i+1)·in/out))."""
-    return sum(-(-(i + 1) * size // out) - (i * size // out) for i in range(out))
+    """Sum of adaptive pooling window lengths along one dim: [floor(i·in/out), ceil((i+1)·in/out)).
+
+    In closed form ``in + out − gcd(in, out)`` (summing the windows one by one takes minutes
+    for a size of 10⁹): the ceilings exceed the floors by ``in`` in total, plus one for every
+    window end ``(i+1)·in/out`` that is not an integer, and ``gcd(in, out)`` of them are.
+    """
+    return size + out - math.gcd(size, out)
 
 
 def _adaptive_macs(p: AdaptivePoolParams, ctx: LayerContext) -> int:

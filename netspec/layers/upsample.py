@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, StrictBool, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from netspec.errors import ShapeError
 from netspec.explain import interpolate_formula, per_dim
 from netspec.hookspecs import hookimpl
-from netspec.params import LayerParams, PositiveSizes
+from netspec.params import MAX_COEFFICIENT, FiniteFloat, LayerParams, PositiveSizes
 from netspec.registry import LayerContext, LayerType, Window, no_parameters, spatial_rank
 from netspec.shapes import SPATIAL_NAMES, Shape, describe, expand, interpolate_size
 
 Mode = Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"]
 _MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 _RANK_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
+# finite, positive and bounded, so that size · scale stays a finite double
+Scale = Annotated[FiniteFloat, Field(gt=0.0, le=MAX_COEFFICIENT)]
 
 
 class UpsampleParams(LayerParams):
     """Upsampling to ``size`` or by ``scale_factor`` (exactly one of them)."""
 
     size: PositiveSizes | None = None
-    scale_factor: PositiveFloat | list[PositiveFloat] | None = Field(
+    scale_factor: Scale | list[Scale] | None = Field(
         None, description="Output size is floor(input · scale), computed in double precision."
     )
     mode: Mode = "nearest"

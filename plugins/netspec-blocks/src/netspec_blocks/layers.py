@@ -34,7 +34,7 @@ from netspec import LayerContext, LayerParams, LayerType, ShapeError, hookimpl
 from netspec.explain import conv_formula, per_dim
 from netspec.params import PositiveInt
 from netspec.registry import Window, spatial_rank, undefined_window
-from netspec.shapes import SPATIAL_NAMES, Shape, conv_output_size, describe
+from netspec.shapes import SPATIAL_NAMES, Shape, check_size, conv_output_size, describe
 
 # ----------------------------------------------------------------------------- residual
 
@@ -196,7 +196,9 @@ def _residual_add(p: InvertedResidualParams, ctx: LayerContext) -> bool:
 def inverted_residual_shape(p: InvertedResidualParams, ctx: LayerContext) -> Shape:
     """[C, *spatial] → [out_channels, *(⌊(size − 1)/stride⌋ + 1)]: only the depthwise conv strides."""
     spatial_rank(ctx.input, "inverted_residual")
-    spatial = (conv_output_size(size, 3, p.stride, 1) for size in ctx.input[1:])
+    spatial = tuple(conv_output_size(size, 3, p.stride, 1) for size in ctx.input[1:])
+    hidden = ctx.input[0] * p.expansion
+    check_size((hidden, *ctx.input[1:]), "the expanded hidden tensor")  # inside the block only
     return (_out_channels(p, ctx), *spatial)
 
 
