@@ -44,7 +44,7 @@ SHAPE_NAMES = ("in_channels", "in_shape", "in_spatial")
 RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", *SHAPE_NAMES}
 MAX_REPEAT = 10_000
 MAX_LAYERS = 50_000  # flat layers after expansion
-MAX_STEPS = 100_000  # layers and block instances visited while expanding, left-out ones included
+MAX_STEPS = 60_000  # layers and block instances visited while expanding, left-out ones included
 MAX_BLOCK_DEPTH = 32
 MAX_INCLUDE_DEPTH = 16
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -61,6 +61,24 @@ class _Block:
     output: str | None
 
 
+@dataclass(frozen=True)
+class _UseNote:
+    """ "in block 'x' used at file:12:5 as 'layer2.0' with planes=128": written only when shown."""
+
+    block: str
+    document: Document
+    path: Path_
+    name: str
+    args: dict
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        where = _where(self.document, self.path)
+        return f"in block {self.block!r} used at {where} as {self.name!r}" + (
+            f" with {shown}" if shown else ""
+        )
+
+
 @dataclass
 class _Scope:
     """One list of layers being expanded: the network's, a block instance's, or a group's."""
@@ -71,7 +89,7 @@ class _Scope:
     variables: dict[str, Any]
     names: dict[str, str]  # local name → the global name of the layer whose output it stands for
     previous: str
-    notes: tuple[str, ...] = ()
+    notes: tuple[_UseNote, ...] = ()
     counter: int = 0
     stack: tuple[str, ...] = ()  # blocks being expanded, for cycles
 
@@ -528,7 +546,7 @@ class _Expander:
     def _problem(
         self, doc: Document, path: Path_, scope: _Scope | None, message: str, hint=None, **kw
     ) -> Problem:
-        notes = scope.notes if scope is not None else ()
+        notes = tuple(map(str, scope.notes)) if scope is not None else ()
         return doc.problem(message, path, hint=hint, details=notes, **kw)
 
     # -- names
@@ -749,13 +767,10 @@ class _Expander:
                 f"got {len(inputs)}"
             )
             raise SpecError([self._problem(doc, (*path, "from"), scope, message, "list them in `from:`")])
-        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
-        note = f"in block {block.name!r} used at {_where(doc, path)} as {name!r}" + (
-            f" with {shown}" if shown else ""
-        )
+        note = _UseNote(block.name, doc, path, name, args)
         first_input = inputs[0]
         child_vars: dict[str, Any] = {
-            **{k: v for k, v in self._globals_cache().items()},
+            **self._globals_cache(),
             **args,
             "in_shape": lambda: list(self.shapes.of(first_input)),
             "in_channels": lambda: self.shapes.of(first_input)[0],

@@ -241,7 +241,7 @@ class Document:
         for cut in range(len(path), -1, -1) if self.redirects else ():
             redirect = self.redirects.get(path[:cut])
             if redirect is not None:
-                kw["details"] = (*kw.get("details", ()), *redirect.notes)
+                kw["details"] = (*kw.get("details", ()), *map(str, redirect.notes))
                 return redirect.document.problem(message, (*redirect.path, *path[cut:]), key=key, **kw)
         for written, source in self.overrides.items():
             # the problem is in what --set wrote, or in a mapping that only --set created
@@ -254,12 +254,13 @@ class Document:
 class Redirect:
     """Data that an expansion copied from ``path`` of another document (a block, an included file).
 
-    ``notes`` say how it got here ("in block 'x' used at file:12:5 as layer2.0 with planes=128").
+    ``notes`` say how it got here ("in block 'x' used at file:12:5 as layer2.0 with planes=128");
+    any objects whose ``str()`` is that text, so the text is written only when a problem is shown.
     """
 
     document: Document
     path: Path_
-    notes: tuple[str, ...] = ()
+    notes: tuple[object, ...] = ()
 
 
 def _loc(mark) -> Location:
