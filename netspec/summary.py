@@ -12,11 +12,13 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from netspec.contracts import check_cost_contracts
+from netspec.errors import Problem, SpecError
 from netspec.graph import Layer, ref_target
 from netspec.registry import LayerContext, Window
 from netspec.spec import Spec
 
 FLOAT_BYTES = 4  # float32 parameters and activations
+MAX_LAYER_ELEMENTS = 2**61  # float64 weights of this many elements would need 2^64 bytes
 INDEX_BYTES = 8  # int64 max-pool indices
 
 
@@ -199,12 +201,24 @@ def parameter_counts(spec: Spec) -> tuple[dict[str, tuple[int, int]], int]:
         ctx = layer.context({f: ref_target(by_name[t]) for f, t in layer.refs.items()}, layer.output_shape)
         if layer.record.parameters is not None:
             count = layer.record.parameters(layer.params, ctx)
+            if count.total + count.buffers > MAX_LAYER_ELEMENTS:
+                raise SpecError([_too_many_parameters(spec, layer, count.total + count.buffers)])
             counts[layer.name] = (count.total, count.trained)
             buffers += count.buffers
         else:
             counts[layer.name], extra = _count_by_building(spec, layer, ctx)
             buffers += extra
     return counts, buffers
+
+
+def _too_many_parameters(spec: Spec, layer: Layer, elements: int) -> Problem:
+    return spec.document.problem(
+        f"this layer would hold {elements:,} parameter and buffer elements, more than tensors can "
+        "hold (their size in bytes must fit in 64 bits)",
+        ("layers", layer.index),
+        layer=layer.label,
+        hint="use fewer channels or features",
+    )
 
 
 def counted_by_building(spec: Spec) -> list[str]:
