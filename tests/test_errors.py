@@ -223,7 +223,11 @@ def test_weights_beyond_any_tensor_are_located_errors(write_spec):
     """)
     spec = netspec.load(path)  # shapes alone are fine
     with pytest.raises(netspec.SpecError) as info:
-        summarize(spec)  # builds on the meta device
+        summarize(spec)  # counts the parameters
+    assert "this layer would hold 4,611,686,020,574,871,552 parameter and buffer elements" in str(info.value)
+    assert info.value.problems[0].location == at(path, 3, "{")
+    with pytest.raises(netspec.SpecError) as info:
+        spec.build()  # a build meets torch's own refusal, located the same way
     assert "a parameter of shape [2147483648, 2147483648] would have" in str(info.value)
     assert info.value.problems[0].location == at(path, 3, "{")
 
