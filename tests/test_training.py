@@ -306,6 +306,8 @@ def test_segnet_trains_with_the_default_determinism_and_names_the_unpooling(tmp_
     assert f"no deterministic kernel on {device} for" in out.err
     assert "'unpool2' (unpool): max unpooling" in out.err
     assert "done: 1 epochs, 2 steps" in out.out
+    # Lightning's global flags are put back: later work in this process is not made deterministic
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_deterministic_true_with_unpooling_is_refused_before_the_start(tmp_path, capsys):

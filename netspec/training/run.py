@@ -142,11 +142,11 @@ def check_task(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> None
             "end the network with a layer giving one score per class (e.g. global_avgpool + linear), "
             "or use a dataset with per-pixel labels",
         )
-    elif cfg.loss == "mse" and splits.num_classes is not None:
+    elif cfg.loss != "cross_entropy" and splits.num_classes is not None:
         refuse(
-            f"loss mse needs float targets, but dataset {cfg.data.name!r} gives class labels",
+            f"loss {cfg.loss} needs float targets, but dataset {cfg.data.name!r} gives class labels",
             ("train", "loss"),
-            "use loss: cross_entropy for classes, or give float targets",
+            "use loss: cross_entropy for classes, or give float targets (0/1 for bce_with_logits)",
         )
     elif cfg.loss != "cross_entropy" and _numel(label) != _numel(out):
         refuse(
@@ -161,6 +161,11 @@ def check_task(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> None
             refuse(f"metric {name} needs {kind}", ("train", "metrics"), _metric_hint(splits))
     if problems:
         raise SpecError(problems)
+
+
+def chosen_metrics(cfg, splits: Splits) -> list[str]:
+    """The metrics to compute: as configured, else accuracy for classes and mae otherwise."""
+    return cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
 
 
 def _metric_hint(splits: Splits) -> str:
@@ -347,7 +352,30 @@ def fit(
     spec, cfg = prepare(source, overrides)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
     ckpt_path = _resume_checkpoint(spec, run_dir) if resume is not None else None
+    with _torch_state_restored():
+        return _fit(spec, cfg, run_dir, ckpt_path, data_dir)
 
+
+@contextlib.contextmanager
+def _torch_state_restored():
+    """Lightning sets torch's determinism flags for a run and leaves them set: put them back (and
+    the warning filters), so later work in the same process (a notebook, a test) is unaffected."""
+    import torch
+
+    flags = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    with warnings.catch_warnings():
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+
+
+def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> RunResult:
     import pytorch_lightning as pl
 
     from netspec.training.data import SpecDataModule
@@ -358,10 +386,10 @@ def fit(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
-    metric_names = cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
-    check_task(spec, cfg, splits, metric_names)
-    check_monitor(spec, cfg, metric_names)
-    module = SpecModule(spec, cfg, splits.num_classes, metric_names, _total_steps(cfg, splits))
+    names = chosen_metrics(cfg, splits)
+    check_task(spec, cfg, splits, names)
+    check_monitor(spec, cfg, names)
+    module = SpecModule(spec, cfg, splits.num_classes, names, _total_steps(cfg, splits))
     if ckpt_path is not None:
         from netspec.training.checkpoint import check_fits, read_checkpoint
 
@@ -374,7 +402,7 @@ def fit(
         from netspec.training.history import read_history
 
         history = read_history(run_dir / "metrics.csv")
-    trainer, checkpoint = _trainer(spec, cfg, run_dir, metric_names, history)
+    trainer, checkpoint = _trainer(spec, cfg, run_dir, names, history)
     if trainer.is_global_zero:
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type)
         _make_run_dir(spec, run_dir)
@@ -568,8 +596,7 @@ def _module_from_checkpoint(spec: Spec, cfg, checkpoint: str | Path, splits: Spl
     from netspec.training.module import SpecModule
 
     state = read_checkpoint(checkpoint)["state_dict"]
-    metric_names = cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
-    module = SpecModule(spec, cfg, splits.num_classes, metric_names)
+    module = SpecModule(spec, cfg, splits.num_classes, chosen_metrics(cfg, splits))
     check_fits(state, module.state_dict(), checkpoint, spec.source)
     module.load_state_dict(state)
     return module
@@ -579,16 +606,21 @@ def evaluate(
     source: Any, checkpoint: str | Path, *, overrides: Sequence[str] = (), data_dir: str | Path | None = None
 ) -> dict[str, float]:
     """Metrics of a checkpoint on the test split (the validation split when there is none)."""
+    spec, cfg = prepare(source, overrides)
+    with _torch_state_restored():
+        return _evaluate(spec, cfg, checkpoint, data_dir)
+
+
+def _evaluate(spec: Spec, cfg, checkpoint: str | Path, data_dir) -> dict[str, float]:
     import pytorch_lightning as pl
 
     from netspec.training.data import SpecDataModule
 
     _quiet_lightning()
-    spec, cfg = prepare(source, overrides)
     check_machine(spec, cfg)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
-    check_task(spec, cfg, splits, cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"]))
+    check_task(spec, cfg, splits, chosen_metrics(cfg, splits))
     module = _module_from_checkpoint(spec, cfg, checkpoint, splits)
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
