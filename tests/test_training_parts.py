@@ -130,3 +130,17 @@ def test_the_determinism_table_names_each_layer_without_a_deterministic_kernel()
     assert nondeterministic_layers(spec, "cpu", "mse") == [
         "layer 3 'unpool' (unpool): max unpooling (MaxUnpool) scatters into its output"
     ]
+
+
+def test_metrics_history_reads_complete_rows_and_merges_a_replay(tmp_path):
+    from netspec.training.history import merge, read_history
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,loss\n0,9,2.5\n0,19,2.25\n1,29,2.")  # killed while writing step 29
+    history = read_history(path)
+    assert history == [{"epoch": "0", "step": 9, "loss": "2.5"}, {"epoch": "0", "step": 19, "loss": "2.25"}]
+    replayed = [{"epoch": 0, "step": 19, "loss": 2.25}, {"epoch": 1, "step": 29, "loss": 2.0}]
+    assert merge(history, replayed) == [history[0], *replayed]
+    path.write_text("step,x\n" + "1," + "a" * 200_000 + "\n")  # beyond csv's field limit
+    assert read_history(path) == []
+    assert read_history(tmp_path / "missing.csv") == []

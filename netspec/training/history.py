@@ -29,12 +29,16 @@ def read_history(path: Path) -> list[Row]:
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # killed while writing a row
     rows = []
-    for row in csv.DictReader(text.splitlines()):
-        try:
-            step = int(row.get("step") or "")
-        except ValueError:
-            continue
-        rows.append({**{k: v for k, v in row.items() if k and v not in (None, "")}, "step": step})
+    try:
+        for row in csv.DictReader(text.splitlines()):
+            try:
+                step = int(row.get("step") or "")
+            except (TypeError, ValueError):
+                continue
+            cells = {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str) and v}
+            rows.append({**cells, "step": step})
+    except csv.Error:  # not a CSV file (or a field beyond csv's limit): nothing to keep
+        return []
     return rows
 
 
