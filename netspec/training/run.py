@@ -154,24 +154,32 @@ def check_task(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> None
             ("train", "loss"),
             f"make '{last.name}' output {describe(label)}",
         )
-    for name in metric_names:
-        needs_classes = name.endswith("accuracy")
-        if needs_classes != (splits.num_classes is not None and cfg.loss == "cross_entropy"):
-            kind = "class labels and loss cross_entropy" if needs_classes else "float targets"
-            refuse(f"metric {name} needs {kind}", ("train", "metrics"), _metric_hint(splits))
+    problems += _metric_problems(spec, cfg, splits, metric_names)
     if problems:
         raise SpecError(problems)
+
+
+def _metric_problems(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> list[Problem]:
+    """Accuracies need class scores (cross_entropy on classes); mae/mse need float targets."""
+    classes = splits.num_classes is not None and cfg.loss == "cross_entropy"
+    hint = "use accuracy/top3_accuracy/top5_accuracy for classes, mae/mse for regression" + (
+        " (this dataset has classes)" if splits.num_classes is not None else " (this dataset is regression)"
+    )
+    return [
+        spec.document.problem(
+            f"metric {name} needs "
+            + ("class labels and loss cross_entropy" if name.endswith("accuracy") else "float targets"),
+            ("train", "metrics"),
+            hint=hint,
+        )
+        for name in metric_names
+        if name.endswith("accuracy") != classes
+    ]
 
 
 def chosen_metrics(cfg, splits: Splits) -> list[str]:
     """The metrics to compute: as configured, else accuracy for classes and mae otherwise."""
     return cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
-
-
-def _metric_hint(splits: Splits) -> str:
-    return "use accuracy/top3_accuracy/top5_accuracy for classes, mae/mse for regression" + (
-        " (this dataset has classes)" if splits.num_classes is not None else " (this dataset is regression)"
-    )
 
 
 def _label_shape(splits: Splits) -> tuple[int, ...]:
