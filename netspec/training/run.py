@@ -140,7 +140,7 @@ def check_task(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> None
             f"[classes{''.join(', ' + str(s) for s in label)}], but {where}",
             ("train", "loss"),
             "end the network with a layer giving one score per class (e.g. global_avgpool + linear), "
-            "or use a dataset with per-pixel labels",
+            f"or train it on float targets of shape {describe(out)} with loss: mse",
         )
     elif cfg.loss != "cross_entropy" and splits.num_classes is not None:
         refuse(
