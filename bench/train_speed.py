@@ -54,8 +54,8 @@ defaults): otherwise, at random from one process to the next, the few MiB of act
 allocates go back to the kernel after every step and are faulted in again, which costs 1–3 ms per
 step on either side and swamps the difference measured here; the report gives the page faults.
 
-netspec's default ``train.deterministic=true`` makes Lightning turn on
-``torch.use_deterministic_algorithms`` (deterministic kernels, NaN-filled ``torch.empty``) and
+netspec's default ``train.deterministic=warn`` makes Lightning turn on
+``torch.use_deterministic_algorithms`` (warn_only) (deterministic kernels, NaN-filled ``torch.empty``) and
 turn off cudnn.benchmark. The plain loop gets the same flags, so its ratio is the framework's
 cost alone; a second plain loop, interleaved the same way, runs under torch's default flags as a
 user's own loop would, and its line shows what the flags cost on top.
@@ -146,12 +146,12 @@ def overrides(args, run_dir: str | None = None) -> list[str]:
     return out
 
 
-def set_flags(deterministic: bool) -> None:
+def set_flags(deterministic: bool | str) -> None:
     """The global flags Lightning sets for ``deterministic`` (they stay set after ``fit``)."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(deterministic)
+    torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
 
 
 def load_setup(args) -> Setup:
@@ -251,12 +251,13 @@ def _evaluate(model, x, y, setup: Setup) -> tuple[float, float]:
 def torch_defaults():
     """torch's default flags instead of the deterministic ones Lightning sets for netspec."""
     deterministic, benchmark = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(False)
     torch.backends.cudnn.benchmark = False
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.backends.cudnn.benchmark = benchmark
 
 

@@ -233,6 +233,8 @@ def _train(args: argparse.Namespace) -> int:
     from netspec.training.run import fit
 
     result = fit(args.spec, overrides=args.overrides, resume=args.resume, data_dir=args.data_dir)
+    if result.rank != 0:  # DDP: the other ranks ran the same command; rank 0 reports
+        return EXIT_OK
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"done: {result.epochs} epochs, {result.steps} steps; {shown}")
     print(f"best checkpoint: {result.best_checkpoint}\nrun directory: {result.run_dir}")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from netspec.params import NonNegativeInt, PositiveInt
 from netspec.registry import LayerType
 
 FORMAT_VERSION = 1
 COMMON_KEYS = ("type", "name", "from")
+# A network name is the default run directory's name (runs/<name>-<time>/): letters, digits, '_',
+# '-' and '.', starting with a letter, so it is one path component that cannot climb out of runs/.
+NETWORK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 
 
 Shape = Annotated[list[PositiveInt], Field(min_length=1)]  # an empty shape is no tensor's
@@ -73,6 +78,20 @@ class NetworkSpec(BaseModel):
     )
     variant: str | None = Field(None, description="The variant of `variants:` to build.")
     train: dict | None = Field(None, description="How `netspec train` trains the network.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        """The name becomes a path component of the run directory: never '/', '..' or absolute."""
+        if not NETWORK_NAME_RE.match(value):
+            raise PydanticCustomError(
+                "netspec_network_name",
+                "network names start with a letter and hold only letters, digits, '_', '-' and '.' "
+                "(at most 100 characters; no '/', '\\' or '..': the name names the run directory); "
+                "got {value}",
+                {"value": repr(value)},
+            )
+        return value
 
 
 def layer_model(record: LayerType) -> type[BaseModel]:

@@ -323,6 +323,18 @@ def test_arrays_pt_is_loaded_with_weights_only(load, tmp_path):
         load("arrays", (1,), path=str(tmp_path / "one.pt"))
 
 
+@pytest.mark.parametrize(
+    ("what", "bad"), [("inputs", float("nan")), ("inputs", float("inf")), ("labels", float("nan"))]
+)
+def test_arrays_with_nan_or_inf_are_refused_naming_the_file(load, tmp_path, what, bad):
+    x, y = sample_arrays()
+    y = y.astype(np.float32)  # float targets: regression, where a NaN label trains silently too
+    (x if what == "inputs" else y)[3] = bad
+    np.savez(tmp_path / "nan.npz", x=x, y=y)
+    with pytest.raises(DataError, match=rf"the {what} in .*nan\.npz hold .* NaN/inf value.*sample 3"):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "nan.npz"))
+
+
 def test_arrays_test_path_test_fraction_and_num_classes(load, tmp_path, registry):
     x, y = sample_arrays(classes=3)
     np.savez(tmp_path / "train.npz", x=x, y=y)

@@ -279,3 +279,32 @@ def test_generated_code_calls_layers_directly(case):
     others = {n.op for n in model.graph.nodes} - {"call_module", "placeholder", "output"}
     assert others <= {"call_function"}
     assert all(n.target.__name__ == "getitem" for n in model.graph.nodes if n.op == "call_function")
+
+
+LENET = str(SPEC_DIR / "lenet.yaml")
+
+
+@pytest.mark.parametrize("package", ["onnx", "onnxscript"])
+def test_export_without_the_onnx_packages_says_how_to_install_them(monkeypatch, tmp_path, capsys, package):
+    import sys
+
+    from netspec.cli import main
+
+    monkeypatch.setitem(sys.modules, package, None)  # what `import` sees when it is not installed
+    assert main(["export", LENET, "--onnx", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"ONNX export needs the packages {package}, which are not installed" in err
+    assert "pip install 'netspec[onnx]'" in err and "Traceback" not in err
+
+
+def test_export_creates_missing_directories_and_refuses_a_directory(tmp_path, capsys):
+    from netspec.cli import main
+
+    target = tmp_path / "new" / "deeper" / "m.onnx"
+    assert main(["export", LENET, "--onnx", str(target)]) == 0
+    assert target.is_file()
+    assert main(["export", LENET, "--onnx", str(tmp_path)]) == 2
+    assert "is a directory; give a file name like model.onnx" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["export", LENET, "--onnx", str(tmp_path / "file" / "m.onnx")]) == 2
+    assert "cannot create the directory of" in capsys.readouterr().err

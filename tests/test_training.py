@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -55,7 +56,7 @@ def test_lenet_learns_the_offline_digits(tmp_path):
     session = onnxruntime.InferenceSession(str(onnx_path))
     x = torch.randn(5, 1, 28, 28)
     model = netspec.build(LENET).eval()
-    state = torch.load(result.best_checkpoint, weights_only=False)["state_dict"]
+    state = torch.load(result.best_checkpoint, weights_only=True)["state_dict"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     torch.testing.assert_close(torch.from_numpy(got), model(x).detach(), rtol=1e-4, atol=1e-5)
@@ -85,17 +86,28 @@ def test_resume_after_sigkill_ends_exactly_where_an_uninterrupted_run_ends(tmp_p
     last = run_b / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if last.exists() and torch.load(last, weights_only=False)["global_step"] >= 30:
+        if last.exists() and torch.load(last, weights_only=True)["global_step"] >= 30:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed; make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = torch.load(last, weights_only=False)["global_step"]
+    killed_at = torch.load(last, weights_only=True)["global_step"]
     assert 0 < killed_at < 63  # mid-run (21 steps per epoch)
     resumed = run_cli("train", LENET, *args, "--resume", str(run_b), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert _metrics(resumed.stdout) == _metrics(straight.stdout)
+    # nothing is lost: metrics.csv holds the whole history, the killed part's rows included, and
+    # the epoch train metrics of the epoch the kill interrupted equal the uninterrupted run's
+    assert _rows(run_b / "metrics.csv") == _rows(tmp_path / "a" / "metrics.csv")
+    assert (run_b / "curves.png").is_file()
+
+
+def _rows(path: Path) -> list[dict]:
+    """metrics.csv rows without empty cells, sorted by step and columns (the order within a step varies)."""
+    with path.open() as file:
+        rows = [{k: v for k, v in row.items() if v} for row in csv.DictReader(file)]
+    return sorted(rows, key=lambda row: (int(row["step"]), sorted(row)))
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path):
@@ -117,13 +129,13 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
         "--set",
         "train.max_epochs=1",
         *QUIET,
-        "--set",
-        f"train.run_dir={tmp_path / 'ddp'}",
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "done: 1 epochs" in out.stdout
-    assert (tmp_path / "ddp" / "checkpoints" / "last.ckpt").is_file()
+    assert out.stdout.count("done: 1 epochs") == 1, out.stdout  # rank 1 does not report
+    (run,) = (tmp_path / "runs").iterdir()  # rank 1 made no run directory of its own
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert run.name.startswith("lenet5-")
 
 
 @pytest.mark.parametrize(
@@ -141,6 +153,46 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
             "the dataset gives samples of shape [1, 8, 8] but the network's input is [1, 28, 28]",
         ),
         (["--set", "input=[2, 28, 28]"], "digits"),
+        # values that trained to NaN, overflowed or failed inside Lightning (exit 1) before
+        (
+            ["--set", "train.optimizer.lr=1e308"],
+            "train.optimizer.lr: Input should be less than or equal to 1000",
+        ),
+        (["--set", "train.optimizer.lr=.inf"], "train.optimizer.lr: Input should be a finite number"),
+        (
+            ["--set", "train.optimizer.weight_decay=.inf"],
+            "train.optimizer.weight_decay: Input should be a finite",
+        ),
+        (["--set", "train.scheduler.gamma=.inf"], "train.scheduler.gamma: Input should be a finite number"),
+        (["--set", "train.seed=4294967296"], "train.seed: Input should be less than or equal to 4294967295"),
+        (["--set", "train.accelerator=tpu9000"], "train.accelerator: Input should be 'auto', 'cpu', 'gpu'"),
+        (["--set", "train.strategy=nope"], "strategy 'nope' is not a Lightning strategy"),
+        (
+            ["--set", "train.optimizer.betas=[1.0, 0.9]"],
+            "train.optimizer.betas.0: Input should be less than 1",
+        ),
+        (
+            ["--set", "train.accumulate_grad_batches=1e20"],
+            "train.accumulate_grad_batches: Input should be a valid",
+        ),
+        (
+            ["--set", f"train.accumulate_grad_batches={10**20}"],
+            "train.accumulate_grad_batches: Input should be less",
+        ),
+        (["--set", "train.max_epochs=null"], "lenet.yaml:20:3: train: give max_epochs or max_steps"),
+        (
+            ["--set", "train.early_stopping={monitor: val_accuracy}"],
+            "early_stopping.monitor 'val_accuracy' is not a logged metric",
+        ),
+        (
+            ["--set", "train.loss=mse"],
+            "loss mse needs float targets, but dataset 'digits' gives class labels",
+        ),
+        (["--set", "train.metrics=[mae]"], "metric mae needs float targets"),
+        (
+            ["--set", "train.devices=[0, 1]", "--set", "train.accelerator=cpu"],
+            "lenet.yaml:20:3: Lightning refuses this training setup: `devices` selected with",
+        ),
     ],
 )
 def test_bad_training_configs_exit_2_with_a_message(args, message, capsys, tmp_path, monkeypatch):
@@ -149,3 +201,123 @@ def test_bad_training_configs_exit_2_with_a_message(args, message, capsys, tmp_p
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_accelerator_gpu_without_one_is_a_located_error(capsys):
+    assert main(["train", LENET, *QUIET, "--set", "train.accelerator=gpu"]) == 2
+    assert "accelerator 'gpu': none is available on this machine" in capsys.readouterr().err
+
+
+def test_a_dense_output_with_per_sample_classes_names_output_and_loss(capsys):
+    code = main(
+        [
+            "train",
+            str(REPO / "specs/unet.yaml"),
+            *QUIET,
+            "--set",
+            "train.data={name: synthetic, num_classes: 2}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "unet.yaml:" in err
+    assert (
+        "loss cross_entropy on labels of shape [] needs an output of shape [classes], "
+        "but 'logits' outputs [2, 60, 60]" in err
+    )
+
+
+def _arrays(path: Path, x: torch.Tensor, y: torch.Tensor) -> str:
+    torch.save({"x": x, "y": y}, path)
+    return f"train.data={{name: arrays, path: {path}, batch_size: 8}}"
+
+
+def test_float_targets_with_cross_entropy_is_a_located_error(tmp_path, capsys):
+    data = _arrays(tmp_path / "d.pt", torch.randn(20, 1, 28, 28), torch.randn(20, 10))
+    assert main(["train", LENET, *QUIET, "--set", data]) == 2
+    assert (
+        "loss cross_entropy needs class labels, but dataset 'arrays' gives float targets"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_loss_that_becomes_infinite_stops_the_run_naming_the_step(tmp_path, capsys):
+    data = _arrays(
+        tmp_path / "d.pt", torch.randn(20, 1, 28, 28), torch.full((20, 10), 1e30)
+    )  # finite, squares to inf
+    run = tmp_path / "run"
+    code = main(
+        ["train", LENET, *QUIET, "--set", data, "--set", "train.loss=mse", "--set", f"train.run_dir={run}"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "the training loss became NaN or infinite at step 0 (epoch 0); the run stopped" in err
+    assert "Traceback" not in err
+    assert not (run / "checkpoints" / "last.ckpt").exists()  # no checkpoint of NaN weights
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/x", "a/b", "..", "a\\b", ".hidden"])
+def test_network_names_cannot_leave_the_runs_directory(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", LENET, *QUIET, "--set", f"name={name}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--set name={name}: name: network names start with a letter" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_in_the_file_that_climbs_out_is_located(write_spec, capsys):
+    spec = write_spec((REPO / "specs/lenet.yaml").read_text().replace("name: lenet5", "name: ../../x"))
+    assert main(["train", str(spec), *QUIET]) == 2
+    assert f"{spec}:4:7: name: network names start with a letter" in capsys.readouterr().err
+
+
+def test_run_dir_parents_are_created_and_an_unwritable_one_is_exit_2(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    code = main(["train", LENET, *QUIET, "--set", f"train.run_dir={tmp_path / 'file' / 'run'}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"cannot create the run directory {tmp_path / 'file' / 'run'}" in err and "Traceback" not in err
+
+
+def test_segnet_trains_with_the_default_determinism_and_names_the_unpooling(tmp_path, capsys):
+    """Max unpooling has no deterministic kernel (on CPU too): the default runs it and says so."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    data = _arrays(tmp_path / "d.pt", torch.randn(16, 3, 45, 60), torch.randn(16, 5, 45, 60))
+    code = main(
+        [
+            "train",
+            str(REPO / "specs/segnet.yaml"),
+            *QUIET,
+            "--set",
+            data,
+            "--set",
+            "train.loss=mse",
+            "--set",
+            "train.max_epochs=1",
+            "--set",
+            f"train.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+            "--set",
+            f"train.run_dir={tmp_path / 'run'}",
+        ]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert f"no deterministic kernel on {device} for" in out.err
+    assert "'unpool2' (unpool): max unpooling" in out.err
+    assert "done: 1 epochs, 2 steps" in out.out
+    # Lightning's global flags are put back: later work in this process is not made deterministic
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_deterministic_true_with_unpooling_is_refused_before_the_start(tmp_path, capsys):
+    data = _arrays(tmp_path / "d.pt", torch.randn(16, 3, 45, 60), torch.randn(16, 5, 45, 60))
+    run = tmp_path / "run"
+    args = ["--set", data, "--set", "train.loss=mse", "--set", f"train.run_dir={run}"]
+    code = main(
+        ["train", str(REPO / "specs/segnet.yaml"), *QUIET, *args, "--set", "train.deterministic=true"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "deterministic: true, but these have no deterministic kernel on" in err
+    assert "hint: use deterministic: warn" in err and not run.exists()

@@ -93,3 +93,54 @@ def test_early_stopping_stops_a_run(tmp_path):
         ],
     )
     assert result.epochs < 30
+
+
+def test_the_determinism_table_names_each_layer_without_a_deterministic_kernel():
+    import netspec
+    from netspec.training.determinism import nondeterministic_layers
+
+    spec = netspec.load(
+        {
+            "input": [2, 8, 8, 8],
+            "layers": [
+                {
+                    "type": "conv",
+                    "name": "refl",
+                    "out_channels": 2,
+                    "kernel_size": 3,
+                    "padding": 1,
+                    "padding_mode": "reflect",
+                },
+                {"type": "conv", "name": "zeros", "out_channels": 2, "kernel_size": 3, "padding": 1},
+                {"type": "maxpool", "name": "pool", "kernel_size": 2},
+                {"type": "unpool", "name": "unpool", "indices": "pool"},
+                {"type": "avgpool", "name": "avg3d", "kernel_size": 2},
+                {"type": "upsample", "name": "up", "scale_factor": 2, "mode": "trilinear"},
+                {"type": "adaptive_avgpool", "name": "adapt2", "output_size": 2},
+                {"type": "adaptive_maxpool", "name": "adapt1", "output_size": 1},
+                {"type": "upsample", "name": "near", "scale_factor": 2},
+            ],
+        }
+    )
+    cuda = "\n".join(nondeterministic_layers(spec, "cuda", "mse"))
+    for name in ("refl", "unpool", "avg3d", "up", "adapt2"):
+        assert f"'{name}'" in cuda, name
+    for name in ("zeros", "pool", "adapt1", "near"):
+        assert f"'{name}'" not in cuda, name
+    assert nondeterministic_layers(spec, "cpu", "mse") == [
+        "layer 3 'unpool' (unpool): max unpooling (MaxUnpool) scatters into its output"
+    ]
+
+
+def test_metrics_history_reads_complete_rows_and_merges_a_replay(tmp_path):
+    from netspec.training.history import merge, read_history
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,loss\n0,9,2.5\n0,19,2.25\n1,29,2.")  # killed while writing step 29
+    history = read_history(path)
+    assert history == [{"epoch": "0", "step": 9, "loss": "2.5"}, {"epoch": "0", "step": 19, "loss": "2.25"}]
+    replayed = [{"epoch": 0, "step": 19, "loss": 2.25}, {"epoch": 1, "step": 29, "loss": 2.0}]
+    assert merge(history, replayed) == [history[0], *replayed]
+    path.write_text("step,x\n" + "1," + "a" * 200_000 + "\n")  # beyond csv's field limit
+    assert read_history(path) == []
+    assert read_history(tmp_path / "missing.csv") == []

@@ -136,6 +136,21 @@ def check_inputs(x, y, path: Path, input_shape: tuple[int, ...]) -> None:
         )
 
 
+def check_finite(values, path: Path, what: str) -> None:
+    """NaN or inf in the data would train to NaN weights without a word: refuse them here."""
+    import torch
+
+    if not values.dtype.is_floating_point:
+        return
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        first = int(bad.reshape(len(values), -1).any(dim=1).nonzero()[0, 0]) if values.dim() else 0
+        raise DataError(
+            f"dataset 'arrays': the {what} in {path} hold {int(bad.sum())} NaN/inf value(s), the "
+            f"first in sample {first}; remove or replace them"
+        )
+
+
 def _prod(shape) -> int:
     out = 1
     for s in shape:
@@ -192,6 +207,8 @@ def load_arrays(p: ArraysParams, ctx: DataContext) -> Splits:
     pairs = [read_pair(path) for path in paths]
     for (x, y), path in zip(pairs, paths, strict=True):
         check_inputs(x, y, path, tuple(ctx.input_shape))
+        check_finite(x, path, "inputs")
+        check_finite(y, path, "labels")
         if len(x) == 0:
             raise DataError(f"dataset 'arrays': {path} holds no samples")
     ys, num_classes = labels_task([y for _, y in pairs], paths, p.num_classes)

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeFloat,
-    PositiveFloat,
-    create_model,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, model_validator
 
 from netspec.data import DatasetType
 from netspec.params import NonNegativeInt, PositiveInt, StrictBool
@@ -20,17 +12,30 @@ from netspec.params import NonNegativeInt, PositiveInt, StrictBool
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 DEFAULT_DATASET = "digits"  # ships with the install: training works offline
 
+# Ranges: finite always (inf/nan train to NaN), and bounded where a larger value is a typo or an
+# overflow waiting to happen (an lr of 1e308 overflows Adam's update; counts beyond these sizes
+# overflow C integers inside Lightning or torch).
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+LearningRate = Annotated[float, Field(gt=0.0, le=1e3, allow_inf_nan=False)]
+Coefficient = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]  # weight decay
+Decay = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]  # momentum, Adam's betas
+Finite = Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+Count = Annotated[StrictInt, Field(gt=0, le=MAX_COUNT)]
+# Lightning's accelerator names (checked against what is available on this machine at run start)
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
+
 
 class OptimizerSpec(BaseModel):
     """SGD (momentum, nesterov), Adam or AdamW."""
 
     model_config = _STRICT
     name: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: PositiveFloat = 1e-3
-    weight_decay: NonNegativeFloat = 0.0
-    momentum: NonNegativeFloat = Field(0.0, description="SGD only.")
+    lr: LearningRate = 1e-3
+    weight_decay: Coefficient = 0.0
+    momentum: Decay = Field(0.0, description="SGD only.")
     nesterov: StrictBool = Field(False, description="SGD only; needs momentum > 0.")
-    betas: tuple[float, float] | None = Field(None, description="Adam/AdamW only.")
+    betas: tuple[Decay, Decay] | None = Field(None, description="Adam/AdamW only; each in [0, 1).")
 
     @model_validator(mode="after")
     def _check(self):
@@ -48,28 +53,36 @@ class SchedulerSpec(BaseModel):
 
     model_config = _STRICT
     name: Literal["none", "step", "cosine", "onecycle"] = "none"
-    warmup_steps: NonNegativeInt = 0
-    step_size: PositiveInt = Field(1000, description="step: decay every step_size optimizer steps.")
-    gamma: PositiveFloat = Field(0.1, description="step: decay factor.")
-    min_lr: NonNegativeFloat = Field(0.0, description="cosine: final learning rate.")
-    max_lr: PositiveFloat | None = Field(None, description="onecycle: peak (default: optimizer lr).")
+    warmup_steps: Annotated[NonNegativeInt, Field(le=MAX_COUNT)] = 0
+    step_size: Count = Field(1000, description="step: decay every step_size optimizer steps.")
+    gamma: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = Field(
+        0.1, description="step: decay factor, in (0, 1]."
+    )
+    min_lr: Annotated[float, Field(ge=0.0, le=1e3, allow_inf_nan=False)] = Field(
+        0.0, description="cosine: final learning rate."
+    )
+    max_lr: LearningRate | None = Field(None, description="onecycle: peak (default: optimizer lr).")
 
 
 class EarlyStoppingSpec(BaseModel):
     model_config = _STRICT
-    monitor: str = "val_loss"
-    patience: PositiveInt = 5
+    monitor: str = Field("val_loss", description="A logged metric: val_loss, val_acc, train_loss_epoch, …")
+    patience: Count = 5
     mode: Literal["min", "max"] = "min"
-    min_delta: NonNegativeFloat = 0.0
+    min_delta: Finite = 0.0
 
 
 Metric = Literal["accuracy", "top3_accuracy", "top5_accuracy", "mae", "mse"]
 
 
 class _DataCommon(BaseModel):
-    batch_size: PositiveInt = 64
-    num_workers: NonNegativeInt = Field(0, description="DataLoader workers for datasets not held in memory.")
-    random_crop: NonNegativeInt = Field(0, description="Pad by this many pixels and crop back at random.")
+    batch_size: Count = 64
+    num_workers: Annotated[NonNegativeInt, Field(le=1024)] = Field(
+        0, description="DataLoader workers for datasets not held in memory."
+    )
+    random_crop: Annotated[NonNegativeInt, Field(le=4096)] = Field(
+        0, description="Pad by this many pixels and crop back at random."
+    )
     hflip: StrictBool = Field(False, description="Random horizontal flips.")
 
 
@@ -110,21 +123,41 @@ class TrainBase(BaseModel):
     )
     optimizer: OptimizerSpec = OptimizerSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
-    max_epochs: PositiveInt | None = 10
-    max_steps: PositiveInt | None = None
+    max_epochs: Count | None = Field(10, description="null: train for max_steps instead.")
+    max_steps: Count | None = None
     precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] | Literal[32] = "32"
     compile: StrictBool = False
-    seed: NonNegativeInt = 0
-    deterministic: StrictBool = Field(True, description="Deterministic algorithms (exact resume on CPU).")
-    accelerator: str = "auto"
-    devices: PositiveInt | Literal["auto"] | list[NonNegativeInt] = "auto"
-    strategy: str = "auto"
-    num_nodes: PositiveInt = 1
-    gradient_clip_val: PositiveFloat | None = None
-    accumulate_grad_batches: PositiveInt = 1
+    seed: Annotated[NonNegativeInt, Field(le=MAX_SEED)] = 0
+    deterministic: StrictBool | Literal["warn"] = Field(
+        "warn",
+        description="Deterministic algorithms (exact resume on CPU). warn: layers without a deterministic "
+        "kernel run anyway and are named at the start; true: they are errors.",
+    )
+    accelerator: Accelerator = "auto"
+    devices: (
+        Annotated[PositiveInt, Field(le=4096)]
+        | Literal["auto"]
+        | list[Annotated[NonNegativeInt, Field(le=4096)]]
+    ) = "auto"
+    strategy: str = Field("auto", description="A Lightning strategy name: auto, ddp, ddp_spawn, fsdp, …")
+    num_nodes: Annotated[PositiveInt, Field(le=4096)] = 1
+    gradient_clip_val: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
+    accumulate_grad_batches: Annotated[PositiveInt, Field(le=1_000_000)] = 1
     early_stopping: EarlyStoppingSpec | None = None
     checkpoint_every_n_steps: PositiveInt | None = Field(
         None, description="Also checkpoint every N steps (last.ckpt), so a killed run resumes mid-epoch."
     )
-    run_dir: str | None = Field(None, description="Default: runs/<name>-<timestamp>.")
+    run_dir: str | None = Field(None, min_length=1, description="Default: runs/<name>-<timestamp>.")
     progress: Literal["rich", "tqdm", "none"] = "rich"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.max_epochs is None and self.max_steps is None:
+            raise ValueError("give max_epochs or max_steps: without either the run would never end")
+        if self.scheduler.min_lr > self.optimizer.lr:
+            raise ValueError(
+                f"scheduler.min_lr {self.scheduler.min_lr} is above optimizer.lr {self.optimizer.lr}"
+            )
+        if self.run_dir is not None and "\0" in self.run_dir:
+            raise ValueError("run_dir contains a NUL character")
+        return self

@@ -9,9 +9,14 @@ import torch
 import torchmetrics
 from torch import nn
 
+from netspec.errors import NetspecError
 from netspec.spec import Spec
 
 LOG_EVERY = 10  # optimizer steps between per-step loss points in metrics.csv and the progress bar
+
+
+class NonFiniteLoss(NetspecError):
+    """The training loss became NaN or infinite; the run stops (``fit`` makes it a located error)."""
 
 
 def build_metrics(names: list[str], num_classes: int | None) -> nn.ModuleDict:
@@ -38,6 +43,7 @@ class SpecModule(pl.LightningModule):
     ):
         super().__init__()
         self._loss_sum, self._seen = 0.0, 0  # this epoch's training loss, summed on the device
+        self._first_bad: torch.Tensor | None = None  # step of the first non-finite loss (-1: none)
         self.total_steps = total_steps  # for schedules (not trainer.estimated_stepping_batches: asking
         # for it sets up the dataloaders before a checkpoint is restored, which breaks mid-epoch resume)
         self.cfg = cfg
@@ -76,7 +82,9 @@ class SpecModule(pl.LightningModule):
             # once per epoch; a per-step point only every LOG_EVERY steps (bench/train_speed.py).
             self._loss_sum += loss.detach() * len(x)
             self._seen += len(x)
-            if self.global_step % LOG_EVERY == 0:
+            self._note_nonfinite(loss.detach())
+            if (self.global_step + 1) % LOG_EVERY == 0:  # the step Lightning writes the row
+                self._stop_if_nonfinite()
                 self.log("train_loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
         else:
             self.log(
@@ -91,10 +99,27 @@ class SpecModule(pl.LightningModule):
                 self.log(f"{stage}_{name}", metric, prog_bar=stage == "val", on_epoch=True)
         return loss
 
+    def _note_nonfinite(self, loss: torch.Tensor) -> None:
+        """Remember the first step whose loss is not finite, on the device (no sync per step)."""
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.int64, device=loss.device)
+        bad = ~torch.isfinite(loss) & (self._first_bad < 0)
+        self._first_bad = torch.where(bad, self.global_step, self._first_bad)
+
+    def _stop_if_nonfinite(self) -> None:
+        """Checked every LOG_EVERY steps, at epoch end and before a checkpoint is written."""
+        if self._first_bad is not None and int(self._first_bad) >= 0:
+            step = int(self._first_bad)
+            raise NonFiniteLoss(
+                f"the training loss became NaN or infinite at step {step} (epoch {self.current_epoch}); "
+                "the run stopped"
+            )
+
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._seen = 0.0, 0
 
     def on_train_epoch_end(self) -> None:
+        self._stop_if_nonfinite()
         if self._seen:
             self.log("train_loss_epoch", self._loss_sum / self._seen, sync_dist=True)
         for name, metric in self.metrics["train_metrics"].items():
@@ -128,14 +153,25 @@ class SpecModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._stop_if_nonfinite()  # never overwrite last.ckpt with NaN weights
         # dropout and friends draw from the global generator: save it for an exact resume
         checkpoint["netspec_rng"] = {"cpu": torch.get_rng_state()}
         checkpoint["netspec_epoch_loss"] = (float(self._loss_sum), self._seen)  # a resume mid-epoch keeps it
+        # this epoch's train metrics so far (torchmetrics keeps them out of state_dict)
+        checkpoint["netspec_train_metrics"] = {
+            name: {"state": dict(metric.metric_state), "updates": metric._update_count}
+            for name, metric in self.metrics["train_metrics"].items()
+        }
         if torch.cuda.is_available():
             checkpoint["netspec_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._loss_sum, self._seen = checkpoint.get("netspec_epoch_loss", (0.0, 0))
+        for name, saved in checkpoint.get("netspec_train_metrics", {}).items():
+            metric = self.metrics["train_metrics"][name]
+            for key, value in saved["state"].items():
+                setattr(metric, key, value.to(self.device) if isinstance(value, torch.Tensor) else value)
+            metric._update_count, metric._computed = saved["updates"], None
         state = checkpoint.get("netspec_rng")
         if state:
             torch.set_rng_state(state["cpu"])

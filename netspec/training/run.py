@@ -7,7 +7,11 @@ trained) and ``curves.png``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import difflib
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +22,7 @@ import yaml
 
 import netspec
 from netspec.data import DataError, Splits
-from netspec.errors import NetspecError, Problem, SpecError
+from netspec.errors import Problem, SpecError
 from netspec.shapes import describe
 from netspec.spec import Spec
 
@@ -33,6 +37,11 @@ class RunResult:
     last_checkpoint: Path | None = None
     epochs: int = 0
     steps: int = 0
+    rank: int = 0  # under DDP every rank returns; only rank 0 wrote the run directory
+
+
+RUNS_ROOT = Path("runs")  # default run directories: runs/<name>-<time>/
+RUN_DIR_ENV = "_NETSPEC_RUN_DIR"  # rank 0's run directory, for the DDP ranks it starts
 
 
 def prepare(source: Any, overrides: Sequence[str] = ()) -> tuple[Spec, Any]:
@@ -108,11 +117,185 @@ def check_data(spec: Spec, splits: Splits) -> None:
         raise SpecError(problems)
 
 
+def check_task(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> None:
+    """Loss, metrics and labels must fit each other and the output, before anything trains."""
+    out = tuple(spec.output_shapes()[0])
+    label = _label_shape(splits)
+    last = spec.layer(spec.outputs[0])
+    where = f"'{last.name}' outputs {describe(out)}"
+    problems = []
+
+    def refuse(message: str, path: tuple, hint: str) -> None:
+        problems.append(spec.document.problem(message, path, hint=hint))
+
+    if cfg.loss == "cross_entropy" and splits.num_classes is None:
+        refuse(
+            f"loss cross_entropy needs class labels, but dataset {cfg.data.name!r} gives float targets",
+            ("train", "loss"),
+            "use loss: mse for regression, or give integer class labels",
+        )
+    elif cfg.loss == "cross_entropy" and out[1:] != label:
+        refuse(
+            f"loss cross_entropy on labels of shape {describe(label)} needs an output of shape "
+            f"[classes{''.join(', ' + str(s) for s in label)}], but {where}",
+            ("train", "loss"),
+            "end the network with a layer giving one score per class (e.g. global_avgpool + linear), "
+            f"or train it on float targets of shape {describe(out)} with loss: mse",
+        )
+    elif cfg.loss != "cross_entropy" and splits.num_classes is not None:
+        refuse(
+            f"loss {cfg.loss} needs float targets, but dataset {cfg.data.name!r} gives class labels",
+            ("train", "loss"),
+            "use loss: cross_entropy for classes, or give float targets (0/1 for bce_with_logits)",
+        )
+    elif cfg.loss != "cross_entropy" and _numel(label) != _numel(out):
+        refuse(
+            f"loss {cfg.loss} compares the output with targets of shape {describe(label)}, but {where}",
+            ("train", "loss"),
+            f"make '{last.name}' output {describe(label)}",
+        )
+    problems += _metric_problems(spec, cfg, splits, metric_names)
+    if problems:
+        raise SpecError(problems)
+
+
+def _metric_problems(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> list[Problem]:
+    """Accuracies need class scores (cross_entropy on classes); mae/mse need float targets."""
+    classes = splits.num_classes is not None and cfg.loss == "cross_entropy"
+    hint = "use accuracy/top3_accuracy/top5_accuracy for classes, mae/mse for regression" + (
+        " (this dataset has classes)" if splits.num_classes is not None else " (this dataset is regression)"
+    )
+    return [
+        spec.document.problem(
+            f"metric {name} needs "
+            + ("class labels and loss cross_entropy" if name.endswith("accuracy") else "float targets"),
+            ("train", "metrics"),
+            hint=hint,
+        )
+        for name in metric_names
+        if name.endswith("accuracy") != classes
+    ]
+
+
+def chosen_metrics(cfg, splits: Splits) -> list[str]:
+    """The metrics to compute: as configured, else accuracy for classes and mae otherwise."""
+    return cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
+
+
+def _label_shape(splits: Splits) -> tuple[int, ...]:
+    import torch
+
+    return tuple(torch.as_tensor(splits.train[0][1]).shape)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def logged_metrics(metric_names: list[str]) -> list[str]:
+    """Every metric a run logs (what early stopping may monitor)."""
+    shorts = [name.replace("accuracy", "acc") for name in metric_names]
+    return ["val_loss", "train_loss_epoch", *(f"{stage}_{m}" for stage in ("val", "train") for m in shorts)]
+
+
+def check_monitor(spec: Spec, cfg, metric_names: list[str]) -> None:
+    """Early stopping must watch a metric that is logged (Lightning would fail after an epoch)."""
+    if cfg.early_stopping is None:
+        return
+    logged = logged_metrics(metric_names)
+    if cfg.early_stopping.monitor not in logged:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"early_stopping.monitor {cfg.early_stopping.monitor!r} is not a logged metric",
+                    ("train", "early_stopping", "monitor"),
+                    hint="monitor one of " + ", ".join(logged),
+                )
+            ]
+        )
+
+
+def check_machine(spec: Spec, cfg) -> None:
+    """The accelerator must exist on this machine and the strategy must be one Lightning knows."""
+    from pytorch_lightning.accelerators import CUDAAccelerator, MPSAccelerator, XLAAccelerator
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    available = {
+        "cuda": CUDAAccelerator.is_available(),
+        "mps": MPSAccelerator.is_available(),
+        "tpu": XLAAccelerator.is_available(),
+    }
+    available["gpu"] = available["cuda"] or available["mps"]
+    problems = []
+    if not available.get(cfg.accelerator, True):
+        problems.append(
+            spec.document.problem(
+                f"accelerator {cfg.accelerator!r}: none is available on this machine",
+                ("train", "accelerator"),
+                hint="use accelerator: auto (a GPU when there is one, else the CPU) or cpu",
+            )
+        )
+    strategies = ["auto", *StrategyRegistry.available_strategies()]
+    if cfg.strategy not in strategies:
+        close = difflib.get_close_matches(cfg.strategy, strategies, n=1)
+        problems.append(
+            spec.document.problem(
+                f"strategy {cfg.strategy!r} is not a Lightning strategy",
+                ("train", "strategy"),
+                hint=(f"did you mean {close[0]!r}? " if close else "") + "e.g. auto, ddp, ddp_spawn, fsdp",
+            )
+        )
+    if problems:
+        raise SpecError(problems)
+
+
 def _run_dir(spec: Spec, cfg) -> Path:
+    """``train.run_dir`` as given, else ``runs/<name>-<time>`` (the name is one safe path component).
+
+    Under DDP the other ranks are started by rank 0 with the same command line: they take rank 0's
+    directory from the environment instead of a timestamp of their own.
+    """
     if cfg.run_dir:
         return Path(cfg.run_dir)
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
+        return Path(inherited)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{spec.name}-{stamp}"
+    return RUNS_ROOT / f"{spec.name}-{stamp}"
+
+
+@contextlib.contextmanager
+def _shared_run_dir(run_dir: Path):
+    """Tell the ranks rank 0 starts (they inherit the environment) where the run directory is."""
+    old = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = old
+
+
+def _make_run_dir(spec: Spec, run_dir: Path) -> None:
+    """Create the run directory (parents too) and write the resolved spec; OSError is exit 2."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "spec.yaml").write_text(_resolved_yaml(spec))
+    except OSError as exc:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"cannot create the run directory {run_dir}: {exc.strerror or exc}",
+                    ("train", "run_dir") if spec.model.train.run_dir else ("name",),
+                    hint="choose a writable train.run_dir",
+                )
+            ]
+        ) from None
 
 
 def _resolved_yaml(spec: Spec) -> str:
@@ -134,6 +317,33 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
 
 
+def _resume_checkpoint(spec: Spec, run_dir: Path) -> Path:
+    """``run_dir``'s last.ckpt, which must exist and come from this very spec."""
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt_path.is_file():
+        raise SpecError(
+            [
+                Problem(
+                    f"no checkpoint to resume from: {ckpt_path} does not exist",
+                    str(run_dir),
+                    hint="check the run directory, or start a fresh run without --resume",
+                )
+            ]
+        )
+    saved = run_dir / "spec.yaml"
+    if saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(_resolved_yaml(spec)):
+        raise SpecError(
+            [
+                Problem(
+                    f"the spec differs from the one this run was started with ({saved})",
+                    spec.source,
+                    hint=f"resume with `netspec train {saved} --resume {run_dir}`",
+                )
+            ]
+        )
+    return ckpt_path
+
+
 def fit(
     source: Any,
     *,
@@ -141,75 +351,76 @@ def fit(
     resume: str | Path | None = None,
     data_dir: str | Path | None = None,
 ) -> RunResult:
-    """Train the spec's network as its ``train:`` section says; returns metrics and checkpoints."""
+    """Train the spec's network as its ``train:`` section says; returns metrics and checkpoints.
+
+    Everything the user can get wrong is checked before the first step: the config against
+    Lightning and this machine, the data against the network, a resumed checkpoint against both.
+    Under DDP only rank 0 writes the run directory; ``RunResult.rank`` tells the others apart.
+    """
     spec, cfg = prepare(source, overrides)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
-    ckpt_path = None
-    if resume is not None:
-        ckpt_path = run_dir / "checkpoints" / "last.ckpt"
-        if not ckpt_path.is_file():
-            raise SpecError(
-                [
-                    Problem(
-                        f"no checkpoint to resume from: {ckpt_path} does not exist",
-                        str(run_dir),
-                        hint="check the run directory, or start a fresh run without --resume",
-                    )
-                ]
-            )
-        saved = run_dir / "spec.yaml"
-        if saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(_resolved_yaml(spec)):
-            raise SpecError(
-                [
-                    Problem(
-                        f"the spec differs from the one this run was started with ({saved})",
-                        spec.source,
-                        hint=f"resume with `netspec train {saved} --resume {run_dir}`",
-                    )
-                ]
-            )
+    ckpt_path = _resume_checkpoint(spec, run_dir) if resume is not None else None
+    with _torch_state_restored():
+        return _fit(spec, cfg, run_dir, ckpt_path, data_dir)
 
+
+@contextlib.contextmanager
+def _torch_state_restored():
+    """Lightning sets torch's determinism flags for a run and leaves them set: put them back (and
+    the warning filters), so later work in the same process (a notebook, a test) is unaffected."""
+    import torch
+
+    flags = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    with warnings.catch_warnings():
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+
+
+def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> RunResult:
     import pytorch_lightning as pl
 
     from netspec.training.data import SpecDataModule
-    from netspec.training.module import LOG_EVERY, SpecModule
+    from netspec.training.module import SpecModule
 
     _quiet_lightning()
+    check_machine(spec, cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
-    metric_names = cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
-    module = SpecModule(spec, cfg, splits.num_classes, metric_names, _total_steps(cfg, splits))
+    names = chosen_metrics(cfg, splits)
+    check_task(spec, cfg, splits, names)
+    check_monitor(spec, cfg, names)
+    module = SpecModule(spec, cfg, splits.num_classes, names, _total_steps(cfg, splits))
+    if ckpt_path is not None:
+        from netspec.training.checkpoint import check_fits, read_checkpoint
+
+        check_fits(read_checkpoint(ckpt_path)["state_dict"], module.state_dict(), ckpt_path, spec.source)
     if cfg.compile:
         module.model.compile()  # in place: checkpoints keep plain state_dict keys
     datamodule = SpecDataModule(splits, cfg.data, cfg.seed)
+    history = []
+    if ckpt_path is not None:
+        from netspec.training.history import read_history
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "spec.yaml").write_text(_resolved_yaml(spec))
-    callbacks, checkpoint = _callbacks(cfg, run_dir, metric_names)
-    trainer = pl.Trainer(
-        default_root_dir=run_dir,
-        max_epochs=cfg.max_epochs if cfg.max_steps is None else -1,
-        max_steps=cfg.max_steps or -1,
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        num_nodes=cfg.num_nodes,
-        precision=cfg.precision,
-        gradient_clip_val=cfg.gradient_clip_val,
-        accumulate_grad_batches=cfg.accumulate_grad_batches,
-        deterministic=cfg.deterministic,
-        logger=_loggers(run_dir),
-        callbacks=callbacks,
-        enable_progress_bar=cfg.progress != "none",
-        enable_model_summary=False,
-        log_every_n_steps=LOG_EVERY,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        history = read_history(run_dir / "metrics.csv")
+    trainer, checkpoint = _trainer(spec, cfg, run_dir, names, history)
+    if trainer.is_global_zero:
+        _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type)
+        _make_run_dir(spec, run_dir)
+    with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     validated = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False)
+    tested = trainer.test(
+        module, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False, weights_only=True
+    )
     metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     metrics.update(validated)
     if trainer.is_global_zero:
@@ -218,8 +429,109 @@ def fit(
         plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=spec.name)
     last = run_dir / "checkpoints" / "last.ckpt"
     return RunResult(
-        run_dir, metrics, best, last if last.exists() else None, trainer.current_epoch, trainer.global_step
+        run_dir,
+        metrics,
+        best,
+        last if last.exists() else None,
+        trainer.current_epoch,
+        trainer.global_step,
+        trainer.global_rank,
     )
+
+
+def _trainer(spec: Spec, cfg, run_dir: Path, metric_names: list[str], history: list[dict]):
+    """The Lightning Trainer; a configuration Lightning refuses is a located error, exit 2."""
+    import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from netspec.training.module import LOG_EVERY
+
+    callbacks, checkpoint = _callbacks(cfg, run_dir, metric_names)
+    try:
+        trainer = pl.Trainer(
+            default_root_dir=run_dir,
+            max_epochs=cfg.max_epochs if cfg.max_steps is None else -1,
+            max_steps=cfg.max_steps or -1,
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            strategy=cfg.strategy,
+            num_nodes=cfg.num_nodes,
+            precision=cfg.precision,
+            gradient_clip_val=cfg.gradient_clip_val,
+            accumulate_grad_batches=cfg.accumulate_grad_batches,
+            deterministic=cfg.deterministic,
+            logger=_loggers(run_dir, history),
+            callbacks=callbacks,
+            enable_progress_bar=cfg.progress != "none",
+            enable_model_summary=False,
+            log_every_n_steps=LOG_EVERY,
+            num_sanity_val_steps=0,
+        )
+    except (MisconfigurationException, TypeError, ValueError, RuntimeError) as exc:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"Lightning refuses this training setup: {exc}",
+                    ("train",),
+                    hint="check train.accelerator, devices, strategy, num_nodes and precision",
+                )
+            ]
+        ) from None
+    return trainer, checkpoint
+
+
+def _notice_nondeterminism(spec: Spec, cfg, device: str) -> None:
+    """Name the layers that have no deterministic kernel on this device.
+
+    With ``deterministic: warn`` (the default) they run and are named once; with ``true`` PyTorch
+    would raise at the first such op, mid-run: refuse before the start instead.
+    """
+    if cfg.deterministic is False:
+        return
+    from netspec.training.determinism import nondeterministic_layers
+
+    found = nondeterministic_layers(spec, device, cfg.loss)
+    if not found:
+        return
+    if cfg.deterministic is True:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"deterministic: true, but these have no deterministic kernel on {device}: "
+                    + "; ".join(found),
+                    ("train", "deterministic"),
+                    hint="use deterministic: warn (run them anyway, say so) or false",
+                )
+            ]
+        )
+    # PyTorch would warn on every call of each of these ops: the notice below says it once
+    warnings.filterwarnings("ignore", ".*does not have a deterministic implementation.*")
+    lines = "\n".join(f"  {item}" for item in found)
+    print(
+        f"netspec: note: no deterministic kernel on {device} for (results may differ slightly "
+        f"between runs; `deterministic: true` makes this an error):\n{lines}",
+        file=sys.stderr,
+    )
+
+
+@contextlib.contextmanager
+def _nonfinite_is_a_spec_error(spec: Spec):
+    """A loss that became NaN/inf stops the run: the message names the step, exit 2."""
+    from netspec.training.module import NonFiniteLoss
+
+    try:
+        yield
+    except NonFiniteLoss as exc:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    str(exc),
+                    ("train",),
+                    hint="lower train.optimizer.lr, set train.gradient_clip_val, or check the data for "
+                    "NaN/inf; the checkpoints hold the last finite state",
+                )
+            ]
+        ) from None
 
 
 def _total_steps(cfg, splits: Splits) -> int:
@@ -272,10 +584,10 @@ def _callbacks(cfg, run_dir: Path, metric_names: list[str]):
     return callbacks, checkpoint
 
 
-def _loggers(run_dir: Path) -> list:
-    from pytorch_lightning.loggers import CSVLogger
+def _loggers(run_dir: Path, history: list[dict]) -> list:
+    from netspec.training.history import HistoryCSVLogger
 
-    loggers: list = [CSVLogger(save_dir=run_dir, name="", version="")]
+    loggers: list = [HistoryCSVLogger(run_dir, history)]
     try:
         import tensorboard  # noqa: F401
         from pytorch_lightning.loggers import TensorBoardLogger
@@ -287,28 +599,14 @@ def _loggers(run_dir: Path) -> list:
 
 
 def _module_from_checkpoint(spec: Spec, cfg, checkpoint: str | Path, splits: Splits):
-    import torch
-
+    """A SpecModule with the checkpoint's weights, read weights-only and checked to fit."""
+    from netspec.training.checkpoint import check_fits, read_checkpoint
     from netspec.training.module import SpecModule
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise SpecError(
-            [
-                Problem(
-                    f"checkpoint {path} does not exist",
-                    str(path),
-                    hint="pass a .ckpt from a run's checkpoints/ directory",
-                )
-            ]
-        )
-    metric_names = cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
-    module = SpecModule(spec, cfg, splits.num_classes, metric_names)
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:
-        raise NetspecError(f"checkpoint {path} does not fit this spec's network: {exc}") from None
+    state = read_checkpoint(checkpoint)["state_dict"]
+    module = SpecModule(spec, cfg, splits.num_classes, chosen_metrics(cfg, splits))
+    check_fits(state, module.state_dict(), checkpoint, spec.source)
+    module.load_state_dict(state)
     return module
 
 
@@ -316,14 +614,21 @@ def evaluate(
     source: Any, checkpoint: str | Path, *, overrides: Sequence[str] = (), data_dir: str | Path | None = None
 ) -> dict[str, float]:
     """Metrics of a checkpoint on the test split (the validation split when there is none)."""
+    spec, cfg = prepare(source, overrides)
+    with _torch_state_restored():
+        return _evaluate(spec, cfg, checkpoint, data_dir)
+
+
+def _evaluate(spec: Spec, cfg, checkpoint: str | Path, data_dir) -> dict[str, float]:
     import pytorch_lightning as pl
 
     from netspec.training.data import SpecDataModule
 
     _quiet_lightning()
-    spec, cfg = prepare(source, overrides)
+    check_machine(spec, cfg)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
+    check_task(spec, cfg, splits, chosen_metrics(cfg, splits))
     module = _module_from_checkpoint(spec, cfg, checkpoint, splits)
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
@@ -339,18 +644,24 @@ def evaluate(
 def export_onnx(
     source: Any, checkpoint: str | Path | None, path: str | Path, *, overrides: Sequence[str] = ()
 ) -> Path:
-    """Write the network (with a checkpoint's weights, if given) as ONNX with a dynamic batch."""
+    """Write the network (with a checkpoint's weights, if given) as ONNX with a dynamic batch.
+
+    Like a run directory, a missing parent directory of ``path`` is created.
+    """
+    _check_onnx_installed()
     import torch
 
     spec = netspec.load(source, overrides=list(overrides))
     model = spec.build().eval()
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-        model.load_state_dict(
-            {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        )
+        from netspec.training.checkpoint import check_fits, read_checkpoint
+
+        state = read_checkpoint(checkpoint)["state_dict"]
+        weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        check_fits(weights, model.state_dict(), checkpoint, spec.source)
+        model.load_state_dict(weights)
     x = torch.randn(2, *spec.input_shape)
-    path = Path(path)
+    path = _output_file(path)
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -363,4 +674,38 @@ def export_onnx(
             input_names=["input"],
             verbose=False,
         )
+    return path
+
+
+ONNX_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx.export(dynamo=True) imports
+
+
+def _check_onnx_installed() -> None:
+    """ONNX export needs the optional packages: say how to get them (exit 2), not ImportError."""
+    import importlib.util
+
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SpecError(
+            [
+                Problem(
+                    f"ONNX export needs the packages {', '.join(missing)}, which are not installed",
+                    "netspec export",
+                    hint="pip install 'netspec[onnx]'",
+                )
+            ]
+        )
+
+
+def _output_file(path: str | Path) -> Path:
+    """``path`` with its parent directories created; a path that cannot be written is exit 2."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(
+            [Problem(f"cannot create the directory of {path}: {exc.strerror or exc}", str(path))]
+        ) from None
+    if path.is_dir():
+        raise SpecError([Problem(f"{path} is a directory; give a file name like model.onnx", str(path))])
     return path

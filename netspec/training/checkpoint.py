@@ -1,0 +1,78 @@
+"""Reading checkpoints without trusting them: weights only, and checked against the network.
+
+A ``.ckpt`` is a pickle, and unpickling runs whatever code the file names. netspec therefore
+loads every checkpoint with ``torch.load(weights_only=True)``: only tensors, plain containers,
+numbers and strings come back, plus the globals in :data:`ALLOWED_GLOBALS`. The checkpoints
+netspec writes hold nothing else (Lightning's loop, callback, optimizer and scheduler states are
+plain dicts; tests/test_checkpoint.py loads a checkpoint of every feature this way), so the list is
+empty: a file that needs more is not a netspec checkpoint and is refused, never executed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from netspec.errors import Problem, SpecError
+
+# Globals a netspec checkpoint may name beyond what weights_only allows by default: none.
+ALLOWED_GLOBALS: tuple = ()
+HINT = "pass a .ckpt from a netspec run's checkpoints/ directory"
+
+
+def _refuse(path: Path, message: str, hint: str = HINT) -> SpecError:
+    return SpecError([Problem(message, str(path), hint=hint)])
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` as a dict with a ``state_dict`` of tensors, loaded weights-only.
+
+    Raises :class:`SpecError` naming the file for anything else: a missing file, a directory,
+    random bytes, a pickle that would run code, or a dict without a tensor ``state_dict``.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise _refuse(path, f"checkpoint {path} {what}")
+    try:
+        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, zip/EOF errors, ...: all mean "not a checkpoint"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _refuse(
+            path, f"{path} is not a netspec checkpoint (refused by the weights-only loader): {reason}"
+        ) from None
+    state = content.get("state_dict") if isinstance(content, dict) else None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise _refuse(path, f"{path} is not a netspec checkpoint: it has no 'state_dict' of tensors")
+    return content
+
+
+def check_fits(state: dict[str, Any], expected: dict[str, Any], path: str | Path, spec_source: str) -> None:
+    """``state`` must have exactly the keys and shapes of ``expected`` (a module's state_dict)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k}: checkpoint {list(state[k].shape)}, network {list(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if not (missing or unexpected or wrong):
+        return
+    details = [*(f"missing: {k}" for k in missing[:5]), *(f"unexpected: {k}" for k in unexpected[:5])]
+    details += wrong[:5]
+    raise SpecError(
+        [
+            Problem(
+                f"checkpoint {path} does not fit the network of {spec_source}: {len(missing)} missing, "
+                f"{len(unexpected)} unexpected and {len(wrong)} mismatching tensors",
+                str(path),
+                hint="use a checkpoint of a run of this spec (its spec.yaml is in the run directory)",
+                details=tuple(details),
+            )
+        ]
+    )

@@ -1,0 +1,129 @@
+"""Checkpoints are data, never code: weights-only loading, and a clear exit 2 for anything else."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from conftest import REPO
+
+from netspec.cli import main
+from netspec.training.checkpoint import read_checkpoint
+
+LENET = str(REPO / "specs/lenet.yaml")
+UNET = str(REPO / "specs/unet.yaml")
+
+
+class Payload:
+    """Unpickling this creates ``marker``: proof that a pickle ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').close()",))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A real netspec run with every checkpointed feature: schedule, early stopping, step checkpoints."""
+    from netspec.training import fit
+
+    run = tmp_path_factory.mktemp("run")
+    result = fit(
+        LENET,
+        overrides=[
+            "train.max_epochs=1",
+            "train.progress=none",
+            "train.scheduler={name: cosine, warmup_steps: 2}",
+            "train.early_stopping={monitor: val_loss}",
+            "train.checkpoint_every_n_steps=5",
+            "train.optimizer={name: sgd, lr: 0.01, momentum: 0.9}",
+            f"train.run_dir={run}",
+        ],
+    )
+    return result
+
+
+def test_netspec_checkpoints_load_weights_only(trained):
+    for path in (trained.best_checkpoint, trained.last_checkpoint):
+        content = torch.load(path, map_location="cpu", weights_only=True)  # no allow-list needed
+        assert read_checkpoint(path)["state_dict"].keys() == content["state_dict"].keys()
+    assert main(["eval", LENET, "--checkpoint", str(trained.best_checkpoint)]) == 0
+
+
+def _malicious(path, marker, *, zipped: bool):
+    if zipped:  # what torch.save writes, with a code-running object inside
+        torch.save({"state_dict": {}, "hook": Payload(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps(Payload(marker)))
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+@pytest.mark.parametrize("command", ["eval", "export"])
+def test_a_malicious_checkpoint_runs_no_code_and_exits_2(tmp_path, capsys, zipped, command):
+    marker = tmp_path / "pwned"
+    ckpt = tmp_path / "evil.ckpt"
+    _malicious(ckpt, marker, zipped=zipped)
+    extra = ["--onnx", str(tmp_path / "m.onnx")] if command == "export" else []
+    code = main([command, LENET, "--checkpoint", str(ckpt), *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert not marker.exists()
+    assert f"{ckpt} is not a netspec checkpoint (refused by the weights-only loader)" in err
+    assert "Traceback" not in err
+
+
+def test_resume_from_a_malicious_last_ckpt_runs_no_code(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    _malicious(tmp_path / "run" / "checkpoints" / "last.ckpt", marker, zipped=True)
+    code = main(["train", LENET, "--set", "train.progress=none", "--resume", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and not marker.exists()
+    assert "is not a netspec checkpoint" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x00\x01random bytes" * 50, "is not a netspec checkpoint (refused by the weights-only loader)"),
+        ({"epoch": 3}, "is not a netspec checkpoint: it has no 'state_dict' of tensors"),
+        ({"state_dict": {"w": "not a tensor"}}, "it has no 'state_dict' of tensors"),
+        ([1, 2, 3], "it has no 'state_dict' of tensors"),
+    ],
+)
+def test_files_that_are_not_checkpoints_exit_2(tmp_path, capsys, content, message):
+    ckpt = tmp_path / "x.ckpt"
+    if isinstance(content, bytes):
+        ckpt.write_bytes(content)
+    else:
+        torch.save(content, ckpt)
+    assert main(["eval", LENET, "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(ckpt) in err and "Traceback" not in err
+
+
+def test_a_directory_or_missing_file_is_not_a_checkpoint(tmp_path, capsys):
+    assert main(["eval", LENET, "--checkpoint", str(tmp_path)]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    assert main(["export", LENET, "--checkpoint", str(tmp_path / "no.ckpt"), "--onnx", "m.onnx"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["eval", "export"])
+def test_a_checkpoint_of_another_spec_exits_2_naming_the_tensors(trained, tmp_path, capsys, command):
+    extra = ["--onnx", str(tmp_path / "m.onnx")] if command == "export" else []
+    wider = tmp_path / "wider.yaml"  # LeNet with 8 channels in c1
+    wider.write_text((REPO / "specs/lenet.yaml").read_text().replace("out_channels: 6", "out_channels: 8"))
+    spec = str(wider) if command == "eval" else UNET
+    code = main([command, spec, "--checkpoint", str(trained.best_checkpoint), *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"checkpoint {trained.best_checkpoint} does not fit the network of" in err
+    assert "Traceback" not in err
+    if command == "eval":
+        assert "c1.weight: checkpoint [6, 1, 5, 5], network [8, 1, 5, 5]" in err
+    else:
+        assert "missing:" in err and "unexpected:" in err
