@@ -3,8 +3,9 @@ reference networks against their originals.
 
 For each spec: it loads, builds and summarises; the summary agrees with the built module
 (parameters to the unit per layer and in total, every layer's output shape as forward hooks
-see it on a batch of 2); it exports to ONNX and onnxruntime gives the same outputs; one
-optimizer step trains it on random data. Its `expect:` contract holds at its own input size.
+see it on a batch of 2); it exports to ONNX and onnxruntime gives the same outputs (networks
+up to 20 M parameters; test_export.py covers SegNet's unpooling); one optimizer step trains
+it on random data. Its `expect:` contract holds at its own input size.
 The big ImageNet networks and the YOLO run at a reduced input (their adaptive or global
 pooling, or all-convolutional design, accepts it) to keep the file fast on CI.
 
