@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the graph: .dot/.gv always; .svg/.png/.pdf/.jpg when Graphviz `dot` is installed",
     )
     build.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="also write a self-contained HTML report: summary table, picture, explanations on click",
+    )
+    build.add_argument(
         "--sizes",
         metavar="LO:HI",
         default=None,
@@ -454,6 +460,13 @@ def _build(args: argparse.Namespace) -> int:
             text = report.render_markdown(summary)
         else:
             text = report.render_table(summary, full=args.summary, width=width, color=color)
+        if args.html:
+            from netspec.htmlreport import render_html
+
+            shown = fold(full, depth, spec.document.blocks) if depth else full
+            with open(args.html, "w", encoding="utf-8") as page:
+                page.write(render_html(shown, full, spec))
+            print(f"HTML report written to {args.html}", file=sys.stderr)
         if args.graph:
             from netspec.graphviz import write_graph
 
