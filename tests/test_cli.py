@@ -143,7 +143,9 @@ def test_graph_is_written_as_dot(tmp_path, capsys):
     assert 'subgraph "cluster_enc1" {' in dot and 'subgraph "cluster_enc1.block" {' in dot
 
 
-def test_graph_as_svg_needs_graphviz(tmp_path, capsys, monkeypatch):
+def test_graph_as_svg_without_graphviz_uses_the_own_layout_and_png_needs_graphviz(
+    tmp_path, capsys, monkeypatch
+):
     import shutil
 
     target = tmp_path / "lenet.svg"
@@ -152,8 +154,13 @@ def test_graph_as_svg_needs_graphviz(tmp_path, capsys, monkeypatch):
         assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
         target.unlink()
     monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)]) == 0
+    svg = target.read_text()
+    assert svg.startswith("<svg") and 'data-name="c1"' in svg and "conv 5 pad 2 →6" in svg
+    target.unlink()
+    png = tmp_path / "lenet.png"
     with pytest.raises(SystemExit) as info:
-        main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)])
+        main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(png)])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert (
@@ -189,7 +196,10 @@ def test_graph_images_are_rendered_by_dot_in_their_format(tmp_path, monkeypatch,
     [
         ("missing/dir/net.dot", "directory {tmp}/missing/dir does not exist; create it first"),
         ("missing/net.png", "directory {tmp}/missing does not exist; create it first"),
-        ("net.txt", "cannot write .txt; netspec writes DOT text (.dot, .gv) or, with Graphviz installed"),
+        (
+            "net.txt",
+            "cannot write .txt; netspec writes DOT text (.dot, .gv), .svg or, with Graphviz installed",
+        ),
         ("net", "cannot write a file without suffix"),
         ("adir.dot", "is a directory; give a file name such as"),
     ],
