@@ -444,6 +444,8 @@ def _build(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             out.write(explain_failure(args.spec, input_shape=args.input, overrides=args.overrides) or "")
             return EXIT_INVALID
+        if args.input is not None and isinstance(document.data, dict) and "expect" in document.data:
+            print("netspec: note: expect: contracts describe the spec at its own input: not checked")
         full = summarize(spec, batch_size=args.batch_size or 1)  # checks the `expect:` contracts
         depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
         folded = depth and args.format != "json" and args.explain is None
