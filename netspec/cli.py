@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the graph: .dot/.gv always; .svg/.png/.pdf/.jpg when Graphviz `dot` is installed",
     )
     build.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="also write a self-contained HTML report: summary table, picture, explanations on click",
+    )
+    build.add_argument(
         "--sizes",
         metavar="LO:HI",
         default=None,
@@ -440,6 +446,8 @@ def _build(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             out.write(explain_failure(args.spec, input_shape=args.input, overrides=args.overrides) or "")
             return EXIT_INVALID
+        if args.input is not None and isinstance(document.data, dict) and "expect" in document.data:
+            print("netspec: note: expect: contracts describe the spec at its own input: not checked")
         full = summarize(spec, batch_size=args.batch_size or 1)  # checks the `expect:` contracts
         depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
         folded = depth and args.format != "json" and args.explain is None
@@ -456,6 +464,13 @@ def _build(args: argparse.Namespace) -> int:
             text = report.render_markdown(summary)
         else:
             text = report.render_table(summary, full=args.summary, width=width, color=color)
+        if args.html:
+            from netspec.htmlreport import render_html
+
+            shown = fold(full, depth, spec.document.blocks) if depth else full
+            with open(args.html, "w", encoding="utf-8") as page:
+                page.write(render_html(shown, full, spec))
+            print(f"HTML report written to {args.html}", file=sys.stderr)
         if args.graph:
             from netspec.graphviz import write_graph
 

@@ -1,4 +1,5 @@
-"""``--graph FILE``: the network as Graphviz DOT, rendered by ``dot`` when it is installed."""
+"""``--graph FILE``: the network as Graphviz DOT, rendered by ``dot`` when it is installed
+(``.svg`` without Graphviz: netspec's own pure-Python layout)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def graph_path_problem(path: str | Path) -> str | None:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    formats = "DOT text (.dot, .gv) or, with Graphviz installed, .svg, .png, .pdf, .jpg"
+    formats = "DOT text (.dot, .gv), .svg or, with Graphviz installed, .png, .pdf, .jpg"
     if suffix not in DOT_TEXT | RENDERED:
         return f"--graph {path}: cannot write {suffix or 'a file without suffix'}; netspec writes {formats}"
     parent = path.parent
@@ -34,7 +35,7 @@ def graph_path_problem(path: str | Path) -> str | None:
         return f"--graph {path}: directory {parent} does not exist; create it first"
     if path.is_dir():
         return f"--graph {path} is a directory; give a file name such as {path / 'network.dot'}"
-    if suffix in RENDERED and shutil.which("dot") is None:
+    if suffix in RENDERED and suffix != ".svg" and shutil.which("dot") is None:
         return (
             f"--graph {path} needs Graphviz's `dot` program, which is not on PATH: install Graphviz "
             f"({INSTALL_GRAPHVIZ}), or write {path.with_suffix('.dot')} and render it elsewhere "
@@ -61,6 +62,13 @@ def write_graph(spec: Spec, summary: Summary, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix in DOT_TEXT:
         path.write_text(dot_text)
+        return path
+    if suffix == ".svg" and shutil.which("dot") is None:  # no Graphviz: netspec's own layout
+        from netspec.htmlreport import render_svg
+        from netspec.summary import fold
+
+        blocks = spec.document.blocks
+        path.write_text(render_svg(fold(summary, 2, blocks) if blocks else summary, spec) + "\n")
         return path
     fmt = "jpg" if suffix == ".jpeg" else suffix[1:]
     result = subprocess.run(

@@ -76,7 +76,8 @@ def load(
 ) -> Spec:
     """Load, validate and shape-infer a spec from a path, a YAML string or a dict.
 
-    ``input_shape`` overrides the spec's ``input`` (e.g. to try a larger image); ``overrides``
+    ``input_shape`` overrides the spec's ``input`` (e.g. to try a larger image; sizes, not the
+    rank; its ``expect:`` contracts, written for its own input, are then not checked); ``overrides``
     are ``--set``-style ``dotted.key=value`` assignments, validated exactly like the file.
     Raises :class:`netspec.SpecError` with file:line:column for every problem found.
 
@@ -127,7 +128,9 @@ def _with_input(doc: Document, model: Any, input_shape: Sequence[int]) -> Any:
     shape = list(input_shape)
     if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in shape):
         raise SpecError([doc.problem(f"input override {shape} must be positive integers", ("input",))])
-    return model.model_copy(update={"input": shape})
+    # `expect:` describes the network at the spec's own input; at another size its output
+    # shape and MACs (and, after a flatten, its parameters) are different by design
+    return model.model_copy(update={"input": shape, "expect": None})
 
 
 def _document(source: str | Path | Mapping | Document) -> Document:

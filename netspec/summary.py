@@ -158,7 +158,10 @@ def fold(summary: Summary, depth: int, blocks: dict[str, str]) -> Summary:
     groups: dict[str, list[LayerRow]] = {}
     for row in summary.rows:
         parts = row.name.split(".")
-        groups.setdefault(".".join(parts[:depth]) if len(parts) > depth else row.name, []).append(row)
+        # the block instance or repeat `depth` parts deep, or the first one below it when that
+        # prefix is no block (`m` of `m.0`, `m.1` named by an expression): only whole blocks fold
+        owners = (".".join(parts[:n]) for n in range(depth, len(parts)))
+        groups.setdefault(next((o for o in owners if o in blocks), row.name), []).append(row)
     folded = {m.name: key for key, members in groups.items() for m in members}
     rows = []
     for key, members in groups.items():

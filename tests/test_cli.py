@@ -159,7 +159,9 @@ def test_graph_is_written_as_dot(tmp_path, capsys):
     assert 'subgraph "cluster_enc1" {' in dot and 'subgraph "cluster_enc1.block" {' in dot
 
 
-def test_graph_as_svg_needs_graphviz(tmp_path, capsys, monkeypatch):
+def test_graph_as_svg_without_graphviz_uses_the_own_layout_and_png_needs_graphviz(
+    tmp_path, capsys, monkeypatch
+):
     import shutil
 
     target = tmp_path / "lenet.svg"
@@ -168,8 +170,13 @@ def test_graph_as_svg_needs_graphviz(tmp_path, capsys, monkeypatch):
         assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
         target.unlink()
     monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)]) == 0
+    svg = target.read_text()
+    assert svg.startswith("<svg") and 'data-name="c1"' in svg and "conv 5 pad 2 →6" in svg
+    target.unlink()
+    png = tmp_path / "lenet.png"
     with pytest.raises(SystemExit) as info:
-        main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(target)])
+        main(["build", str(REPO / "specs/lenet.yaml"), "--graph", str(png)])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert (
@@ -205,7 +212,10 @@ def test_graph_images_are_rendered_by_dot_in_their_format(tmp_path, monkeypatch,
     [
         ("missing/dir/net.dot", "directory {tmp}/missing/dir does not exist; create it first"),
         ("missing/net.png", "directory {tmp}/missing does not exist; create it first"),
-        ("net.txt", "cannot write .txt; netspec writes DOT text (.dot, .gv) or, with Graphviz installed"),
+        (
+            "net.txt",
+            "cannot write .txt; netspec writes DOT text (.dot, .gv), .svg or, with Graphviz installed",
+        ),
         ("net", "cannot write a file without suffix"),
         ("adir.dot", "is a directory; give a file name such as"),
     ],
@@ -274,3 +284,11 @@ def test_contracts_are_checked_by_every_build(write_spec, capsys):
 
     with pytest.raises(netspec.SpecError, match="params_max"):
         netspec.build(str(budget))
+
+
+def test_input_override_leaves_the_contracts_of_the_spec_s_own_input_unchecked(capsys):
+    """autoencoder.yaml's expect: holds at 28x28; at 30x30 its bottleneck (and output) differ."""
+    assert main(["build", str(REPO / "specs/autoencoder.yaml"), "--input", "1,30,30"]) == 0
+    captured = capsys.readouterr()
+    assert "reconstruction [1, 30, 30]" in captured.out
+    assert "expect: contracts describe the spec at its own input: not checked" in captured.err

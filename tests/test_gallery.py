@@ -3,8 +3,9 @@ reference networks against their originals.
 
 For each spec: it loads, builds and summarises; the summary agrees with the built module
 (parameters to the unit per layer and in total, every layer's output shape as forward hooks
-see it on a batch of 2); it exports to ONNX and onnxruntime gives the same outputs; one
-optimizer step trains it on random data. Its `expect:` contract holds at its own input size.
+see it on a batch of 2); it exports to ONNX and onnxruntime gives the same outputs (networks
+up to 20 M parameters; test_export.py covers SegNet's unpooling); one optimizer step trains
+it on random data. Its `expect:` contract holds at its own input size.
 The big ImageNet networks and the YOLO run at a reduced input (their adaptive or global
 pooling, or all-convolutional design, accepts it) to keep the file fast on CI.
 
@@ -42,9 +43,9 @@ GOLDEN = REPO / "tests/golden/torchvision"
 
 # Test inputs smaller than the spec's own, where the architecture allows it (the contract at
 # the spec's own input is checked separately, analytically): the classifiers end in global or
-# adaptive pooling, the YOLO and the ASPP head are fully convolutional. AlexNet keeps 224x224:
-# ONNX exports its adaptive pool only where the output (6x6) divides the input (6x6 at 224).
+# adaptive pooling, the YOLO and the ASPP head are fully convolutional.
 SMALL_INPUT = {
+    "alexnet": [3, 64, 64],
     "aspp": [2048, 5, 5],
     "densenet": [3, 32, 32],
     "densenet121": [3, 32, 32],
@@ -64,7 +65,7 @@ SMALL_INPUT = {
 ONNX_MAX_PARAMS = 20_000_000
 # Specs written before the gallery, whose `expect:` lacks the output shape or the parameter
 # count (resnet.yaml's entry files carry it; lenet has none).
-PARTIAL_CONTRACT = {"lenet", "resnet", "segnet", "unet"}
+PARTIAL_CONTRACT: set[str] = set()  # every spec states output, parameters and MACs
 
 # MACs per image at 224x224 as torchvision's model docs publish them ("GFLOPS": conv and
 # linear multiply-accumulates, by torchvision's own counter).
@@ -137,13 +138,21 @@ def _randomise_batch_norm(model: nn.Module) -> None:
             module.running_var.uniform_(0.5, 2.0)
 
 
-def _onnx_matches(model: nn.Module, x: torch.Tensor, expected: tuple[torch.Tensor, ...]) -> None:
+def _exported_by_test_export() -> set[str]:
+    from test_export import SPEC_FILES
+
+    return {path.stem for path in SPEC_FILES}
+
+
+def _onnx_matches(stem: str, model: nn.Module, x: torch.Tensor, expected: tuple[torch.Tensor, ...]) -> None:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's own deprecations inside the exporters
         try:  # the TorchScript-based exporter: several times faster than the dynamo one
             torch.onnx.export(model, (x,), buffer, dynamo=False)
         except torch.onnx.errors.UnsupportedOperatorError:  # e.g. max_unpool2d (SegNet)
+            if stem in _exported_by_test_export():
+                return  # test_export.py exports it with the dynamo exporter, every path checked
             buffer = io.BytesIO()
             torch.onnx.export(model, (x,), buffer, dynamo=True, verbose=False)
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
@@ -167,14 +176,14 @@ def _train_one_step(spec: netspec.Spec, model: nn.Module) -> None:
         else:
             loss = loss + nn.functional.mse_loss(out, torch.randn_like(out))
     params = [p for p in model.parameters() if p.requires_grad]
-    before = [p.detach().clone() for p in params]
+    watched = [params[0], params[-1]]  # the first layer's and the last layer's (copying all is slow)
+    before = [p.detach().clone() for p in watched]
     optimizer = torch.optim.SGD(params, lr=0.01)
-    optimizer.zero_grad()
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in params), "every parameter takes part in the loss"
     optimizer.step()
-    assert any(not torch.equal(b, p) for b, p in zip(before, params, strict=True))
+    assert all(not torch.equal(b, p) for b, p in zip(before, watched, strict=True))
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
@@ -200,7 +209,7 @@ def test_spec_builds_summarises_exports_and_trains(path):
         expected = _as_tuple(model(x))
     assert [tuple(o.shape[1:]) for o in expected] == [tuple(s) for s in spec.output_shapes()]
     if summary.totals.params <= ONNX_MAX_PARAMS:
-        _onnx_matches(model, x, expected)
+        _onnx_matches(path.stem, model, x, expected)
     _train_one_step(spec, model)
 
 
