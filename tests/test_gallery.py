@@ -213,6 +213,22 @@ def test_spec_builds_summarises_exports_and_trains(path):
     _train_one_step(spec, model)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_large_networks_export_to_onnx_too(path):
+    """The networks the quick run does not export (over ONNX_MAX_PARAMS), at their own input
+    (torch's TorchScript-based exporter needs adaptive pools whose output divides the input)."""
+    spec = netspec.load(path)
+    if summarize(spec).totals.params <= ONNX_MAX_PARAMS:
+        pytest.skip("exported by test_spec_builds_summarises_exports_and_trains")
+    torch.manual_seed(0)
+    model = spec.build().eval()
+    x = torch.randn(2, *spec.input_shape)
+    with torch.no_grad():
+        expected = _as_tuple(model(x))
+    _onnx_matches(path.stem, model, x, expected)
+
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
 def test_contract_holds_at_the_spec_own_input(path):
     """Loading checks expect.output; building (on the meta device: nothing allocated) the rest."""
