@@ -1,6 +1,7 @@
 """``python -m bench``: run every benchmark, write ``latest.md`` and ``latest.json``.
 
     python -m bench [--quick] [--out DIR] [--only SECTION ...] [--threads N]
+    python -m bench --render bench/results/latest.json   # the table again, without notes
 
 Sections (in the order they run; ``--only`` takes these keys):
 
@@ -48,7 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: rewrite the .md next to a results JSON and print its table without notes (README)",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        result = json.loads(args.render.read_text())
+        args.render.with_suffix(".md").write_text(
+            markdown(result["rows"], result["machine"], result["command"])
+        )
+        print(markdown(result["rows"], result["machine"], result["command"], notes=False), end="")
+        return 0
 
     import torch
 

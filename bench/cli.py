@@ -15,7 +15,7 @@ from pathlib import Path
 from .common import ROOT, interleave, median, ratios, row, timed
 
 SECTION = "CLI latency"
-QUICK = ("netspec build specs/lenet.yaml --summary", "netspec --help")
+QUICK = ("netspec build specs/lenet.yaml --summary",)
 
 
 def _wall(argv: list[str]) -> float:

@@ -27,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
+# ResNet-18 for CIFAR-size inputs: specs/resnet.yaml's resnet18 variant at 3×32×32 with 10 classes
+# (its expect: block states the ImageNet head, so it goes)
+RESNET18_CIFAR = ["variant=resnet18", "variants.resnet18.expect=null", "input=[3,32,32]", "params.classes=10"]
 
 
 def row(
@@ -157,24 +160,31 @@ def _num(value: float | None, unit: str) -> str:
     return f"{value:,.3g} {unit}"
 
 
-def markdown(rows: list[dict], info: dict, command: str) -> str:
-    lines = [
-        "| section | case | netspec | baseline | ratio (median) | spread [min–max], rounds | note |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def markdown(rows: list[dict], info: dict, command: str, notes: bool = True) -> str:
+    """The results as a Markdown table (``notes=False``: without the note column, for the README)."""
+    head = ["section", "case", "netspec", "baseline", "ratio (median)", "spread [min–max], rounds"]
+    table = [head + (["note"] if notes else [])]
     for r in rows:
-        if r.get("skipped"):
-            lines.append(f"| {r['section']} | {r['case']} | — | — | — | — | skipped: {r['skipped']} |")
-            continue
-        if r["ratio"] is None:
-            ratio, spread = "—", "—"
-        else:
-            ratio = f"**{r['ratio']:.2f}**"
-            spread = f"{r['ratio_min']:.2f}–{r['ratio_max']:.2f}, n={r['n']}"
         note = str(r.get("note", "")).replace("|", "\\|")
-        lines.append(
-            f"| {r['section']} | {r['case']} | {_num(r['netspec'], r['unit'])} | "
-            f"{_num(r['baseline'], r['unit'])} | {ratio} | {spread} | {note} |"
-        )
-    head = f"Command: `{command}`\n\nMachine: {describe(info)}\n\n"
-    return head + "\n".join(lines) + "\n"
+        if r.get("skipped"):
+            cells = [r["section"], r["case"], "—", "—", "—", f"skipped: {r['skipped']}"]
+            note = "" if r["skipped"] == note else note
+        else:
+            if r["ratio"] is None:
+                ratio, spread = "—", "—"
+            else:
+                ratio = f"**{r['ratio']:.2f}**"
+                spread = f"{r['ratio_min']:.2f}–{r['ratio_max']:.2f}, n={r['n']}"
+            cells = [
+                r["section"],
+                r["case"],
+                _num(r["netspec"], r["unit"]),
+                _num(r["baseline"], r["unit"]),
+                ratio,
+                spread,
+            ]
+        table.append(cells + ([note] if notes else []))
+    lines = ["| " + " | ".join(cells) + " |" for cells in table]
+    lines.insert(1, "|" + "---|" * len(table[0]))
+    intro = f"Command: `{command}`\n\nMachine: {describe(info)}\n\n"
+    return intro + "\n".join(lines) + "\n"

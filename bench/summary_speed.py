@@ -180,17 +180,25 @@ def _child(mode: str, size: int) -> None:
     print(json.dumps(out))
 
 
-def _run_child(mode: str, size: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(size)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"child {mode!r} failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _run_children(modes: list[str], size: int) -> dict[str, dict]:
+    """One fresh child per mode, all at once (only their peak RSS counts, not their time)."""
+    procs = {
+        mode: subprocess.Popen(
+            [sys.executable, __file__, "--child", mode, str(size)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for mode in modes
+    }
+    out = {}
+    for mode, proc in procs.items():
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"child {mode!r} failed ({proc.returncode}):\n{stderr}")
+        out[mode] = json.loads(stdout.strip().splitlines()[-1])
+    return out
 
 
 def _peak(result: dict) -> float:
@@ -242,8 +250,7 @@ def run(quick: bool) -> list[dict]:
         peaks: dict[str, list[float]] = {"netspec": [], "torchinfo": []} | ({} if quick else {"torch": []})
         torch_free = True
         for _ in range(children):
-            for mode in peaks:
-                result = _run_child(mode, size)
+            for mode, result in _run_children(list(peaks), size).items():
                 peaks[mode].append(_peak(result))
                 if mode == "netspec":
                     torch_free = torch_free and not result.get("torch")
@@ -260,7 +267,9 @@ def run(quick: bool) -> list[dict]:
                 + f"netspec side imports torch: {'no' if torch_free else 'YES'}",
             )
         )
-    huge = _run_child("huge", 0)
+    if quick:
+        return rows
+    huge = _run_children(["huge"], 0)["huge"]
     rows.append(
         row(
             section,

@@ -667,24 +667,20 @@ def _bench_case(label: str, quick: bool, **kw) -> list[dict]:
 
 
 def run(quick: bool) -> list[dict]:
-    from bench.common import skipped
+    from bench.common import RESNET18_CIFAR, skipped
 
     lenet = {"data": "digits", "batch_size": 64}
-    resnet = {
-        "spec": str(ROOT / "specs" / "resnet.yaml"),
-        "set": ["variant=resnet18", "input=[3,32,32]", "params.classes=10"],
-    }
+    resnet = {"spec": str(ROOT / "specs" / "resnet.yaml"), "set": RESNET18_CIFAR}
     rows = _bench_case(
         "LeNet digits, CPU", quick, **lenet, epochs=1 if quick else 8, rounds=1 if quick else 2
     )
-    rows += _bench_case(
-        "ResNet-18 synthetic 3×32×32, CPU",
-        quick,
-        **resnet,
-        samples=60 if quick else 800,
-        batch_size=16 if quick else 64,
-        epochs=1 if quick else 3,
-    )
+    if quick:  # CI: the same code path as LeNet's; check only that its spec still loads
+        netspec.load(resnet["spec"], overrides=resnet["set"])
+        rows.append(
+            skipped("training vs plain loop", "ResNet-18 synthetic 3×32×32, CPU", "--quick: spec loads")
+        )
+    else:
+        rows += _bench_case("ResNet-18 synthetic 3×32×32, CPU", quick, **resnet, samples=800, epochs=3)
     if torch.cuda.is_available():
         rows += _bench_case(
             "LeNet synthetic, GPU",

@@ -50,10 +50,10 @@ def build(spec: Spec) -> fx.GraphModule:
             values[layer.name] = node
     outs = [values[name] for name in spec.outputs]
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
-    from netspec.inputcheck import CHECK_ATTR, CheckedGraphModule, InputCheck
+    from netspec.inputcheck import install
 
-    model = CheckedGraphModule(_hierarchy(modules), graph, class_name=_class_name(spec.name))
-    model.__dict__[CHECK_ATTR] = InputCheck(spec)  # the first eager call checks the input, once
+    model = fx.GraphModule(_hierarchy(modules), graph, class_name=_class_name(spec.name))
+    install(model, spec)  # the first eager call checks the input, once
     verify_shapes(spec, model)  # a plugin whose module disagrees with its shape rule is named
     if spec.model.expect is not None:
         from netspec.contracts import check_cost_contracts

@@ -18,7 +18,7 @@ from netspec.shapes import describe
 from netspec.summary import Summary
 
 NODE_W, NODE_H, COL_W, ROW_H = 210, 54, 250, 92
-MARGIN_X, MARGIN_Y = 40, 30
+MARGIN_X, MARGIN_Y = 200, 30
 
 FAMILIES = {
     "conv": "#cfe2ff",
@@ -139,6 +139,19 @@ def render_svg(summary: Summary, spec) -> str:
     shapes = {"input": summary.input, **{r.name: r.output for r in summary.rows}}
     edges = [(src, row.name) for row in summary.rows for src in row.inputs]
     edges += [(name, f"output:{name}") for name, _ in summary.outputs]
+    for layer in spec.layers:  # max-pool indices that an unpool uses: dotted, labelled
+        for ref in layer.record.refs:
+            src, dst = layer.refs.get(ref.field), layer.name
+            if src in nodes and dst in nodes:
+                a, b = nodes[src], nodes[dst]
+                x1, y1, x2, y2 = a.x, a.y + NODE_H / 2, b.x, b.y + NODE_H / 2
+                bend = 30 + 9 * min(b.level - a.level, 14)
+                parts.append(
+                    f'<path d="M {x1} {y1} C {x1 - bend} {y1}, {x2 - bend} {y2}, {x2} {y2}" fill="none" '
+                    f'stroke="#a33" stroke-dasharray="2 3" marker-end="url(#arrow)"/>'
+                    f'<text x="{x1 - bend * 0.75 - 44}" y="{(y1 + y2) / 2}" fill="#a33" font-size="10">'
+                    f"{esc(ref.output)}</text>"
+                )
     for src, dst in edges:
         a, b = nodes[src], nodes[dst]
         x1, y1 = a.x + NODE_W / 2, a.y + NODE_H

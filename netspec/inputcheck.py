@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, fx
+from torch.nn import Module
 
 from netspec.errors import NetspecError
 from netspec.shapes import SPATIAL_NAMES, describe
 
 if TYPE_CHECKING:
     from netspec.spec import Spec
-
-CHECK_ATTR = "_netspec_input_check"
 
 
 class InputShapeError(NetspecError, ValueError):
@@ -158,12 +157,37 @@ def _tracing() -> bool:
     )
 
 
-class CheckedGraphModule(fx.GraphModule):
-    """A GraphModule whose first eager call checks the input against the spec, then never again."""
+class FirstCallCheck:
+    """Installed as ``_wrapped_call`` of the module's own class (fx gives every GraphModule a
+    class of its own, and its ``__call__`` calls ``self._wrapped_call(self, ...)``): checks the
+    first eager input, then puts fx's original back, so later calls take fx's path unchanged.
+    Nothing is stored on the instance, whose attribute lookups stay as fast as before."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        check = self.__dict__.get(CHECK_ATTR)
-        if check is not None and args and not _tracing():
-            check(args[0])
-            self.__dict__.pop(CHECK_ATTR, None)  # passed: the steady state does no checking
-        return super().__call__(*args, **kwargs)
+    def __init__(self, check: InputCheck, original: Any):
+        self.check = check
+        self.original = original
+
+    def __call__(self, module: fx.GraphModule, *args: Any, **kwargs: Any) -> Any:
+        if args and not _tracing():
+            self.check(args[0])
+            uninstall(module)  # passed: the steady state does no checking
+        return Module.__call__(module, *args, **kwargs)  # what fx's _WrappedCall calls
+
+
+def install(model: fx.GraphModule, spec: Spec) -> fx.GraphModule:
+    """Make ``model``'s first eager call check its input against ``spec``."""
+    cls = type(model)
+    cls._wrapped_call = FirstCallCheck(InputCheck(spec), cls.__dict__.get("_wrapped_call"))
+    return model
+
+
+def uninstall(model: fx.GraphModule) -> None:
+    """Remove the first-call check (done by the check itself once an input passed)."""
+    cls = type(model)
+    check = cls.__dict__.get("_wrapped_call")
+    if isinstance(check, FirstCallCheck):
+        cls._wrapped_call = check.original
+
+
+def is_checking(model: fx.GraphModule) -> bool:
+    return isinstance(type(model).__dict__.get("_wrapped_call"), FirstCallCheck)

@@ -54,3 +54,13 @@ def test_the_report_opens_in_headless_chromium_and_a_click_shows_an_explanation(
         [*base, "--window-size=1400,1000", f"--screenshot={shot}", url], capture_output=True, timeout=60
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_the_picture_shows_unpooling_indices_and_works_for_a_flat_spec(tmp_path):
+    segnet = tmp_path / "segnet.html"
+    assert main(["build", str(REPO / "specs/segnet.yaml"), "--html", str(segnet)]) == 0
+    assert segnet.read_text().count(">indices</text>") == 3
+    lenet = tmp_path / "lenet.html"
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--html", str(lenet), "--summary"]) == 0
+    text = lenet.read_text()
+    assert "conv 5 pad 2 →6" in text and "156 params" in text and "cluster" not in text

@@ -7,7 +7,7 @@ import torch
 from conftest import REPO
 
 import netspec
-from netspec.inputcheck import CHECK_ATTR, InputShapeError
+from netspec.inputcheck import InputShapeError, is_checking, uninstall
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def lenet():
 
 
 def _unchecked(model):
-    model.__dict__.pop(CHECK_ATTR, None)
+    uninstall(model)
     return model
 
 
@@ -39,7 +39,7 @@ def test_a_missing_batch_dimension_and_a_wrong_rank(lenet):
     with pytest.raises(InputShapeError, match=r"expected 4 dimensions \[N, channels, H, W\], got 2"):
         model(torch.zeros(28, 28))
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert CHECK_ATTR not in model.__dict__  # checked once; the steady state does no checking
+    assert not is_checking(model)  # checked once; the steady state does no checking
 
 
 def test_other_sizes_pass_when_the_built_layers_take_them_and_fail_in_words_when_not(lenet):
