@@ -463,8 +463,7 @@ class _Expander:
         self.positions: dict[Path_, Any] = {}
         self.shapes = _ShapeTracker(self, registry)
         for name, block in blocks.items():
-            owner = registry.plugins.get(registry.owners.get(name, ""))
-            if name in registry.layers and (owner is None or owner.origin == "built-in"):
+            if registry.is_builtin(name):
                 raise SpecError(
                     [
                         block.document.problem(

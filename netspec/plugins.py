@@ -281,6 +281,11 @@ class Registry:
     def __getitem__(self, name: str) -> LayerType:
         return self.layers[name]
 
+    def is_builtin(self, layer_type: str) -> bool:
+        """Whether netspec itself provides the layer type (a spec's block may shadow any other)."""
+        info = self.plugins.get(self.owners.get(layer_type, ""))
+        return info is not None and info.origin == "built-in"
+
     def owner_label(self, layer_type: str) -> str:
         name = self.owners.get(layer_type, "?")
         info = self.plugins.get(name)

@@ -22,12 +22,7 @@ def spec_json_schema(registry: Registry | None = None) -> dict[str, Any]:
     registry = registry or default_registry()
     spec_model, _ = registry.language
     schema = spec_model.model_json_schema(by_alias=True)
-    builtin = {
-        n
-        for n, owner in registry.owners.items()
-        if registry.plugins.get(owner, None) is None or registry.plugins[owner].origin == "built-in"
-    }
-    _add_language(schema, sorted(builtin & set(registry.layers)))
+    _add_language(schema, sorted(name for name in registry.layers if registry.is_builtin(name)))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "netspec spec",

@@ -48,8 +48,7 @@ def verify_shapes(spec: Spec, model: nn.Module, *, builtins: bool = False) -> No
 
 
 def _is_builtin(spec: Spec, layer: Layer) -> bool:
-    info = spec.registry.plugins.get(spec.registry.owners.get(layer.type, ""))
-    return info is not None and info.origin == "built-in"
+    return spec.registry.is_builtin(layer.type)
 
 
 def _check_layer(spec: Spec, model: nn.Module, layer: Layer, by_name: dict, aux_cache: dict) -> None:
