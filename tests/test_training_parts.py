@@ -144,3 +144,35 @@ def test_metrics_history_reads_complete_rows_and_merges_a_replay(tmp_path):
     path.write_text("step,x\n" + "1," + "a" * 200_000 + "\n")  # beyond csv's field limit
     assert read_history(path) == []
     assert read_history(tmp_path / "missing.csv") == []
+
+
+def test_curves_give_each_split_one_colour_and_show_the_learning_rate(tmp_path):
+    from PIL import Image
+
+    from netspec.training.plot import SPLIT_COLOURS, curve_series, plot_curves, split_of
+
+    csv_text = (
+        "epoch,step,lr,test_acc,test_loss,train_acc,train_loss_epoch,train_loss_step,val_acc,val_loss\n"
+        "0,9,0.01,,,,,2.0,,\n"
+        "0,19,,,,,,,0.5,1.5\n"
+        "0,19,,,,0.4,1.8,,,\n"
+        "1,29,0.005,,,,,1.0,,\n"
+        "1,39,,,,,,,0.7,1.1\n"
+        "1,39,,,,0.6,1.2,,,\n"
+        "2,40,,0.68,1.15,,,,,\n"
+    )
+    (tmp_path / "metrics.csv").write_text(csv_text)
+    series = curve_series([{"step": "3", "val_loss": "x"}, {"step": "1", "val_loss": "2.0"}])
+    assert series == {"val_loss": [(1.0, 2.0)]}  # unreadable cells are left out, steps in order
+    assert [split_of(k) for k in ("train_acc", "val_loss", "test_acc", "lr")] == [
+        "train",
+        "val",
+        "test",
+        None,
+    ]
+    assert len(set(SPLIT_COLOURS.values())) == 3
+    out = plot_curves(tmp_path / "metrics.csv", tmp_path / "curves.png", title="t")
+    with Image.open(out) as image:
+        width, height = image.size
+    assert width > 3 * height  # three panels side by side: loss, acc, learning rate
+    assert plot_curves(tmp_path / "missing.csv", tmp_path / "none.png") is None

@@ -86,6 +86,7 @@ class SpecModule(pl.LightningModule):
             if (self.global_step + 1) % LOG_EVERY == 0:  # the step Lightning writes the row
                 self._stop_if_nonfinite()
                 self.log("train_loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
+                self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         else:
             self.log(
                 f"{stage}_loss",
