@@ -239,14 +239,15 @@ body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
 header { padding: 12px 20px; background: #24324a; color: white; }
 header h1 { margin: 0; font-size: 20px; }
 main { display: flex; gap: 16px; padding: 16px; align-items: flex-start; }
-#picture { flex: 0 0 auto; overflow: auto; max-height: 92vh; border: 1px solid #ccd; background: white; }
-#side { flex: 1 1 auto; min-width: 420px; }
+#picture { flex: 0 1 auto; max-width: 62vw; overflow: auto; max-height: 92vh; border: 1px solid #ccd;
+  background: white; }
+#side { flex: 1 1 0; min-width: 320px; overflow-x: auto; }
 table { border-collapse: collapse; font-size: 12px; width: 100%; }
 th, td { padding: 3px 7px; border-bottom: 1px solid #e3e6ea; text-align: left; white-space: nowrap; }
 td.num { text-align: right; }
 tr.layer { cursor: pointer; }
 tr.layer:hover, tr.selected { background: #eef4ff; }
-#explain { white-space: pre-wrap; font-family: Menlo, Consolas, monospace; font-size: 12px;
+#explain { white-space: pre-wrap; overflow-wrap: anywhere; font-family: Menlo, Consolas, monospace; font-size: 12px;
   background: #f6f8fa; border: 1px solid #d0d7de; padding: 10px; min-height: 80px; margin-bottom: 12px; }
 .node { cursor: pointer; }
 .node.selected rect { stroke: #d33; stroke-width: 3; }
