@@ -48,3 +48,17 @@ def test_segnet_unpool_puts_values_back_where_the_pool_found_them():
     expected = torch.zeros_like(x).flatten(2).scatter(2, indices.flatten(2), pooled.flatten(2)).view_as(x)
     torch.testing.assert_close(restored, expected)
     assert restored.shape == x.shape  # 45×60 restored, not PyTorch's default 46×60
+
+
+def test_the_package_exports_what_it_lists_and_imports_it_lazily():
+    import subprocess
+    import sys
+
+    assert set(netspec.__all__) == {*netspec._MODULE_OF, "build"}
+    for name in netspec.__all__:
+        assert getattr(netspec, name) is not None
+    code = (
+        "import sys, netspec.cli; print(sorted(m for m in ('pydantic', 'yaml', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # `netspec --help` pays for none of them
