@@ -248,7 +248,8 @@ td.num { text-align: right; }
 tr.layer { cursor: pointer; }
 tr.layer:hover, tr.selected { background: #eef4ff; }
 #explain { white-space: pre-wrap; overflow-wrap: anywhere; font-family: Menlo, Consolas, monospace;
-  font-size: 12px; background: #f6f8fa; border: 1px solid #d0d7de; padding: 10px; min-height: 80px; margin-bottom: 12px; }
+  font-size: 12px; background: #f6f8fa; border: 1px solid #d0d7de; padding: 10px; min-height: 80px;
+  margin-bottom: 12px; }
 .node { cursor: pointer; }
 .node.selected rect { stroke: #d33; stroke-width: 3; }
 ul.totals { font-size: 12px; }
