@@ -130,6 +130,26 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("spec", metavar="SPEC")
     export.add_argument("--checkpoint", metavar="CKPT", default=None)
     export.add_argument("--onnx", metavar="FILE", required=True)
+    show = commands.add_parser(
+        "show",
+        help="push one input through the network and write a PNG of each layer's feature maps",
+        description="Write into DIR input.png and, for each chosen layer (default: every conv and pool "
+        "layer), a PNG grid of its output channels, each min-max normalised; with TensorBoard "
+        "installed, the same images to DIR/tensorboard. The input is an image file or a test sample "
+        "of the spec's dataset (train.data, default digits). Exit status: 0 done, 2 bad input.",
+    )
+    show.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
+    show.add_argument("--checkpoint", metavar="CKPT", default=None, help="weights (default: random init)")
+    source = show.add_mutually_exclusive_group()
+    source.add_argument("--image", metavar="FILE", default=None, help="a PNG/JPEG image as input")
+    source.add_argument(
+        "--sample", metavar="N", type=_depth, default=None, help="test sample N of the dataset (default 0)"
+    )
+    show.add_argument("--layers", metavar="A,B", default=None, help="layer names (e.g. layer1.0.conv1)")
+    show.add_argument("--out", metavar="DIR", required=True, help="directory for the PNGs")
+    show.add_argument("--input", metavar="C,H,W", type=_shape, default=None, help="override input sizes")
+    show.add_argument("--data-dir", metavar="DIR", default=None, help="where dataset files live")
+    _add_set(show)
     explain = commands.add_parser(
         "explain",
         help="explain one layer without a spec: output shape, parameters, MACs and the formulas",
@@ -187,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugins(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "show":
+            return _show(args)
         if args.command == "schema":
             return _schema(args)
     except (SpecError, DataError) as exc:
@@ -260,6 +282,29 @@ def _export(args: argparse.Namespace) -> int:
 
     path = export_onnx(args.spec, args.checkpoint, args.onnx)
     print(f"ONNX model written to {path}")
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from netspec.show import show
+
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    with contextlib.redirect_stdout(sys.stderr):
+        result = show(
+            args.spec,
+            args.out,
+            checkpoint=args.checkpoint,
+            image=args.image,
+            sample=args.sample,
+            layers=layers,
+            input_shape=args.input,
+            overrides=args.overrides,
+            data_dir=args.data_dir,
+        )
+    for path in [result.input_png, *result.pictures.values()]:
+        print(path)
+    if result.tensorboard is not None:
+        print(f"TensorBoard images in {result.tensorboard}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,0 +1,389 @@
+"""``netspec show``: push one input through the network and picture what its layers see.
+
+For each chosen layer (by default every conv and pool layer) a PNG holds a grid of the layer's
+output channels, each min-max normalised on its own, as in the tutorials' classic exercise; with
+TensorBoard installed the same pictures also go to ``OUT/tensorboard`` as image summaries.
+The input is an image file, or a sample of the spec's dataset (``train.data``, default digits).
+Imports torch and matplotlib (Agg backend, no display needed); ``netspec build`` never imports this.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+import netspec
+from netspec.data import DataError
+from netspec.errors import Problem, SpecError
+from netspec.shapes import describe
+from netspec.spec import Spec
+
+MAX_CHANNELS = 64  # tiles in one picture; the title says how many channels there are
+TILE_INCHES = 1.25
+DPI = 100
+# the plugin modules whose layer types are pictured by default: conv and pool families
+DEFAULT_FAMILIES = (
+    "netspec.layers.conv",
+    "netspec.layers.tconv",
+    "netspec.layers.pool",
+    "netspec.layers.unpool",
+)
+
+
+@dataclass
+class ShowResult:
+    """What ``show`` wrote: the input picture, one PNG per layer, and the layers it skipped."""
+
+    out_dir: Path
+    input_png: Path
+    pictures: dict[str, Path] = field(default_factory=dict)  # layer name → PNG
+    skipped: dict[str, str] = field(default_factory=dict)  # layer name → why
+    tensorboard: Path | None = None
+
+
+def show(
+    source: Any,
+    out_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    image: str | Path | None = None,
+    sample: int | None = None,
+    layers: Sequence[str] | None = None,
+    input_shape: Sequence[int] | None = None,
+    overrides: Sequence[str] = (),
+    data_dir: str | Path | None = None,
+    log=None,
+) -> ShowResult:
+    """Write ``input.png`` and one feature-map PNG per chosen layer into ``out_dir``.
+
+    ``image`` (a PNG/JPEG file, converted to the spec's input) and ``sample`` (an index into the
+    test split of the spec's dataset) are alternatives; with neither, sample 0 is shown. Without
+    ``checkpoint`` the weights are a seeded random init. Every mistake is a :class:`SpecError`.
+    """
+    if image is not None and sample is not None:
+        raise SpecError([Problem("give an image or a sample, not both", "netspec show")])
+    log = log or (lambda text: print(text, file=sys.stderr))
+    spec = netspec.load(source, input_shape=input_shape, overrides=list(overrides))
+    chosen = _chosen_layers(spec, layers)
+    if image is not None:
+        x, caption = read_image(image, spec.input_shape), f"{Path(image).name}"
+    else:
+        x, caption = dataset_sample(spec, sample or 0, data_dir)
+    model = _model(spec, checkpoint, log)
+    out = _out_dir(out_dir)
+    captured = _capture(model, chosen, x)
+    result = ShowResult(out, out / "input.png")
+    images: dict[str, Any] = {}
+    figure = input_figure(x, f"input: {caption}  {describe(spec.input_shape)}")
+    images["input"] = _save(figure, result.input_png)
+    for name in chosen:
+        output = captured[name]
+        layer = spec.layer(name)
+        if output.dim() < 2:
+            result.skipped[name] = f"output {describe(tuple(output.shape))} has no spatial dims"
+            continue
+        figure = feature_figure(output, f"{name} ({layer.type})")
+        path = out / f"{name}.png"
+        images[name] = _save(figure, path)
+        result.pictures[name] = path
+    for name, why in result.skipped.items():
+        log(f"netspec: skipped {name}: {why}")
+    result.tensorboard = _to_tensorboard(out / "tensorboard", images)
+    return result
+
+
+def _chosen_layers(spec: Spec, layers: Sequence[str] | None) -> list[str]:
+    """The named layers (checked), or every conv/pool layer by its type's family."""
+    names = [layer.name for layer in spec.layers]
+    if not layers:
+        owners = spec.registry.owners
+        chosen = [layer.name for layer in spec.layers if owners.get(layer.type) in DEFAULT_FAMILIES]
+        if not chosen:
+            raise SpecError(
+                [
+                    Problem(
+                        f"{spec.name} has no conv or pool layer to show",
+                        spec.source,
+                        hint="name the layers to show with --layers, e.g. --layers " + ",".join(names[:2]),
+                    )
+                ]
+            )
+        return chosen
+    problems = []
+    for name in layers:
+        if name in names:
+            continue
+        inside = [n for n in names if n.startswith(name + ".")]
+        if inside:
+            hint = f"{name!r} is a block instance; name one of its layers: " + ", ".join(inside[:8])
+        else:
+            close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+            hint = (
+                "did you mean " + ", ".join(repr(c) for c in close) + "?"
+                if close
+                else "layers: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            )
+        problems.append(Problem(f"no layer {name!r} in {spec.name}", spec.source, hint=hint))
+    if problems:
+        raise SpecError(problems)
+    return list(dict.fromkeys(layers))
+
+
+def read_image(path: str | Path, input_shape: Sequence[int]):
+    """An image file as a batch [1, C, H, W] in [0, 1]: grey or RGB as the spec's input, resized."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    from netspec.datasets import _common
+
+    path = Path(path)
+    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
+        raise SpecError(
+            [
+                Problem(
+                    f"an image gives [1 or 3, H, W], but the network's input is {describe(input_shape)}",
+                    str(path),
+                    hint="show a sample of the spec's dataset instead (--sample N)",
+                )
+            ]
+        )
+    c, h, w = input_shape
+    try:
+        with Image.open(path) as opened:
+            picture = ImageOps.exif_transpose(opened).convert("L" if c == 1 else "RGB")
+    except Exception as exc:  # missing, a directory, not an image, truncated, a decompression bomb
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(
+            [Problem(f"cannot read the image {path}: {reason}", str(path), hint="give a PNG or JPEG file")]
+        ) from None
+    pixels = torch.from_numpy(np.array(picture, dtype=np.uint8))
+    pixels = pixels.unsqueeze(0) if c == 1 else pixels.permute(2, 0, 1)
+    return _common.fit_images(pixels.unsqueeze(0), (c, h, w), scale=255.0)
+
+
+def dataset_sample(spec: Spec, index: int, data_dir: str | Path | None = None):
+    """Sample ``index`` of the test split (else validation) of the spec's dataset, batched, and a caption."""
+    import torch
+
+    cfg = spec.model.train
+    if cfg is None:  # like `netspec train`: an absent train: section has every default
+        train_field = type(spec.model).model_fields["train"].annotation
+        cfg = next(a for a in get_args(train_field) if a is not type(None)).model_validate({})
+    if cfg.data is None:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    "no dataset given and the default 'digits' is not loaded",
+                    ("train",),
+                    hint="set train.data.name, or pass --image",
+                )
+            ]
+        )
+    from netspec.data import DataContext
+
+    record = spec.registry.datasets[cfg.data.name]
+    own = {k: v for k, v in cfg.data.model_dump().items() if k in record.params.model_fields}
+    context = DataContext(tuple(spec.input_shape), cfg.seed, Path(data_dir or "data"))
+    try:
+        splits = record.load(record.params(**own), context)
+    except DataError as exc:
+        raise SpecError(
+            [spec.document.problem(f"dataset {cfg.data.name!r}: {exc}", ("train", "data"))]
+        ) from None
+    split, which = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
+    if not 0 <= index < len(split):
+        raise SpecError(
+            [
+                Problem(
+                    f"--sample {index} is out of range: the {which} split of {cfg.data.name!r} has "
+                    f"{len(split)} samples",
+                    spec.source,
+                    hint=f"give --sample 0 to {len(split) - 1}",
+                )
+            ]
+        )
+    x, y = split[index]
+    x = torch.as_tensor(x, dtype=torch.float32)
+    if tuple(x.shape) != tuple(spec.input_shape):
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"dataset {cfg.data.name!r} gives samples of shape {describe(tuple(x.shape))} but the "
+                    f"network's input is {describe(spec.input_shape)}",
+                    ("input",),
+                    hint="pass --image, or choose a dataset that fits",
+                )
+            ]
+        )
+    label = f", label {int(y)}" if torch.as_tensor(y).numel() == 1 else ""
+    return x.unsqueeze(0), f"{cfg.data.name} {which} sample {index}{label}"
+
+
+def _model(spec: Spec, checkpoint: str | Path | None, log):
+    """The network in eval mode: a checkpoint's weights (read weights-only, checked), else a seeded init."""
+    import torch
+
+    if checkpoint is None:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = spec.build()
+        log("netspec: note: no --checkpoint: the weights are a random initialisation (seed 0)")
+        return model.eval()
+    from netspec.training.checkpoint import check_fits, read_checkpoint
+
+    model = spec.build()
+    state = read_checkpoint(checkpoint)["state_dict"]
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    check_fits(weights, model.state_dict(), checkpoint, spec.source)
+    model.load_state_dict(weights)
+    return model.eval()
+
+
+def _capture(model, names: Sequence[str], x) -> dict:
+    """Each named layer's output for input ``x`` (first sample), through forward hooks."""
+    import torch
+
+    captured: dict[str, Any] = {}
+
+    def hook_for(name: str):
+        def hook(module, inputs, output):
+            if isinstance(output, tuple | list):  # (output, *aux outputs)
+                output = output[0]
+            captured[name] = output.detach()[0].float().cpu()
+
+        return hook
+
+    handles = [model.get_submodule(name).register_forward_hook(hook_for(name)) for name in names]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def _out_dir(path: str | Path) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(
+            [Problem(f"cannot create the output directory {out}: {exc.strerror or exc}", str(out))]
+        ) from None
+    return out
+
+
+def _normalise(x):
+    """Min-max to [0, 1] over the last dims of each channel; a constant channel becomes 0."""
+    flat = x.reshape(x.shape[0], -1)
+    lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
+    span = (hi - lo).clamp_min(1e-12)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return ((x - lo.view(shape)) / span.view(shape)).where((hi > lo).view(shape), x.new_zeros(()))
+
+
+def feature_figure(output, label_text: str):
+    """A grid of the channels of one sample's layer output [C, *spatial] (1-D lines, 2-D/3-D images)."""
+    from matplotlib.figure import Figure
+
+    shape = describe(tuple(output.shape))
+    channels = output.shape[0]
+    notes = []
+    if output.dim() == 4:  # [C, D, H, W]: the middle depth slice
+        depth = output.shape[1] // 2
+        notes.append(f"middle depth slice {depth} of {output.shape[1]}")
+        output = output[:, depth]
+    shown = min(channels, MAX_CHANNELS)
+    if shown < channels:
+        notes.append(f"first {shown} of {channels} channels")
+    notes.append("each channel min-max normalised")
+    data = _normalise(output[:shown]).numpy()
+    cols = math.ceil(math.sqrt(shown))
+    rows = math.ceil(shown / cols)
+    aspect = min(max(data.shape[1] / data.shape[2], 0.25), 4.0) if data.ndim == 3 else 0.6
+    tile_w, tile_h = TILE_INCHES, TILE_INCHES * aspect
+    gap, label, margin, header = 0.1, 0.2, 0.2, 0.75  # inches
+    grid_w = cols * tile_w + (cols - 1) * gap
+    width = max(grid_w + 2 * margin, 4.5)
+    height = header + rows * (label + tile_h) + (rows - 1) * gap + margin
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    figure.suptitle(f"{label_text}  output {shape}\n{'; '.join(notes)}", fontsize=10, y=1 - 0.1 / height)
+    left0 = (width - grid_w) / 2
+    for i in range(shown):
+        row, col = divmod(i, cols)
+        left = left0 + col * (tile_w + gap)
+        top = header + row * (label + tile_h + gap) + label
+        ax = figure.add_axes((left / width, 1 - (top + tile_h) / height, tile_w / width, tile_h / height))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if data.ndim == 3:
+            ax.imshow(data[i], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+        else:
+            ax.plot(data[i], linewidth=0.8)
+            ax.set_xlim(0, max(len(data[i]) - 1, 1))
+            ax.set_ylim(-0.05, 1.05)
+        ax.set_title(str(i), fontsize=7, pad=2)
+    return figure
+
+
+def input_figure(x, title: str):
+    """The input sample as a picture (grey, RGB, a line per channel or a middle depth slice)."""
+    from matplotlib.figure import Figure
+
+    sample = x[0].float()
+    lo, hi = sample.min(), sample.max()
+    sample = (sample - lo) / (hi - lo) if hi > lo else sample * 0
+    figure = Figure(figsize=(4.5, 4.8), dpi=DPI)
+    ax = figure.subplots()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if sample.dim() == 4:
+        sample = sample[:, sample.shape[1] // 2]
+        title += f"\nmiddle depth slice {x.shape[2] // 2}"
+    if sample.dim() == 3 and sample.shape[0] == 3:
+        ax.imshow(sample.permute(1, 2, 0).numpy(), interpolation="nearest")
+    elif sample.dim() == 3:
+        ax.imshow(sample[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        for channel in sample.reshape(sample.shape[0], -1)[:8]:
+            ax.plot(channel.numpy(), linewidth=0.8)
+    ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def _save(figure, path: Path):
+    """Render with Agg, write the PNG and return the pixels [H, W, 3] (for TensorBoard)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    try:
+        figure.savefig(path, dpi=DPI)
+    except OSError as exc:
+        raise SpecError([Problem(f"cannot write {path}: {exc.strerror or exc}", str(path))]) from None
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _to_tensorboard(log_dir: Path, images: dict[str, Any]) -> Path | None:
+    """The same pictures as TensorBoard image summaries, when tensorboard is installed."""
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    writer = SummaryWriter(log_dir=str(log_dir))
+    try:
+        for tag, pixels in images.items():
+            writer.add_image(f"feature_maps/{tag}", pixels, 0, dataformats="HWC")
+    finally:
+        writer.close()
+    return log_dir

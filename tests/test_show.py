@@ -1,0 +1,168 @@
+"""``netspec show``: feature-map pictures of chosen layers for one input."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+from PIL import Image
+
+from netspec.cli import main
+from tests.conftest import REPO
+
+LENET = str(REPO / "specs" / "lenet.yaml")
+
+BLOCKS = """
+netspec: 1
+name: tinyres
+input: [3, 24, 32]
+blocks:
+  basic:
+    params: {planes: int}
+    layers:
+      - {type: conv, name: conv1, out_channels: =planes, kernel_size: 3, padding: 1}
+      - {type: relu, name: relu}
+      - {type: conv, name: conv2, out_channels: =planes, kernel_size: 3, padding: 1}
+layers:
+  - {type: conv, name: stem, out_channels: 80, kernel_size: 3, stride: 2, padding: 1}
+  - {type: basic, name: layer1.0, planes: 8}
+  - {type: global_avgpool, name: pool}
+  - {type: linear, name: fc, out_features: 10}
+"""
+
+
+def _png(path, min_side=150):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert min(image.size) >= min_side and max(image.size) < 3000
+        return image.size
+
+
+def test_lenet_default_layers_write_one_png_each(tmp_path, capsys):
+    out = tmp_path / "maps"
+    assert main(["show", LENET, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["c1.png", "c3.png", "input.png", "s2.png", "s4.png"]
+    for path in out.iterdir():
+        _png(path)
+    captured = capsys.readouterr()
+    assert "random initialisation" in captured.err
+    assert str(out / "c1.png") in captured.out
+    assert not (out / "tensorboard").exists()  # tensorboard is not installed here
+
+
+def test_dotted_block_layer_and_more_than_64_channels(write_spec, tmp_path):
+    from netspec.show import show
+
+    path = write_spec(BLOCKS)
+    image = tmp_path / "photo.jpg"
+    Image.new("RGB", (50, 40), "red").save(image)
+    notes = []
+    result = show(
+        path, tmp_path / "out", image=image, layers=["layer1.0.conv2", "stem", "fc"], log=notes.append
+    )
+    assert list(result.pictures) == ["layer1.0.conv2", "stem"]
+    assert result.skipped == {"fc": "output [10] has no spatial dims"}
+    assert any("skipped fc" in n for n in notes)
+    width, height = _png(result.pictures["stem"])
+    assert width > 600 and height > 600  # an 8×8 grid: 64 of the 80 channels
+    _png(result.input_png)
+
+
+def test_a_checkpoint_is_loaded_and_changes_the_pictures(tmp_path):
+    import netspec
+
+    model = netspec.load(LENET).build()
+    ckpt = tmp_path / "w.ckpt"
+    state = {f"model.{k}": torch.full_like(v, 0.01) for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state}, ckpt)
+    out = tmp_path / "out"
+    assert main(["show", LENET, "--checkpoint", str(ckpt), "--layers", "c1", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["c1.png", "input.png"]
+
+
+def test_one_and_three_dimensional_outputs(write_spec, tmp_path):
+    from netspec.show import show
+
+    spec = """
+    netspec: 1
+    name: n{rank}
+    input: {shape}
+    layers:
+      - {{type: conv, name: c, out_channels: 4, kernel_size: 3}}
+      - {{type: maxpool, name: p, kernel_size: 2}}
+      - {{type: flatten}}
+      - {{type: linear, out_features: 3}}
+    train: {{data: {{name: synthetic, num_classes: 3, num_samples: 60}}}}
+    """
+    for rank, shape in ((1, "[2, 40]"), (3, "[1, 6, 10, 10]")):
+        path = write_spec(spec.format(rank=rank, shape=shape), f"n{rank}.yaml")
+        result = show(path, tmp_path / f"out{rank}", sample=1, log=lambda _: None)
+        assert list(result.pictures) == ["c", "p"]
+        for png in [result.input_png, *result.pictures.values()]:
+            _png(png)
+
+
+def test_tensorboard_gets_the_same_images_when_installed(tmp_path, monkeypatch):
+    from netspec.show import show
+
+    written = []
+
+    class Writer:
+        def __init__(self, log_dir):
+            written.append(log_dir)
+
+        def add_image(self, tag, pixels, step, dataformats):
+            assert dataformats == "HWC" and pixels.shape[2] == 3
+            written.append(tag)
+
+        def close(self):
+            written.append("closed")
+
+    monkeypatch.setitem(sys.modules, "tensorboard", types.ModuleType("tensorboard"))
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = Writer
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    result = show(LENET, tmp_path / "out", layers=["c1"], log=lambda _: None)
+    assert result.tensorboard == tmp_path / "out" / "tensorboard"
+    assert written == [str(result.tensorboard), "feature_maps/input", "feature_maps/c1", "closed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layers", "c2"], "did you mean"),
+        (["--sample", "100000"], "out of range"),
+        (["--image", "{bad}"], "cannot read the image"),
+        (["--image", "{tmp}/missing.png"], "cannot read the image"),
+        (["--checkpoint", "{tmp}/missing.ckpt"], "does not exist"),
+        (["--checkpoint", "{other}"], "does not fit the network"),
+        (["--image", "{bad}", "--sample", "1"], "not allowed with"),
+    ],
+)
+def test_errors_exit_2_with_a_message(args, message, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not a picture")
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"model.x.weight": torch.zeros(3)}}, other)
+    args = [a.format(bad=bad, tmp=tmp_path, other=other) for a in args]
+    with pytest.raises(SystemExit) if "not allowed" in message else _nothing() as caught:
+        code = main(["show", LENET, "--out", str(tmp_path / "out"), *args])
+    code = caught.value.code if caught is not None else code
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_block_instance_name_lists_its_layers(write_spec, tmp_path, capsys):
+    path = write_spec(BLOCKS)
+    assert main(["show", str(path), "--layers", "layer1.0", "--out", str(tmp_path / "o")]) == 2
+    assert "name one of its layers: layer1.0.conv1" in capsys.readouterr().err
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
