@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from netspec.cli import main
-from tests.conftest import REPO
+from conftest import REPO
 
 LENET = str(REPO / "specs" / "lenet.yaml")
 
