@@ -7,10 +7,10 @@ import types
 
 import pytest
 import torch
+from conftest import REPO
 from PIL import Image
 
 from netspec.cli import main
-from conftest import REPO
 
 LENET = str(REPO / "specs" / "lenet.yaml")
 
