@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--depth",
         metavar="N",
-        type=_depth,
+        type=_non_negative,
         default=None,
         help="fold block instances deeper than N name parts into one row (0: unfold everything); "
         "default 2 for specs with blocks",
@@ -143,7 +143,11 @@ def _parser() -> argparse.ArgumentParser:
     source = show.add_mutually_exclusive_group()
     source.add_argument("--image", metavar="FILE", default=None, help="a PNG/JPEG image as input")
     source.add_argument(
-        "--sample", metavar="N", type=_depth, default=None, help="test sample N of the dataset (default 0)"
+        "--sample",
+        metavar="N",
+        type=_non_negative,
+        default=None,
+        help="test sample N of the dataset (default 0)",
     )
     show.add_argument("--layers", metavar="A,B", default=None, help="layer names (e.g. layer1.0.conv1)")
     show.add_argument("--out", metavar="DIR", required=True, help="directory for the PNGs")
@@ -404,7 +408,7 @@ def _shape(text: str) -> list[int]:
     return shape
 
 
-def _depth(text: str) -> int:
+def _non_negative(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}")
     return int(text)
