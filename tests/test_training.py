@@ -321,3 +321,67 @@ def test_deterministic_true_with_unpooling_is_refused_before_the_start(tmp_path,
     assert code == 2, err
     assert "deterministic: true, but these have no deterministic kernel on" in err
     assert "hint: use deterministic: warn" in err and not run.exists()
+
+
+# importing inductor warns that torch.jit.script_method is deprecated (torch's own code)
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
+def test_compiled_training_builds_one_graph_for_training_and_one_for_evaluation(tmp_path):
+    """No recompiles: the last partial training batch is dropped, short evaluation batches padded."""
+    from torch._dynamo.utils import counters
+
+    from netspec.training import fit
+    from netspec.training.fast import compile_counts
+
+    torch._dynamo.reset()
+    counters.clear()
+    # 150 samples: 96 train (3 batches of 32), 24 val, 30 test: every split ends with a short batch
+    result = fit(
+        LENET,
+        overrides=[
+            "train.data={name: synthetic, num_samples: 150, batch_size: 32}",
+            "train.compile=true",
+            "train.max_epochs=2",
+            "train.progress=none",
+            f"train.run_dir={tmp_path / 'run'}",
+        ],
+    )
+    counts = compile_counts()
+    assert counts["graphs"] == 2, counts  # the training step's graph and the evaluation one
+    assert counts["frames"] == 2, counts  # each compiled once
+    assert "test_acc" in result.metrics and "val_acc" in result.metrics
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
+    assert result.steps == 2 * (96 // 32)  # one epoch is floor(96 / 32) optimizer steps
+    assert any(row.get("test_acc") for row in rows)
+
+
+def test_channels_last_trains_an_image_network_and_is_refused_for_other_inputs(tmp_path, capsys):
+    from netspec.training import fit
+
+    result = fit(
+        LENET,
+        overrides=[
+            "train.data={name: synthetic, num_samples: 100, batch_size: 16}",
+            "train.memory_format=channels_last",
+            "train.max_epochs=1",
+            "train.progress=none",
+            f"train.run_dir={tmp_path / 'run'}",
+        ],
+    )
+    assert result.steps > 0 and "test_acc" in result.metrics
+    code = main(
+        [
+            "train",
+            str(REPO / "specs/conv1d.yaml"),
+            *QUIET,
+            "--set",
+            "train.memory_format=channels_last",
+            "--set",
+            "train.data={name: synthetic, num_samples: 20, num_classes: 35}",
+            "--set",
+            f"train.run_dir={tmp_path / 'run1d'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("--set train.memory_format=channels_last:") and "Traceback" not in err
+    assert "channels_last needs image inputs [C, H, W], but the network's input is [1, 16000]" in err

@@ -176,3 +176,48 @@ def test_curves_give_each_split_one_colour_and_show_the_learning_rate(tmp_path):
         width, height = image.size
     assert width > 3 * height  # three panels side by side: loss, acc, learning rate
     assert plot_curves(tmp_path / "missing.csv", tmp_path / "none.png") is None
+
+
+def test_step_losses_sum_the_epoch_and_name_the_first_non_finite_step():
+    from netspec.training.fast import StepLosses
+
+    losses = StepLosses()
+    assert losses.first_bad() is None
+    for step, (value, size) in enumerate([(1.0, 4), (2.0, 4), (3.0, 2)]):
+        losses.add(torch.tensor(value), size, step)
+    assert losses.first_bad() is None
+    assert losses.state() == (1.0 * 4 + 2.0 * 4 + 3.0 * 2, 10)
+    losses.add(torch.tensor(float("nan")), 4, 3)
+    losses.add(torch.tensor(float("inf")), 4, 4)
+    assert losses.first_bad() == 3
+    losses.reset()
+    losses.add(torch.tensor(1.0), 4, 5)
+    assert losses.first_bad() == 3  # the first bad step stays known after the epoch
+    assert losses.state() == (4.0, 4)
+
+
+def test_evaluation_batches_of_a_compiled_model_are_padded_to_one_size_and_cut_back():
+    from netspec.training.fast import forward
+
+    seen = []
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            seen.append((tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last)))
+            return x.flatten(1).sum(1)
+
+    net = Net().eval()
+    x = torch.randn(3, 2, 4, 4)
+    out = forward(net, x, static_batch=8, channels_last=True)
+    torch.testing.assert_close(out, x.flatten(1).sum(1))
+    assert seen == [((8, 2, 4, 4), True)]
+    net.train()  # training batches are never padded (the data drops the short one)
+    assert forward(net, x, static_batch=8, channels_last=False).shape == (3,)
+    assert seen[-1] == ((3, 2, 4, 4), False)
+
+
+def test_drop_last_gives_one_batch_size_unless_there_is_only_one_batch():
+    x, y = torch.arange(10.0).view(10, 1), torch.arange(10)
+    sizes = [len(b) for _, b in TensorBatches(x, y, 4, shuffle=True, drop_last=True)]
+    assert sizes == [4, 4] and len(TensorBatches(x, y, 4, shuffle=True, drop_last=True)) == 2
+    assert [len(b) for _, b in TensorBatches(x, y, 16, shuffle=True, drop_last=True)] == [10]

@@ -126,7 +126,16 @@ class TrainBase(BaseModel):
     max_epochs: Count | None = Field(10, description="null: train for max_steps instead.")
     max_steps: Count | None = None
     precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] | Literal[32] = "32"
-    compile: StrictBool = False
+    compile: StrictBool = Field(
+        False,
+        description="torch.compile the network: one graph for training, one for evaluation (the last "
+        "partial training batch of each epoch is dropped; a short evaluation batch is padded).",
+    )
+    memory_format: Literal["contiguous", "channels_last"] = Field(
+        "contiguous",
+        description="channels_last: the network's weights and image batches in NHWC (inputs [C, H, W] "
+        "only); mostly a GPU speed-up, with bf16-mixed.",
+    )
     seed: Annotated[NonNegativeInt, Field(le=MAX_SEED)] = 0
     deterministic: StrictBool | Literal["warn"] = Field(
         "warn",

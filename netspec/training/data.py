@@ -33,11 +33,13 @@ class TensorBatches:
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         progress: Callable[[], int] | None = None,
         epoch: Callable[[], int] | None = None,
+        drop_last: bool = False,
     ):
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world
         self.augment = augment
+        self.drop_last = drop_last  # the last partial batch (kept when it is the only batch)
         self.progress = progress  # batches the trainer has finished in this epoch (for checkpoints)
         self.current_epoch = epoch or (lambda: 0)  # the trainer's epoch: Lightning stops at len(),
         self._skip = 0  # so a generator never learns that its epoch ended
@@ -55,6 +57,8 @@ class TensorBatches:
 
     def __len__(self) -> int:
         n = len(self.x) // self.world if self.world > 1 else len(self.x)
+        if self.drop_last and n >= self.batch_size:
+            return n // self.batch_size
         return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -106,11 +110,12 @@ def make_augment(random_crop: int, hflip: bool) -> Callable | None:
 class SpecDataModule(pl.LightningDataModule):
     """Serves the splits of an already loaded dataset to the Trainer."""
 
-    def __init__(self, splits: Splits, data_cfg, seed: int):
+    def __init__(self, splits: Splits, data_cfg, seed: int, drop_last: bool = False):
         super().__init__()
         self.splits = splits
         self.cfg = data_cfg
         self.seed = seed
+        self.drop_last = drop_last  # training only (torch.compile: one batch size, no recompiles)
         self._train: TensorBatches | DataLoader | None = None
 
     def _device(self) -> torch.device:
@@ -147,6 +152,7 @@ class SpecDataModule(pl.LightningDataModule):
                     augment=augment,
                     progress=self._progress,
                     epoch=lambda: self.trainer.current_epoch if self.trainer is not None else 0,
+                    drop_last=self.drop_last,
                 )
             else:
                 g = torch.Generator().manual_seed(self.seed)
@@ -156,6 +162,7 @@ class SpecDataModule(pl.LightningDataModule):
                     shuffle=True,
                     num_workers=self.cfg.num_workers,
                     generator=g,
+                    drop_last=self.drop_last and len(self.splits.train) >= self.cfg.batch_size,
                     persistent_workers=self.cfg.num_workers > 0,
                 )
         return self._train

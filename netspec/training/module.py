@@ -11,6 +11,7 @@ from torch import nn
 
 from netspec.errors import NetspecError
 from netspec.spec import Spec
+from netspec.training import fast
 
 LOG_EVERY = 10  # optimizer steps between per-step loss points in metrics.csv and the progress bar
 
@@ -42,8 +43,10 @@ class SpecModule(pl.LightningModule):
         self, spec: Spec, cfg, num_classes: int | None, metric_names: list[str], total_steps: int = 1
     ):
         super().__init__()
-        self._loss_sum, self._seen = 0.0, 0  # this epoch's training loss, summed on the device
-        self._first_bad: torch.Tensor | None = None  # step of the first non-finite loss (-1: none)
+        # this epoch's training loss and the first non-finite step, kept on the device (fast.py)
+        self._losses = fast.StepLosses()
+        self.static_batch: int | None = None  # compiled: evaluation batches padded to this size
+        self.channels_last = False  # train.memory_format: channels_last (run.py sets both)
         self.total_steps = total_steps  # for schedules (not trainer.estimated_stepping_batches: asking
         # for it sets up the dataloaders before a checkpoint is restored, which breaks mid-epoch resume)
         self.cfg = cfg
@@ -57,8 +60,16 @@ class SpecModule(pl.LightningModule):
             }
         )
 
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets _current_fx_name around every hook call (~30 times a step); nn.Module's
+        # __setattr__ checks for parameters, modules and buffers each time: skip that for it
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return fast.forward(self.model, x, static_batch=self.static_batch, channels_last=self.channels_last)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "cross_entropy":
@@ -80,9 +91,7 @@ class SpecModule(pl.LightningModule):
         if stage == "train":
             # Lightning's self.log costs ~0.5-0.8 ms a call: sum the loss on the device and log
             # once per epoch; a per-step point only every LOG_EVERY steps (bench/train_speed.py).
-            self._loss_sum += loss.detach() * len(x)
-            self._seen += len(x)
-            self._note_nonfinite(loss.detach())
+            self._losses.add(loss.detach(), len(x), self.global_step)
             if (self.global_step + 1) % LOG_EVERY == 0:  # the step Lightning writes the row
                 self._stop_if_nonfinite()
                 self.log("train_loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
@@ -100,29 +109,22 @@ class SpecModule(pl.LightningModule):
                 self.log(f"{stage}_{name}", metric, prog_bar=stage == "val", on_epoch=True)
         return loss
 
-    def _note_nonfinite(self, loss: torch.Tensor) -> None:
-        """Remember the first step whose loss is not finite, on the device (no sync per step)."""
-        if self._first_bad is None:
-            self._first_bad = torch.full((), -1, dtype=torch.int64, device=loss.device)
-        bad = ~torch.isfinite(loss) & (self._first_bad < 0)
-        self._first_bad = torch.where(bad, self.global_step, self._first_bad)
-
     def _stop_if_nonfinite(self) -> None:
         """Checked every LOG_EVERY steps, at epoch end and before a checkpoint is written."""
-        if self._first_bad is not None and int(self._first_bad) >= 0:
-            step = int(self._first_bad)
+        step = self._losses.first_bad()
+        if step is not None:
             raise NonFiniteLoss(
                 f"the training loss became NaN or infinite at step {step} (epoch {self.current_epoch}); "
                 "the run stopped"
             )
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum, self._seen = 0.0, 0
+        self._losses.reset()
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_nonfinite()
-        if self._seen:
-            self.log("train_loss_epoch", self._loss_sum / self._seen, sync_dist=True)
+        if self._losses.seen:
+            self.log("train_loss_epoch", self._losses.total / self._losses.seen, sync_dist=True)
         for name, metric in self.metrics["train_metrics"].items():
             self.log(f"train_{name}", metric.compute(), sync_dist=True)
             metric.reset()
@@ -157,7 +159,7 @@ class SpecModule(pl.LightningModule):
         self._stop_if_nonfinite()  # never overwrite last.ckpt with NaN weights
         # dropout and friends draw from the global generator: save it for an exact resume
         checkpoint["netspec_rng"] = {"cpu": torch.get_rng_state()}
-        checkpoint["netspec_epoch_loss"] = (float(self._loss_sum), self._seen)  # a resume mid-epoch keeps it
+        checkpoint["netspec_epoch_loss"] = self._losses.state()  # a resume mid-epoch keeps it
         # this epoch's train metrics so far (torchmetrics keeps them out of state_dict)
         checkpoint["netspec_train_metrics"] = {
             name: {"state": dict(metric.metric_state), "updates": metric._update_count}
@@ -167,7 +169,7 @@ class SpecModule(pl.LightningModule):
             checkpoint["netspec_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._loss_sum, self._seen = checkpoint.get("netspec_epoch_loss", (0.0, 0))
+        self._losses.load(checkpoint.get("netspec_epoch_loss", (0.0, 0)))
         for name, saved in checkpoint.get("netspec_train_metrics", {}).items():
             metric = self.metrics["train_metrics"][name]
             for key, value in saved["state"].items():

@@ -113,6 +113,15 @@ def check_data(spec: Spec, splits: Splits) -> None:
                 hint=f"make '{last.name}' output {splits.num_classes} channels/features",
             )
         )
+    if spec.model.train.memory_format == "channels_last" and len(spec.input_shape) != 3:
+        problems.append(
+            spec.document.problem(
+                f"memory_format channels_last needs image inputs [C, H, W], but the network's input "
+                f"is {describe(spec.input_shape)}",
+                ("train", "memory_format"),
+                hint="use memory_format: contiguous (the default) for this network",
+            )
+        )
     if problems:
         raise SpecError(problems)
 
@@ -402,9 +411,16 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
         from netspec.training.checkpoint import check_fits, read_checkpoint
 
         check_fits(read_checkpoint(ckpt_path)["state_dict"], module.state_dict(), ckpt_path, spec.source)
+    if cfg.memory_format == "channels_last":
+        import torch
+
+        module.model.to(memory_format=torch.channels_last)
+        module.channels_last = True
     if cfg.compile:
         module.model.compile()  # in place: checkpoints keep plain state_dict keys
-    datamodule = SpecDataModule(splits, cfg.data, cfg.seed)
+        module.static_batch = cfg.data.batch_size  # one graph for evaluation: short batches padded
+    # compiled: every training batch the same size (the last partial one of each epoch dropped)
+    datamodule = SpecDataModule(splits, cfg.data, cfg.seed, drop_last=cfg.compile)
     history = []
     if ckpt_path is not None:
         from netspec.training.history import read_history
@@ -466,6 +482,9 @@ def _trainer(spec: Spec, cfg, run_dir: Path, metric_names: list[str], history: l
             enable_model_summary=False,
             log_every_n_steps=LOG_EVERY,
             num_sanity_val_steps=0,
+            # compiled: test under no_grad like validation (inference tensors would need a graph of
+            # their own)
+            inference_mode=not cfg.compile,
         )
     except (MisconfigurationException, TypeError, ValueError, RuntimeError) as exc:
         raise SpecError(
@@ -545,7 +564,10 @@ def _total_steps(cfg, splits: Splits) -> int:
         if isinstance(cfg.devices, list)
         else 1
     )
-    per_epoch = -(-len(splits.train) // (cfg.data.batch_size * world * cfg.num_nodes))
+    per_step = cfg.data.batch_size * world * cfg.num_nodes
+    per_epoch = -(-len(splits.train) // per_step)
+    if cfg.compile and len(splits.train) >= per_step:  # the last partial batch is dropped
+        per_epoch = len(splits.train) // per_step
     return max(1, cfg.max_epochs * -(-per_epoch // cfg.accumulate_grad_batches))
 
 

@@ -1,0 +1,109 @@
+"""What keeps a training step cheap: per-step bookkeeping off the device's critical path.
+
+- ``StepLosses``: each step's training loss is only appended to a list (no tensor op, no sync);
+  every ``LOG_EVERY`` steps, at the end of the epoch and before a checkpoint, the list is folded
+  into the epoch's loss sum and the first non-finite step, in a few ops on the device.
+- ``forward``: a compiled network sees one batch size only (the last partial training batch is
+  dropped, a short evaluation batch padded and its outputs cut back), so validation and test
+  reuse one graph instead of recompiling; ``train.memory_format: channels_last`` puts image
+  batches in NHWC.
+- ``compile_counts``: how many graphs ``torch.compile`` built (bench/train_speed.py and the
+  tests read it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class StepLosses:
+    """This epoch's training loss (sum over samples, count) and the first step whose loss was not finite.
+
+    ``add`` costs no tensor op: it keeps a reference to the step's (detached) loss. ``fold`` turns
+    the pending losses into a running sum and a "first bad step" on the device; ``first_bad`` then
+    reads that one number (a sync), which the module does every ``LOG_EVERY`` steps.
+    """
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | float = 0.0  # sum of loss × batch size over the epoch so far
+        self.seen = 0  # samples so far
+        self._bad: torch.Tensor | None = None  # step of the first non-finite loss, -1: none
+        self._pending: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+        self._steps: list[int] = []
+
+    def reset(self) -> None:
+        """A new epoch: the loss sum starts again (a non-finite step already seen stays)."""
+        self.fold()
+        self.total, self.seen = 0.0, 0
+
+    def add(self, loss: torch.Tensor, size: int, step: int) -> None:
+        self._pending.append(loss)
+        self._sizes.append(size)
+        self._steps.append(step)
+        self.seen += size
+
+    def fold(self) -> None:
+        if not self._pending:
+            return
+        losses = torch.stack(self._pending).float()
+        device = losses.device
+        sizes = torch.tensor(self._sizes, dtype=losses.dtype).to(device, non_blocking=True)
+        steps = torch.tensor(self._steps, dtype=torch.int64).to(device, non_blocking=True)
+        self.total = self.total + (losses * sizes).sum()
+        bad = ~torch.isfinite(losses)
+        # the first pending step with a non-finite loss, else -1; an earlier one found before wins
+        first = torch.where(bad.any(), steps[bad.int().argmax()], -1)
+        self._bad = first if self._bad is None else torch.where(self._bad >= 0, self._bad, first)
+        self._pending, self._sizes, self._steps = [], [], []
+
+    def first_bad(self) -> int | None:
+        """The step whose loss first was NaN or infinite (None: none); reads one number from the device."""
+        self.fold()
+        if self._bad is None:
+            return None
+        step = int(self._bad)
+        return step if step >= 0 else None
+
+    def state(self) -> tuple[float, int]:
+        """For checkpoints: a resumed run continues this epoch's loss sum."""
+        self.fold()
+        return float(self.total), self.seen
+
+    def load(self, state: tuple[float, int]) -> None:
+        self._pending, self._sizes, self._steps = [], [], []
+        self.total, self.seen = state
+
+
+def forward(model, x, *, static_batch: int | None, channels_last: bool):
+    """The network on one batch: NHWC input for channels_last; static shapes for a compiled model.
+
+    A compiled network recompiles for every new batch size (and on a CPU even a batch dimension
+    marked dynamic gets a guard at 16, from the convolution's kernel choice). Training batches
+    all have one size (``SpecDataModule`` drops the last partial batch of an epoch when
+    compiling: each epoch a different random remainder); in evaluation, a short last batch is
+    padded with zeros to ``static_batch`` and its outputs cut back, so every sample still counts
+    in the validation and test metrics and eval needs one graph.
+    """
+    if channels_last and isinstance(x, torch.Tensor) and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    n = len(x) if isinstance(x, torch.Tensor) and x.dim() > 0 else None
+    if static_batch is None or model.training or n is None or n >= static_batch:
+        return model(x)
+    pad = x.new_zeros((static_batch - n, *x.shape[1:]))
+    if channels_last and x.dim() == 4:
+        pad = pad.contiguous(memory_format=torch.channels_last)
+    return model(torch.cat([x, pad]))[:n]
+
+
+def compile_counts() -> dict[str, int]:
+    """What torch.compile has built in this process so far (read it before and after a run).
+
+    ``graphs``: graphs compiled (dynamo's ``unique_graphs``); ``frames``: frames compiled, a
+    recompile counting again. A training run needs 2 graphs, one compile each: the training
+    step's and the evaluation one's (no grad and ``training=False`` fail the first graph's guards:
+    a new graph, not a recompile of one). More than 2 means recompiles, e.g. for a new batch size.
+    """
+    from torch._dynamo.utils import counters
+
+    return {"graphs": int(counters["stats"]["unique_graphs"]), "frames": int(counters["frames"]["ok"])}
