@@ -86,6 +86,7 @@ import netspec
 import netspec.training.run as netspec_run
 from netspec.data import DataContext
 from netspec.plugins import default_registry
+from netspec.training.fast import compile_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "lenet.yaml"
@@ -229,6 +230,8 @@ class Times:
     val_acc: float = math.nan
     same_data: bool | None = None
     same_weights: bool | None = None
+    graphs: int = 0  # torch.compile: graphs built for this side's network (2 = train + eval)
+    compiles: int = 0  # frames compiled (a recompile counts again)
 
 
 def _evaluate(model, x, y, setup: Setup) -> tuple[float, float]:
@@ -285,8 +288,15 @@ class Plain:
         self.times.startup = time.perf_counter() - t0
 
     def epoch(self) -> None:
+        before = compile_counts()
         with torch_defaults() if self.defaults else contextlib.nullcontext():
             self._epoch()
+        self._count(before)
+
+    def _count(self, before: dict[str, int]) -> None:
+        after = compile_counts()
+        self.times.graphs += after["graphs"] - before["graphs"]
+        self.times.compiles += after["frames"] - before["frames"]
 
     def _epoch(self) -> None:
         model, opt, x, y = self.model, self.opt, self.x, self.y
@@ -314,10 +324,12 @@ class Plain:
         self.times.epoch.append(t2 - t0)
 
     def test(self) -> Times:
+        before = compile_counts()
         t0 = time.perf_counter()
         _evaluate(self.model, *(t.to(self.setup.device) for t in self.setup.test), self.setup)
         self.sync()
         self.times.after = time.perf_counter() - t0
+        self._count(before)
         # a plain run loads its data too
         self.times.total = self.setup.load_s + self.times.startup + sum(self.times.epoch) + self.times.after
         return self.times
@@ -339,6 +351,7 @@ class Clock(pl.Callback):
         }
         self.faults: dict[str, list[int]] = {}
         self.train_start = self.train_end = math.nan
+        self.plain_compiles = {"graphs": 0, "frames": 0}  # compiled by the plain epochs run in between
 
     def _mark(self, key: str) -> None:
         self.sync()
@@ -360,8 +373,12 @@ class Clock(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._mark("entry")  # the previous netspec epoch ends here
+        before = compile_counts()
         for plain in self.plains:
             plain.epoch()
+        after = compile_counts()
+        self.plain_compiles["graphs"] += after["graphs"] - before["graphs"]
+        self.plain_compiles["frames"] += after["frames"] - before["frames"]
         self._mark("epoch")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -391,9 +408,11 @@ def netspec_run_once(setup: Setup, initial: list[torch.Tensor], plains: tuple[Pl
     netspec_run._callbacks = callbacks
     try:
         with tempfile.TemporaryDirectory(prefix="netspec-train-speed-") as tmp:
+            before = compile_counts()
             t0 = time.perf_counter()
             result = netspec_run.fit(setup.path, overrides=[*setup.overrides, f"train.run_dir={tmp}/run"])
             t_end = time.perf_counter()
+            after = compile_counts()
     finally:
         netspec_run._callbacks = original
     m, times = clock.marks, clock.times
@@ -409,6 +428,8 @@ def netspec_run_once(setup: Setup, initial: list[torch.Tensor], plains: tuple[Pl
     times.after = t_end - clock.train_end
     times.total = t_end - t0 - plain_s
     times.val_acc = result.metrics.get("val_acc", math.nan)
+    times.graphs = after["graphs"] - before["graphs"] - clock.plain_compiles["graphs"]
+    times.compiles = after["frames"] - before["frames"] - clock.plain_compiles["frames"]
     return times
 
 
@@ -565,6 +586,13 @@ def report(setup: Setup, args, plain: list[Times], ours: list[Times], user: list
         f"{_yes(ours, 'same_data')} / {_yes(ours, 'same_weights')}",
         f"final val accuracy: netspec {_accs(ours)}, plain {_accs(plain)}",
     )
+    if setup.compile:
+        _line(
+            "torch.compile: graphs / compiles per run",
+            f"{_compiled(ours)} / {_compiled(plain)}",
+            "netspec / plain; netspec needs 2 graphs (training step, evaluation), each compiled once; "
+            "the plain loop recompiles for its last partial batch and eval",
+        )
     command = " ".join(shlex.quote(a) for a in ["python", "bench/train_speed.py", *sys.argv[1:]])
     print(f"command: {command}   (benchmark took {wall:.0f} s)")
 
@@ -588,6 +616,10 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def _compiled(runs: list[Times]) -> str:
+    return ", ".join(f"{r.graphs} / {r.compiles}" for r in runs)
 
 
 def _accs(runs: list[Times]) -> str:
@@ -663,6 +695,22 @@ def _bench_case(label: str, quick: bool, **kw) -> list[dict]:
             f"fit() ÷ plain load + build + epochs + test (target ≤ 1.10); {same}",
         )
     )
+    if args.compile:
+        graphs = [o.graphs for o in ours], [p.graphs for p in plain]
+        compiles = [o.compiles for o in ours], [p.compiles for p in plain]
+        rows.append(
+            row(
+                section,
+                f"{label}: torch.compile graphs / compiles per run",
+                median(compiles[0]),
+                median(compiles[1]),
+                "compiles",
+                ratios(*compiles),
+                f"netspec {median(graphs[0]):.0f} graphs (target 2: training step and evaluation, "
+                f"no recompiles); the plain loop {median(graphs[1]):.0f} (recompiles for its last "
+                "partial batch)",
+            )
+        )
     return rows
 
 
@@ -680,6 +728,8 @@ def run(quick: bool) -> list[dict]:
             skipped("training vs plain loop", "ResNet-18 synthetic 3×32×32, CPU", "--quick: spec loads")
         )
     else:
+        # torch.compile: the graph count (LeNet compiles in ~10 s per graph on 2 CPU cores)
+        rows += _bench_case("LeNet digits, CPU, torch.compile", quick, **lenet, compile=True, epochs=3)
         rows += _bench_case("ResNet-18 synthetic 3×32×32, CPU", quick, **resnet, samples=800, epochs=3)
     if torch.cuda.is_available():
         rows += _bench_case(

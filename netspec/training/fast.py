@@ -96,6 +96,13 @@ def forward(model, x, *, static_batch: int | None, channels_last: bool):
     return model(torch.cat([x, pad]))[:n]
 
 
+def on_device(batch, device: torch.device) -> bool:
+    """Whether ``batch`` is a tuple/list of tensors that all live on ``device`` already."""
+    return isinstance(batch, (tuple, list)) and all(
+        isinstance(t, torch.Tensor) and t.device == device for t in batch
+    )
+
+
 def compile_counts() -> dict[str, int]:
     """What torch.compile has built in this process so far (read it before and after a run).
 

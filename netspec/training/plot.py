@@ -72,7 +72,11 @@ def plot_curves(metrics_csv: Path, out: Path, title: str = "") -> Path | None:
         handles["best checkpoint"] = plt.Line2D([], [], color="#999999", linestyle=":")
     fig.legend(handles.values(), handles.keys(), loc="upper right", ncol=len(handles), frameon=False)
     fig.suptitle(title, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    # fixed margins, in inches (tight_layout measured every tick label: ~40% of the drawing time)
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.62 / width, right=1 - 0.18 / width, bottom=0.55 / height, top=1 - 0.72 / height, wspace=0.32
+    )
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
