@@ -428,6 +428,9 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
         history = read_history(run_dir / "metrics.csv")
     trainer, checkpoint = _trainer(spec, cfg, run_dir, names, history)
     if trainer.is_global_zero:
+        from netspec.training.fast import preload
+
+        preload("matplotlib.figure", "matplotlib.backends.backend_agg")  # for curves.png at the end
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type)
         _make_run_dir(spec, run_dir)
     with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
