@@ -84,6 +84,7 @@ import torch.nn.functional as F
 
 import netspec
 import netspec.training.run as netspec_run
+from netspec import inputcheck
 from netspec.data import DataContext
 from netspec.plugins import default_registry
 from netspec.training.fast import compile_counts
@@ -279,6 +280,9 @@ class Plain:
         t0 = time.perf_counter()
         torch.manual_seed(setup.cfg.seed)
         model = setup.spec.build().to(setup.device)
+        # the first-call input check of a built network stays installed under torch.compile (it
+        # never sees an eager call) and makes dynamo recompile until its limit: take it off
+        inputcheck.uninstall(model)
         self.model = torch.compile(model) if setup.compile else model
         self.opt = torch.optim.Adam(model.parameters(), lr=setup.cfg.optimizer.lr)
         self.x, self.y = (t.to(setup.device) for t in setup.train)

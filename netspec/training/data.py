@@ -118,6 +118,15 @@ class SpecDataModule(pl.LightningDataModule):
         self.drop_last = drop_last  # training only (torch.compile: one batch size, no recompiles)
         self._train: TensorBatches | DataLoader | None = None
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # in-memory data is batched on the device already (TensorBatches): skip Lightning's walk
+        # over the batch (apply_to_collection) unless a tensor is elsewhere
+        if isinstance(batch, (tuple, list)) and all(
+            isinstance(t, torch.Tensor) and t.device == device for t in batch
+        ):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _device(self) -> torch.device:
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 

@@ -96,13 +96,6 @@ def forward(model, x, *, static_batch: int | None, channels_last: bool):
     return model(torch.cat([x, pad]))[:n]
 
 
-def on_device(batch, device: torch.device) -> bool:
-    """Whether ``batch`` is a tuple/list of tensors that all live on ``device`` already."""
-    return isinstance(batch, (tuple, list)) and all(
-        isinstance(t, torch.Tensor) and t.device == device for t in batch
-    )
-
-
 def preload(*modules: str) -> None:
     """Import ``modules`` in a background thread (curves.png's matplotlib, ~0.3 s): the import
     overlaps the run's start instead of adding to its end. Failures are left to the real import."""

@@ -68,13 +68,6 @@ class SpecModule(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        # in-memory data is batched on the device already (TensorBatches): skip Lightning's walk
-        # over the batch (apply_to_collection) unless a tensor is elsewhere
-        if fast.on_device(batch, device):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fast.forward(self.model, x, static_batch=self.static_batch, channels_last=self.channels_last)
 
