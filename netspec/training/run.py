@@ -430,7 +430,12 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
     if trainer.is_global_zero:
         from netspec.training.fast import preload
 
-        preload("matplotlib.figure", "matplotlib.backends.backend_agg")  # for curves.png at the end
+        if not getattr(cfg.data, "num_workers", 0) and not any(
+            k in cfg.strategy for k in ("fork", "notebook")
+        ):
+            # for curves.png at the end; not where the run forks (a thread still importing then
+            # would leave its import lock held in the child)
+            preload("matplotlib.figure", "matplotlib.backends.backend_agg")
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type)
         _make_run_dir(spec, run_dir)
     with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
