@@ -50,8 +50,9 @@ class Splits:
     """A loaded dataset: train/val/test splits, class count and per-sample shape.
 
     Each split is a ``torch.utils.data.Dataset`` of ``(x, y)`` pairs. Use
-    ``torch.utils.data.TensorDataset`` for data that fits in memory: the trainer then moves
-    it to the GPU once and batches it there.
+    ``torch.utils.data.TensorDataset`` (or ``netspec.datasets._common.NamedTargets`` for several
+    named targets) for data that fits in memory: the trainer then moves it to the GPU once and
+    batches it there.
     """
 
     train: Dataset
@@ -59,6 +60,15 @@ class Splits:
     test: Dataset | None
     num_classes: int | None  # None for regression targets
     sample_shape: tuple[int, ...]
+    # Several named targets (a classification and a box head, say): each split then yields
+    # ``(x, {name: y})`` and this maps each name to its class count (None: float targets).
+    # ``num_classes`` is then the first target's.
+    targets: dict[str, int | None] | None = None
+    # The label that marks unlabelled samples or pixels: not a class, ignored by losses and metrics.
+    ignore_index: int | None = None
+    # Per-channel (mean, std) the inputs were standardised with, in units of [0, 1] pixels: `predict`
+    # applies the same to new images, and checkpoints keep it.
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 Loader = Callable[[Any, DataContext], Splits]

@@ -340,9 +340,12 @@ def load_vision(source: Source, p: VisionParams, ctx: DataContext) -> Splits:
     parts.append(
         (_common.fit_images(torch.from_numpy(x_test), shape, 255.0), torch.from_numpy(y_test).long())
     )
+    normalization = None
     if p.normalize:
-        _common.standardize(parts[0][0], parts[1][0], parts[2][0])
-    return _common.pack(parts[0], parts[1], parts[2] if len(x_test) else None, num_classes=10)
+        normalization = _common.as_normalization(*_common.standardize(parts[0][0], parts[1][0], parts[2][0]))
+    return _common.pack(
+        parts[0], parts[1], parts[2] if len(x_test) else None, num_classes=10, normalization=normalization
+    )
 
 
 def _loader(name: str):
