@@ -62,17 +62,6 @@ def prepare(source: Any, overrides: Sequence[str] = ()) -> tuple[Spec, Any]:
                 )
             ]
         )
-    if len(spec.outputs) != 1:
-        raise SpecError(
-            [
-                spec.document.problem(
-                    f"training needs a single output; this network has {len(spec.outputs)}: "
-                    + ", ".join(spec.outputs),
-                    ("outputs",),
-                    hint="list one layer in `outputs:` for training",
-                )
-            ]
-        )
     return spec, cfg
 
 
@@ -89,7 +78,7 @@ def _splits(spec: Spec, cfg, data_dir) -> Splits:
 
 
 def check_data(spec: Spec, splits: Splits) -> None:
-    """The dataset must fit the network: input shape and class count, before anything trains."""
+    """The dataset's samples must fit the network's input, before anything trains."""
     problems = []
     if tuple(splits.sample_shape) != tuple(spec.input_shape):
         problems.append(
@@ -100,112 +89,59 @@ def check_data(spec: Spec, splits: Splits) -> None:
                 hint=f"set `input: {list(splits.sample_shape)}`, or choose/resize the data",
             )
         )
-    out = spec.output_shapes()[0]
-    loss = spec.model.train.loss
-    if splits.num_classes is not None and loss == "cross_entropy" and out[0] != splits.num_classes:
-        last = spec.layer(spec.outputs[0])
-        problems.append(
-            spec.document.problem(
-                f"the dataset has {splits.num_classes} classes but the network outputs {out[0]} "
-                f"(layer '{last.name}' gives {describe(out)})",
-                ("layers", last.index),
-                layer=last.label,
-                hint=f"make '{last.name}' output {splits.num_classes} channels/features",
-            )
-        )
     if problems:
         raise SpecError(problems)
 
 
-def check_task(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> None:
-    """Loss, metrics and labels must fit each other and the output, before anything trains."""
-    out = tuple(spec.output_shapes()[0])
-    label = _label_shape(splits)
-    last = spec.layer(spec.outputs[0])
-    where = f"'{last.name}' outputs {describe(out)}"
-    problems = []
+def heads(spec: Spec, cfg, splits: Splits) -> list:
+    """Each trained output's task, loss, target and metrics, checked against the shapes and data."""
+    from dataclasses import replace
 
-    def refuse(message: str, path: tuple, hint: str) -> None:
-        problems.append(spec.document.problem(message, path, hint=hint))
+    from netspec.training.tasks import PSNR_NEEDS_RANGE, resolve_heads
 
-    if cfg.loss == "cross_entropy" and splits.num_classes is None:
-        refuse(
-            f"loss cross_entropy needs class labels, but dataset {cfg.data.name!r} gives float targets",
-            ("train", "loss"),
-            "use loss: mse for regression, or give integer class labels",
-        )
-    elif cfg.loss == "cross_entropy" and out[1:] != label:
-        refuse(
-            f"loss cross_entropy on labels of shape {describe(label)} needs an output of shape "
-            f"[classes{''.join(', ' + str(s) for s in label)}], but {where}",
-            ("train", "loss"),
-            "end the network with a layer giving one score per class (e.g. global_avgpool + linear), "
-            f"or train it on float targets of shape {describe(out)} with loss: mse",
-        )
-    elif cfg.loss != "cross_entropy" and splits.num_classes is not None:
-        refuse(
-            f"loss {cfg.loss} needs float targets, but dataset {cfg.data.name!r} gives class labels",
-            ("train", "loss"),
-            "use loss: cross_entropy for classes, or give float targets (0/1 for bce_with_logits)",
-        )
-    elif cfg.loss != "cross_entropy" and _numel(label) != _numel(out):
-        refuse(
-            f"loss {cfg.loss} compares the output with targets of shape {describe(label)}, but {where}",
-            ("train", "loss"),
-            f"make '{last.name}' output {describe(label)}",
-        )
-    problems += _metric_problems(spec, cfg, splits, metric_names)
-    if problems:
-        raise SpecError(problems)
-
-
-def _metric_problems(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> list[Problem]:
-    """Accuracies need class scores (cross_entropy on classes); mae/mse need float targets."""
-    classes = splits.num_classes is not None and cfg.loss == "cross_entropy"
-    hint = "use accuracy/top3_accuracy/top5_accuracy for classes, mae/mse for regression" + (
-        " (this dataset has classes)" if splits.num_classes is not None else " (this dataset is regression)"
-    )
+    found = resolve_heads(spec, cfg, splits)
     return [
-        spec.document.problem(
-            f"metric {name} needs "
-            + ("class labels and loss cross_entropy" if name.endswith("accuracy") else "float targets"),
-            ("train", "metrics"),
-            hint=hint,
-        )
-        for name in metric_names
-        if name.endswith("accuracy") != classes
+        replace(head, value_range=_value_range(splits, head))
+        if PSNR_NEEDS_RANGE & set(head.metrics)
+        else head
+        for head in found
     ]
 
 
-def chosen_metrics(cfg, splits: Splits) -> list[str]:
-    """The metrics to compute: as configured, else accuracy for classes and mae otherwise."""
-    return cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
-
-
-def _label_shape(splits: Splits) -> tuple[int, ...]:
+def _value_range(splits: Splits, head) -> tuple[float, float]:
+    """(min, max) of a head's training targets: PSNR's data range."""
     import torch
 
-    return tuple(torch.as_tensor(splits.train[0][1]).shape)
+    from netspec.training.tasks import INPUT
+
+    ds = splits.train
+    if head.target == INPUT:
+        values = ds.x if hasattr(ds, "x") else ds.tensors[0] if hasattr(ds, "tensors") else None
+    elif hasattr(ds, "targets") and isinstance(getattr(ds, "targets", None), dict):
+        values = ds.targets[head.target]
+    else:
+        values = ds.tensors[1] if hasattr(ds, "tensors") else None
+    if values is None:  # not in memory: the first few hundred samples stand for the rest
+        index = 0 if head.target == INPUT else 1
+        values = torch.stack(
+            [
+                torch.as_tensor(
+                    item[index][head.target] if isinstance(item[index], dict) else item[index]
+                ).float()
+                for item in (ds[i] for i in range(min(len(ds), 512)))
+            ]
+        )
+    low, high = float(values.min()), float(values.max())
+    return (low, high) if high > low else (low, low + 1.0)
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def logged_metrics(metric_names: list[str]) -> list[str]:
-    """Every metric a run logs (what early stopping may monitor)."""
-    shorts = [name.replace("accuracy", "acc") for name in metric_names]
-    return ["val_loss", "train_loss_epoch", *(f"{stage}_{m}" for stage in ("val", "train") for m in shorts)]
-
-
-def check_monitor(spec: Spec, cfg, metric_names: list[str]) -> None:
+def check_monitor(spec: Spec, cfg, heads: list) -> None:
     """Early stopping must watch a metric that is logged (Lightning would fail after an epoch)."""
+    from netspec.training.tasks import logged_metrics
+
     if cfg.early_stopping is None:
         return
-    logged = logged_metrics(metric_names)
+    logged = logged_metrics(heads)
     if cfg.early_stopping.monitor not in logged:
         raise SpecError(
             [
@@ -394,10 +330,9 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
-    names = chosen_metrics(cfg, splits)
-    check_task(spec, cfg, splits, names)
-    check_monitor(spec, cfg, names)
-    module = SpecModule(spec, cfg, splits.num_classes, names, _total_steps(cfg, splits))
+    trained = heads(spec, cfg, splits)
+    check_monitor(spec, cfg, trained)
+    module = SpecModule(spec, cfg, trained, _total_steps(cfg, splits), splits.normalization)
     if ckpt_path is not None:
         from netspec.training.checkpoint import check_fits, read_checkpoint
 
@@ -410,9 +345,12 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
         from netspec.training.history import read_history
 
         history = read_history(run_dir / "metrics.csv")
-    trainer, checkpoint = _trainer(spec, cfg, run_dir, names, history)
+    trainer, checkpoint = _trainer(spec, cfg, run_dir, history)
     if trainer.is_global_zero:
-        _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type)
+        from netspec.training.tasks import notice
+
+        print(notice(trained, cfg.data.name), file=sys.stderr)
+        _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
         _make_run_dir(spec, run_dir)
     with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -439,14 +377,14 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
     )
 
 
-def _trainer(spec: Spec, cfg, run_dir: Path, metric_names: list[str], history: list[dict]):
+def _trainer(spec: Spec, cfg, run_dir: Path, history: list[dict]):
     """The Lightning Trainer; a configuration Lightning refuses is a located error, exit 2."""
     import pytorch_lightning as pl
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     from netspec.training.module import LOG_EVERY
 
-    callbacks, checkpoint = _callbacks(cfg, run_dir, metric_names)
+    callbacks, checkpoint = _callbacks(cfg, run_dir)
     try:
         trainer = pl.Trainer(
             default_root_dir=run_dir,
@@ -480,7 +418,7 @@ def _trainer(spec: Spec, cfg, run_dir: Path, metric_names: list[str], history: l
     return trainer, checkpoint
 
 
-def _notice_nondeterminism(spec: Spec, cfg, device: str) -> None:
+def _notice_nondeterminism(spec: Spec, cfg, device: str, heads: list) -> None:
     """Name the layers that have no deterministic kernel on this device.
 
     With ``deterministic: warn`` (the default) they run and are named once; with ``true`` PyTorch
@@ -490,7 +428,7 @@ def _notice_nondeterminism(spec: Spec, cfg, device: str) -> None:
         return
     from netspec.training.determinism import nondeterministic_layers
 
-    found = nondeterministic_layers(spec, device, cfg.loss)
+    found = nondeterministic_layers(spec, device, heads)
     if not found:
         return
     if cfg.deterministic is True:
@@ -549,7 +487,7 @@ def _total_steps(cfg, splits: Splits) -> int:
     return max(1, cfg.max_epochs * -(-per_epoch // cfg.accumulate_grad_batches))
 
 
-def _callbacks(cfg, run_dir: Path, metric_names: list[str]):
+def _callbacks(cfg, run_dir: Path):
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
     checkpoint = ModelCheckpoint(
@@ -604,7 +542,7 @@ def _module_from_checkpoint(spec: Spec, cfg, checkpoint: str | Path, splits: Spl
     from netspec.training.module import SpecModule
 
     state = read_checkpoint(checkpoint)["state_dict"]
-    module = SpecModule(spec, cfg, splits.num_classes, chosen_metrics(cfg, splits))
+    module = SpecModule(spec, cfg, heads(spec, cfg, splits), normalization=splits.normalization)
     check_fits(state, module.state_dict(), checkpoint, spec.source)
     module.load_state_dict(state)
     return module
@@ -628,7 +566,6 @@ def _evaluate(spec: Spec, cfg, checkpoint: str | Path, data_dir) -> dict[str, fl
     check_machine(spec, cfg)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
-    check_task(spec, cfg, splits, chosen_metrics(cfg, splits))
     module = _module_from_checkpoint(spec, cfg, checkpoint, splits)
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
