@@ -182,7 +182,7 @@ def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> He
                 _shape_hint(out, info),
             )
             return None
-    elif task == RECONSTRUCTION and target_name != INPUT:
+    if task == RECONSTRUCTION and target_name != INPUT:
         target_name, info = INPUT, TargetInfo(tuple(spec.input_shape), None)
     problem = _task_problem(task, out, info, tuple(spec.input_shape))
     if problem:
@@ -332,16 +332,19 @@ def notice(heads: list[Head], dataset: str) -> str:
     lines = []
     for head in heads:
         what = f"{head.task}, loss {head.loss}, metrics {', '.join(head.metrics)}"
-        target = (
-            "the input" if head.target == INPUT else (f"target {head.target!r}" if head.target else "labels")
-        )
+        if head.target == INPUT:
+            target = "inputs as targets"
+        elif head.target:
+            target = f"target {head.target!r}"
+        else:
+            target = "labels" if head.num_classes is not None else "targets"
         if head.num_classes is not None:
             target += f" ({head.num_classes} classes" + (
                 f", ignoring label {head.ignore_index})" if head.ignore_index is not None else ")"
             )
         weight = f", weight {head.weight:g}" if len(heads) > 1 else ""
-        auto = f" [auto: {', '.join(head.chosen)}]" if head.chosen else ""
-        lines.append(f"  {head.output}: {what}; on {dataset} {target}{weight}{auto}")
+        auto = f" (chosen from the shapes: {', '.join(head.chosen)})" if head.chosen else ""
+        lines.append(f"  output '{head.output}': {what}; trained on {dataset} {target}{weight}{auto}")
     return "netspec: training\n" + "\n".join(lines)
 
 
