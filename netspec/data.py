@@ -24,6 +24,13 @@ class DataError(NetspecError):
     """A dataset cannot be loaded (missing files, bad arrays); the message says what to do."""
 
 
+def about_dataset(name: str, exc: DataError) -> str:
+    """``exc``'s message led by ``dataset 'NAME': `` once (the built-in loaders say it themselves)."""
+    text = str(exc)
+    prefix = f"dataset {name!r}"
+    return text if text.startswith(prefix) else f"{prefix}: {text}"
+
+
 class DatasetParams(BaseModel):
     """Base of every dataset's parameters (``name`` selects the dataset type).
 
@@ -76,9 +83,17 @@ Loader = Callable[[Any, DataContext], Splits]
 
 @dataclass(frozen=True)
 class DatasetType:
-    """One dataset type: its ``name`` in ``train.data``, params model, loader, one-line summary."""
+    """One dataset type: its ``name`` in ``train.data``, params model, loader, one-line summary.
+
+    ``files`` tells people what the loader reads and where (``netspec datasets`` shows it): the
+    file names, the directories searched (relative to the working directory, ``--data-dir``, a
+    ``root:`` option …) and how to get them (a URL, a command, ``download: true``). Its first
+    line is the short form shown in the listing; the lines after it are shown by
+    ``netspec datasets NAME``. Empty means "not described"; say "none" for data made in memory.
+    """
 
     name: str
     params: type[DatasetParams]
     load: Loader
     summary: str = ""
+    files: str = ""

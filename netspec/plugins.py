@@ -431,6 +431,8 @@ def _check_dataset_type(record: DatasetType) -> None:
         raise PluginError(f"{where}: load is {record.load!r}, not a function")
     if not isinstance(record.summary, str):
         raise PluginError(f"{where}: summary is {record.summary!r}, not a string")
+    if not isinstance(record.files, str):
+        raise PluginError(f"{where}: files is {record.files!r}, not a string")
 
 
 @functools.cache

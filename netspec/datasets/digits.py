@@ -78,5 +78,8 @@ def netspec_register_datasets() -> list[DatasetType]:
             DigitsParams,
             load_digits,
             summary="Handwritten 8×8 digits from scikit-learn (offline, 10 classes), resized to the input.",
+            files="none to fetch: scikit-learn ships them (pip install scikit-learn)\n"
+            "read from sklearn/datasets/data/digits.csv.gz inside the installed scikit-learn; "
+            "nothing is looked for in --data-dir and nothing is downloaded",
         )
     ]

@@ -121,7 +121,7 @@ class OutputSpec(_LossOptions):
 
 
 class _DataCommon(BaseModel):
-    batch_size: Count = 64
+    batch_size: Count = Field(64, description="Samples per batch.")
     num_workers: Annotated[NonNegativeInt, Field(le=1024)] = Field(
         0, description="DataLoader workers for datasets not held in memory."
     )
