@@ -45,7 +45,10 @@ class Option:
 
 def options(model: type[BaseModel]) -> list[Option]:
     """The fields of a params model, with types read from its JSON Schema (constraints included)."""
-    schema = model.model_json_schema(mode="validation")
+    try:
+        schema = model.model_json_schema(mode="validation")
+    except Exception:  # a plugin's model pydantic cannot describe: show the Python annotations
+        schema = {}
     props = schema.get("properties", {})
     defs = schema.get("$defs", {})
     out = []
@@ -59,13 +62,17 @@ def options(model: type[BaseModel]) -> list[Option]:
         out.append(
             Option(
                 key,
-                type_text(props.get(key, {}), defs),
+                type_text(props[key], defs) if key in props else _annotation(field.annotation),
                 required,
                 default,
                 " ".join((field.description or "").split()),
             )
         )
     return out
+
+
+def _annotation(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 def common_options() -> list[Option]:

@@ -201,6 +201,23 @@ def test_files_is_optional_for_plugins(monkeypatch, capsys):
     assert "files:\n  not described by its plugin" in run(capsys, "legacy")[1]
 
 
+def test_options_of_a_model_without_a_json_schema_are_still_listed():
+    from pydantic import ConfigDict
+
+    from netspec.datasetinfo import options
+
+    class Handle:
+        pass
+
+    class OddParams(DatasetParams):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        handle: Handle | None = None
+
+    fraction, handle = options(OddParams)
+    assert (fraction.name, fraction.type) == ("val_fraction", "float")
+    assert handle.name == "handle" and handle.type.endswith("Handle | None") and handle.default is None
+
+
 def test_files_must_be_a_string():
     module = types.ModuleType("badfiles")
     bad = DatasetType("badfiles", DatasetParams, load_nothing, "Bad.", files=["a.npz"])  # type: ignore[arg-type]
