@@ -130,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("spec", metavar="SPEC")
     export.add_argument("--checkpoint", metavar="CKPT", default=None)
     export.add_argument("--onnx", metavar="FILE", required=True)
+    _add_predict(commands)
     show = commands.add_parser(
         "show",
         help="push one input through the network and write a PNG of each layer's feature maps",
@@ -191,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status instead of raising."""
-    args = _parser().parse_args(argv)
+    args = _parse_args(argv)
     if args.command == "build":
         _check_build_flags(args)
     from netspec.data import DataError
@@ -207,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "plugins":
             return _plugins(args)
         if args.command == "explain":
@@ -234,6 +237,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return EXIT_INTERNAL
     return EXIT_INTERNAL
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that predict's INPUTS may also follow its options (argparse alone
+    would take them all before the first option, and refuse the rest)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
+        args.inputs, extra = [*args.inputs, *extra], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -286,6 +301,56 @@ def _export(args: argparse.Namespace) -> int:
 
     path = export_onnx(args.spec, args.checkpoint, args.onnx)
     print(f"ONNX model written to {path}")
+    return EXIT_OK
+
+
+def _add_predict(commands) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="run a trained network on images, arrays or a dataset split and write its predictions",
+        description="Predict INPUTS (PNG/JPEG files, directories of them, .npy/.npz/.pt arrays of samples) "
+        "and/or --split of the spec's dataset with CKPT's weights. Per output, as the checkpoint recorded "
+        "its task: classes (predictions.csv/.jsonl, a table on stdout), segmentation masks (palette PNGs, "
+        "masks.npy, overview.png) or values (<output>.npy; reconstructions also as PNGs). "
+        "Exit status: 0 done, 2 bad input, checkpoint or output directory.",
+    )
+    predict.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
+    predict.add_argument("inputs", metavar="INPUTS", nargs="*", help="image files, directories, arrays")
+    predict.add_argument("--checkpoint", metavar="CKPT", required=True, help="a run's best.ckpt or last.ckpt")
+    predict.add_argument(
+        "--split", choices=("test", "val", "train"), default=None, help="a split of train.data"
+    )
+    predict.add_argument(
+        "--out", metavar="DIR", default="predictions", help="output directory (default predictions)"
+    )
+    predict.add_argument("--batch-size", metavar="N", type=_positive, default=64, help="default 64")
+    predict.add_argument(
+        "--top-k", metavar="K", type=_positive, default=5, help="classes listed per input (default 5)"
+    )
+    predict.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if any"
+    )
+    predict.add_argument("--data-dir", metavar="DIR", default=None, help="where dataset files live (--split)")
+    _add_set(predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from netspec.predict import predict
+
+    with contextlib.redirect_stdout(sys.stderr):  # plugin or library prints cannot corrupt the table
+        result = predict(
+            args.spec,
+            args.checkpoint,
+            args.inputs,
+            split=args.split,
+            out_dir=args.out,
+            batch_size=args.batch_size,
+            top_k=args.top_k,
+            device=args.device,
+            overrides=args.overrides,
+            data_dir=args.data_dir,
+        )
+    print(result.report)
     return EXIT_OK
 
 
