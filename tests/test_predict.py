@@ -444,3 +444,26 @@ def test_partly_recorded_checkpoints(tmp_path, capsys):
     assert code == 0, err
     assert "does not record how the training inputs were normalized" in err
     np.testing.assert_allclose(np.load(tmp_path / "o2" / "recon.npy"), 0.2, atol=1e-6)  # [0, 1] pixels
+
+
+def test_sizes_are_checked_before_anything_is_decoded(trained, tmp_path, capsys, monkeypatch):
+    import zipfile
+
+    from netspec import predict
+
+    spec, ckpt = trained
+    header = tmp_path / "header.npy"  # an .npz member that claims 10¹² samples: only its header exists
+    with header.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 1, 8, 8)}
+        )
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.write(header, "x.npy")
+    assert "holds 1000000000000 samples, more than 1000000" in _fails(
+        capsys, spec, "--checkpoint", ckpt, tmp_path / "huge.npz"
+    )
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(predict, "MAX_IMAGE_PIXELS", 64 * 63)
+    assert "has 64×64 pixels, more than 4032" in _fails(
+        capsys, spec, "--checkpoint", ckpt, tmp_path / "big.png"
+    )
