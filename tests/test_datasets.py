@@ -363,7 +363,8 @@ def test_shapes_geometry(load):
 
 def test_shapes_params_and_input_checked(load, registry):
     params = registry.datasets["shapes"].params
-    for bad in ({"num_classes": 1}, {"num_classes": 7}, {"num_samples": 0}, {"max_shapes": 0}, {"noise": -1}):
+    bads = ({"num_classes": 1}, {"num_classes": 7}, {"num_classes": "4"}, {"max_shapes": 0}, {"noise": -1})
+    for bad in bads:
         with pytest.raises(pydantic.ValidationError):
             params(**bad)
     with pytest.raises(DataError, match=r"at least 8×8 pixels, but the spec's input is \[1, 7, 64\]"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, StrictInt
 
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
 from netspec.hookspecs import hookimpl
@@ -33,13 +33,13 @@ class ShapesParams(DatasetParams):
     """Shapes on textured backgrounds with per-pixel class masks (segmentation)."""
 
     num_samples: PositiveInt = Field(1000, description="Images in all (train + val + test).")
-    num_classes: int = Field(
+    num_classes: StrictInt = Field(
         4,
         ge=2,
         le=len(KINDS) + 1,
         description=f"Classes: background, then num_classes - 1 kinds of shape from {', '.join(KINDS)}.",
     )
-    max_shapes: int = Field(4, ge=1, le=16, description="Shapes per image: 1 to this many.")
+    max_shapes: StrictInt = Field(4, ge=1, le=16, description="Shapes per image: 1 to this many.")
     noise: float = Field(0.05, ge=0.0, le=1.0, description="Std of the per-pixel noise (pixels are 0..1).")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test.")
     normalize: StrictBool = Field(True, description="Standardise with the training split's mean and std.")
