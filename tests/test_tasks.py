@@ -164,6 +164,7 @@ def test_an_autoencoder_reconstructs_digits_better_than_their_mean(tmp_path, cap
     }
     result = _fit(doc, tmp_path)
     err = capsys.readouterr().err
+    print(f"autoencoder: {result.metrics}")
     assert (
         "output 'recon': reconstruction, loss mse, metrics psnr, mse; trained on digits inputs as targets"
         in err
@@ -201,6 +202,7 @@ def test_regression_on_float_arrays_beats_predicting_the_mean(tmp_path):
     }
     result = _fit(doc, tmp_path)
     baseline_mae = float((y - y.mean(0)).abs().mean())
+    print(f"regression: {result.metrics}, baseline MAE {baseline_mae:.4f}")
     assert result.metrics["test_r2"] > 0.9, result.metrics
     assert result.metrics["test_mae"] < 0.3 * baseline_mae
 
@@ -274,3 +276,90 @@ def test_the_task_options_are_in_the_schema_and_netspec_loads_them():
         }
     )
     assert spec.model.train.loss == "dice" and spec.model.train.class_weights == [1.0, 2.0, 3.0]
+
+
+def test_a_small_unet_segments_the_shapes_better_than_the_majority_class(tmp_path, capsys):
+    from conftest import REPO
+
+    result = _fit(
+        str(REPO / "specs/unet.yaml"),
+        tmp_path,
+        "input=[1, 32, 32]",
+        "params.base=4",
+        "expect=null",
+        "train.data={name: shapes, num_classes: 2, num_samples: 400, batch_size: 16}",
+        "train.loss=cross_entropy_dice",
+        "train.metrics=[miou, pixel_accuracy, dice]",
+        "train.max_epochs=4",
+        "train.optimizer.lr=0.01",
+    )
+    err = capsys.readouterr().err
+    print(f"unet on shapes: {result.metrics}")  # the note quotes these figures
+    assert "output 'logits': segmentation, loss cross_entropy_dice, metrics miou, pixel_accuracy, dice" in err
+    # the majority class (background) everywhere: IoU = its share for one class, 0 for the other
+    import netspec.datasets.shapes as shapes
+    from netspec.data import DataContext
+
+    splits = shapes.load_shapes(
+        shapes.ShapesParams(num_classes=2, num_samples=400), DataContext((1, 32, 32), seed=0)
+    )
+    masks = splits.test.tensors[1]
+    background = float((masks == 0).float().mean())
+    assert result.metrics["test_pixel_acc"] > background + 0.03, (result.metrics, background)
+    assert result.metrics["test_miou"] > background / 2 + 0.2, (result.metrics, background)
+    assert (tmp_path / "run" / "predictions.png").is_file()
+    saved = torch.load(result.best_checkpoint, weights_only=True)
+    assert saved["netspec_heads"] == [
+        {
+            "output": "logits",
+            "task": "segmentation",
+            "loss": "cross_entropy_dice",
+            "num_classes": 2,
+            "ignore_index": None,
+        }
+    ]
+
+
+def test_a_class_head_and_a_box_head_train_on_their_own_targets(tmp_path):
+    import numpy as np
+
+    gen = np.random.default_rng(0)
+    n = 400
+    centres = gen.uniform(2, 6, size=(n, 2))
+    ys, xs = np.mgrid[0:8, 0:8]
+    kind = gen.integers(0, 2, size=n)
+    radius = np.where(kind == 0, 1.2, 2.2)
+    dist = np.hypot(ys[None] - centres[:, 0, None, None], xs[None] - centres[:, 1, None, None])
+    x = (dist <= radius[:, None, None]).astype(np.float32)[:, None] + 0.05 * gen.normal(size=(n, 1, 8, 8))
+    box = np.stack([centres[:, 0], centres[:, 1], radius, radius], axis=1).astype(np.float32) / 8
+    np.savez(tmp_path / "boxes.npz", x=x.astype(np.float32), kind=kind, box=box)
+    doc = {
+        "name": "detector",
+        "input": [1, 8, 8],
+        "layers": [
+            {"type": "conv", "out_channels": 16, "kernel_size": 3, "padding": 1},
+            {"type": "relu"},
+            {"type": "flatten", "name": "features"},
+            {"type": "linear", "name": "kind", "out_features": 2},
+            {"type": "linear", "name": "box", "from": "features", "out_features": 4},
+        ],
+        "outputs": ["kind", "box"],
+        "train": {
+            "data": {
+                "name": "arrays",
+                "path": str(tmp_path / "boxes.npz"),
+                "targets": ["kind", "box"],
+                "test_fraction": 0.25,
+                "batch_size": 32,
+            },
+            "outputs": {"kind": {}, "box": {"loss": "l1", "weight": 2.0}},
+            "max_epochs": 12,
+            "optimizer": {"lr": 0.003},
+        },
+    }
+    result = _fit(doc, tmp_path)
+    baseline_mae = float(np.abs(box - box.mean(0)).mean())
+    print(f"class + box heads: {result.metrics}, baseline box MAE {baseline_mae:.4f}")
+    assert result.metrics["test_kind_acc"] > 0.9, result.metrics
+    assert result.metrics["test_box_mae"] < 0.5 * baseline_mae, (result.metrics, baseline_mae)
+    assert result.metrics["test_box_r2"] > 0.5

@@ -47,6 +47,7 @@ class SpecModule(pl.LightningModule):
         self.heads = heads
         self.normalization = normalization  # kept in checkpoints for `netspec predict`
         self.several_outputs = len(spec.outputs) > 1
+        self.output_shapes = [tuple(shape) for shape in spec.output_shapes()]
         self.model = spec.build()
         self.losses = nn.ModuleList([HeadLoss(head) for head in heads])
         self.metrics = nn.ModuleDict(

@@ -21,7 +21,7 @@ from typing import Any, get_args
 import yaml
 
 import netspec
-from netspec.data import DataError, Splits
+from netspec.data import DataError, Splits, about_dataset
 from netspec.errors import Problem, SpecError
 from netspec.shapes import describe
 from netspec.spec import Spec
@@ -73,7 +73,7 @@ def _splits(spec: Spec, cfg, data_dir) -> Splits:
         return load_splits(spec.registry, cfg.data, spec.input_shape, cfg.seed, Path(data_dir or "data"))
     except DataError as exc:
         raise SpecError(
-            [spec.document.problem(f"dataset {cfg.data.name!r}: {exc}", ("train", "data"))]
+            [spec.document.problem(about_dataset(cfg.data.name, exc), ("train", "data"))]
         ) from None
 
 
@@ -365,6 +365,9 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
         from netspec.training.plot import plot_curves
 
         plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=spec.name)
+        from netspec.training.previews import write_previews
+
+        write_previews(module, splits, run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     return RunResult(
         run_dir,
