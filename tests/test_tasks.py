@@ -363,3 +363,29 @@ def test_a_class_head_and_a_box_head_train_on_their_own_targets(tmp_path):
     assert result.metrics["test_kind_acc"] > 0.9, result.metrics
     assert result.metrics["test_box_mae"] < 0.5 * baseline_mae, (result.metrics, baseline_mae)
     assert result.metrics["test_box_r2"] > 0.5
+
+
+def test_masks_from_arrays_with_an_ignore_label_train_and_leave_it_out(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 8, 8, generator=gen)
+    y = (x[:, 0] > 0.5).long()  # the class is the pixel's brightness: a 1×1 conv can learn it
+    y[:, :2, :] = 255  # the top two rows are unlabelled, and their labels would be wrong anyway
+    np_file = tmp_path / "masks.npz"
+    import numpy as np
+
+    np.savez(np_file, x=x.numpy(), y=y.numpy())
+    doc = {
+        "name": "pixels",
+        "input": [1, 8, 8],
+        "layers": [{"type": "conv", "name": "mask", "out_channels": 2, "kernel_size": 1}],
+        "train": {
+            "data": {"name": "arrays", "path": str(np_file), "ignore_index": 255, "batch_size": 4},
+            "class_weights": [1.0, 1.0],
+            "max_epochs": 5,
+            "optimizer": {"lr": 0.1},
+        },
+    }
+    result = _fit(doc, tmp_path)
+    assert result.metrics["val_pixel_acc"] > 0.95, result.metrics
+    saved = torch.load(result.best_checkpoint, weights_only=True)
+    assert saved["netspec_heads"][0]["ignore_index"] == 255
