@@ -116,7 +116,15 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue a stopped run from RUN_DIR/checkpoints/last.ckpt",
+        help="continue a stopped or finished run from RUN_DIR/checkpoints/last.ckpt (a larger "
+        "train.max_epochs/max_steps continues a finished one; any other change is refused)",
+    )
+    train.add_argument(
+        "--init",
+        metavar="CKPT",
+        default=None,
+        help="start from these weights: a netspec .ckpt or a state_dict .pt/.pth; tensors of matching "
+        "name and shape are loaded, the rest reported (same as train.init, but relative to here)",
     )
     train.add_argument(
         "--data-dir", metavar="DIR", default=None, help="where dataset files live (default data/)"
@@ -279,7 +287,9 @@ def _variant(text: str) -> str:
 def _train(args: argparse.Namespace) -> int:
     from netspec.training.run import fit
 
-    result = fit(args.spec, overrides=args.overrides, resume=args.resume, data_dir=args.data_dir)
+    result = fit(
+        args.spec, overrides=args.overrides, resume=args.resume, data_dir=args.data_dir, init=args.init
+    )
     if result.rank != 0:  # DDP: the other ranks ran the same command; rank 0 reports
         return EXIT_OK
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))

@@ -199,6 +199,17 @@ class TrainBase(_LossOptions):
     )
     run_dir: str | None = Field(None, min_length=1, description="Default: runs/<name>-<timestamp>.")
     progress: Literal["rich", "tqdm", "none"] = "rich"
+    init: str | None = Field(
+        None,
+        min_length=1,
+        description="Start from these weights: a netspec .ckpt or a state_dict .pt/.pth (relative to the "
+        "spec file); tensors of matching name and shape are loaded, the rest reported.",
+    )
+    freeze: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        description="Layers, block instances or parameters not to train (name or prefix: conv1, layer1, "
+        "fc.weight); their batch-norm layers stay in eval mode.",
+    )
 
     @model_validator(mode="after")
     def _check(self):
@@ -208,6 +219,7 @@ class TrainBase(_LossOptions):
             raise ValueError(
                 f"scheduler.min_lr {self.scheduler.min_lr} is above optimizer.lr {self.optimizer.lr}"
             )
-        if self.run_dir is not None and "\0" in self.run_dir:
-            raise ValueError("run_dir contains a NUL character")
+        for key in ("run_dir", "init"):
+            if "\0" in (getattr(self, key) or ""):
+                raise ValueError(f"{key} contains a NUL character")
         return self

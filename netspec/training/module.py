@@ -142,7 +142,7 @@ class SpecModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = self.cfg.optimizer
-        params = self.parameters()
+        params = [p for p in self.parameters() if p.requires_grad]  # train.freeze: frozen ones stay out
         if opt.name == "sgd":
             optimizer = torch.optim.SGD(
                 params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay

@@ -251,10 +251,16 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*is an invalid generator.*")
     warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # the run dir holds spec.yaml
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+    # a continued run may add, drop or change early stopping (finetune.CONTINUABLE)
+    warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint.*")
 
 
-def _resume_checkpoint(spec: Spec, run_dir: Path) -> Path:
-    """``run_dir``'s last.ckpt, which must exist and come from this very spec."""
+def _resume_checkpoint(spec: Spec, run_dir: Path):
+    """``run_dir``'s last.ckpt, which must exist and come from this spec: the same but for the
+    stopping criteria and progress display (a finished run continues with a larger max_epochs)."""
+    from netspec.training.checkpoint import read_checkpoint
+    from netspec.training.finetune import continuation
+
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt_path.is_file():
         raise SpecError(
@@ -267,17 +273,9 @@ def _resume_checkpoint(spec: Spec, run_dir: Path) -> Path:
             ]
         )
     saved = run_dir / "spec.yaml"
-    if saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(_resolved_yaml(spec)):
-        raise SpecError(
-            [
-                Problem(
-                    f"the spec differs from the one this run was started with ({saved})",
-                    spec.source,
-                    hint=f"resume with `netspec train {saved} --resume {run_dir}`",
-                )
-            ]
-        )
-    return ckpt_path
+    old = yaml.safe_load(saved.read_text()) if saved.is_file() else None
+    new = yaml.safe_load(_resolved_yaml(spec))
+    return continuation(spec, old, new, read_checkpoint(ckpt_path), ckpt_path, saved)
 
 
 def fit(
@@ -286,18 +284,48 @@ def fit(
     overrides: Sequence[str] = (),
     resume: str | Path | None = None,
     data_dir: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> RunResult:
     """Train the spec's network as its ``train:`` section says; returns metrics and checkpoints.
 
     Everything the user can get wrong is checked before the first step: the config against
     Lightning and this machine, the data against the network, a resumed checkpoint against both.
     Under DDP only rank 0 writes the run directory; ``RunResult.rank`` tells the others apart.
+    ``resume`` continues a run (with larger limits, if the spec says so); ``init`` (or
+    ``train.init``) starts from other weights (see :mod:`netspec.training.finetune`).
     """
     spec, cfg = prepare(source, overrides)
+    if resume is not None and init is not None:
+        raise SpecError(
+            [
+                Problem(
+                    "--init and --resume: a resumed run continues from its own last.ckpt",
+                    str(init),
+                    hint="drop --init to continue the run, or --resume to start a new run from these weights",
+                )
+            ]
+        )
+    spec, cfg, weights = _with_init(spec, cfg, init)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
-    ckpt_path = _resume_checkpoint(spec, run_dir) if resume is not None else None
+    resumed = _resume_checkpoint(spec, run_dir) if resume is not None else None
     with _torch_state_restored():
-        return _fit(spec, cfg, run_dir, ckpt_path, data_dir)
+        return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights)
+
+
+def _with_init(spec: Spec, cfg, init):
+    """The spec with ``train.init`` made absolute (so the run's spec.yaml reloads from anywhere)."""
+    from netspec.training.finetune import resolve_init
+
+    weights = resolve_init(spec, init)
+    if weights is not None:
+        cfg = cfg.model_copy(update={"init": str(weights.path)})
+        spec.model = spec.model.model_copy(update={"train": cfg})
+    return spec, cfg, weights
+
+
+def _rank_zero() -> bool:
+    """Before the Trainer exists: is this the process that reports (not a DDP rank it started)?"""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 @contextlib.contextmanager
@@ -319,7 +347,7 @@ def _torch_state_restored():
             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
-def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> RunResult:
+def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> RunResult:
     import pytorch_lightning as pl
 
     from netspec.training.data import SpecDataModule
@@ -332,11 +360,17 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
     check_data(spec, splits)
     trained = heads(spec, cfg, splits)
     check_monitor(spec, cfg, trained)
-    module = SpecModule(spec, cfg, trained, _total_steps(cfg, splits), splits.normalization)
-    if ckpt_path is not None:
+    total_steps = _total_steps(cfg, splits)
+    module = SpecModule(spec, cfg, trained, total_steps, splits.normalization)
+    ckpt_path = resumed.checkpoint if resumed is not None else None
+    if resumed is not None:
         from netspec.training.checkpoint import check_fits, read_checkpoint
 
         check_fits(read_checkpoint(ckpt_path)["state_dict"], module.state_dict(), ckpt_path, spec.source)
+        _notice_continuation(resumed, cfg, run_dir, splits, total_steps)
+    from netspec.training.finetune import prepare_weights
+
+    prepare_weights(spec, module.model, weights, rank_zero=_rank_zero())
     if cfg.compile:
         module.model.compile()  # in place: checkpoints keep plain state_dict keys
     datamodule = SpecDataModule(splits, cfg.data, cfg.seed)
@@ -475,6 +509,22 @@ def _nonfinite_is_a_spec_error(spec: Spec):
         ) from None
 
 
+def _notice_continuation(resumed, cfg, run_dir: Path, splits: Splits, total_steps: int) -> None:
+    """Say what a continued run changes: its limit, and a schedule stretched to the new length."""
+    from netspec.training.finetune import continuation_notes
+
+    old_total = total_steps
+    if resumed.saved_train is not None:
+        saved = resumed.saved_train
+        old_cfg = cfg.model_copy(
+            update={"max_epochs": saved.get("max_epochs"), "max_steps": saved.get("max_steps")}
+        )
+        old_total = _total_steps(old_cfg, splits)
+    if _rank_zero():
+        for note in continuation_notes(resumed, cfg, run_dir, (old_total, total_steps)):
+            print(f"netspec: note: {note}", file=sys.stderr)
+
+
 def _total_steps(cfg, splits: Splits) -> int:
     """Optimizer steps of the whole run (for learning-rate schedules)."""
     if cfg.max_steps:
@@ -491,7 +541,7 @@ def _total_steps(cfg, splits: Splits) -> int:
 
 
 def _callbacks(cfg, run_dir: Path):
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+    from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
@@ -514,10 +564,9 @@ def _callbacks(cfg, run_dir: Path):
             )
         )
     if cfg.early_stopping is not None:
-        es = cfg.early_stopping
-        callbacks.append(
-            EarlyStopping(monitor=es.monitor, patience=es.patience, mode=es.mode, min_delta=es.min_delta)
-        )
+        from netspec.training.finetune import early_stopping_callback
+
+        callbacks.append(early_stopping_callback(cfg.early_stopping))
     if cfg.progress == "rich":
         callbacks.append(RichProgressBar())
     elif cfg.progress == "tqdm":
