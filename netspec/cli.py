@@ -129,6 +129,26 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--data-dir", metavar="DIR", default=None, help="where dataset files live (default data/)"
     )
+    tune = commands.add_parser(
+        "tune",
+        help="find a learning rate: Lightning's finder, a plot and the --set to train with",
+        description="Train SPEC for --steps optimizer steps while the learning rate grows exponentially "
+        "from --min-lr to --max-lr, and suggest the rate where the loss falls fastest. Writes "
+        "lr_find.png, lr_find.csv and the resolved spec into --out (default runs/<name>-tune-<time>); "
+        "prints the suggestion and the --set to train with. train.init and train.freeze apply; the "
+        "schedule does not. Exit status: 0 done, 2 invalid spec/data or no suggestion possible.",
+    )
+    tune.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
+    _add_set(tune)
+    tune.add_argument("--out", metavar="DIR", default=None, help="directory for the plot and points")
+    tune.add_argument(
+        "--steps", metavar="N", type=_positive, default=100, help="learning rates to try, one step each (100)"
+    )
+    tune.add_argument("--min-lr", metavar="LR", type=_rate, default=1e-7, help="first rate (1e-7)")
+    tune.add_argument("--max-lr", metavar="LR", type=_rate, default=1.0, help="last rate (1)")
+    tune.add_argument(
+        "--data-dir", metavar="DIR", default=None, help="where dataset files live (default data/)"
+    )
     evaluate = commands.add_parser("eval", help="report a checkpoint's metrics on the test split")
     evaluate.add_argument("spec", metavar="SPEC")
     evaluate.add_argument("--checkpoint", metavar="CKPT", required=True)
@@ -212,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "tune":
+            return _tune(args)
         if args.command == "eval":
             return _eval(args)
         if args.command == "export":
@@ -295,6 +317,31 @@ def _train(args: argparse.Namespace) -> int:
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"done: {result.epochs} epochs, {result.steps} steps; {shown}")
     print(f"best checkpoint: {result.best_checkpoint}\nrun directory: {result.run_dir}")
+    return EXIT_OK
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import shlex
+
+    from netspec.training.tune import find_lr, lr_text
+
+    with contextlib.redirect_stdout(sys.stderr):
+        result = find_lr(
+            args.spec,
+            overrides=args.overrides,
+            data_dir=args.data_dir,
+            out=args.out,
+            min_lr=args.min_lr,
+            max_lr=args.max_lr,
+            steps=args.steps,
+        )
+    lr = lr_text(result.suggestion)
+    kept = [o for o in args.overrides if not o.replace(" ", "").startswith("train.optimizer.lr=")]
+    command = ["netspec", "train", args.spec, *(arg for o in kept for arg in ("--set", o))]
+    print(f"suggested learning rate: {lr}")
+    print(f"plot: {result.plot}")
+    print(f"train with: --set train.optimizer.lr={lr}")
+    print(f"  {shlex.join([*command, '--set', f'train.optimizer.lr={lr}'])}")
     return EXIT_OK
 
 
@@ -487,6 +534,16 @@ def _non_negative(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}")
     return int(text)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value <= 1e3):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a learning rate in (0, 1000]; got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
