@@ -18,6 +18,7 @@ import difflib
 import os
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,6 +390,8 @@ def freeze(model, names: list[str], problem_at: Callable[[int, str, str], Proble
         module = modules[name]
         module.train = types.MethodType(_train_as_eval, module)
         module.eval()
+    if norms:  # intended (fit and tune put the warning filters back afterwards)
+        warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
     count = sum(params[n].numel() for n in chosen)
     total = sum(p.numel() for p in params.values())
     extra = f"; {len(norms)} batch-norm layer{'s' if len(norms) != 1 else ''} in eval mode" if norms else ""
@@ -431,3 +434,34 @@ def early_stopping_callback(es):
             self.patience = patience
 
     return SpecEarlyStopping(monitor=es.monitor, patience=es.patience, mode=es.mode, min_delta=es.min_delta)
+
+
+def checkpoint_callback(**kwargs: Any):
+    """Lightning's ModelCheckpoint, except that a run directory that was moved (or copied) and then
+    resumed keeps its best score: Lightning would forget it and point best_model_path at the old place."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    class RunCheckpoint(ModelCheckpoint):
+        def _generate_state_key(self, **key: Any) -> str:
+            return f"ModelCheckpoint{key!r}"  # the plain callback's key: checkpoints of either load
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            old = state_dict.get("dirpath")
+            if old and self.dirpath and os.path.abspath(old) != os.path.abspath(self.dirpath):
+                here = Path(self.dirpath)
+
+                def moved(path: Any) -> Any:
+                    return str(here / Path(path).name) if isinstance(path, str) and path else path
+
+                state_dict = {
+                    **state_dict,
+                    "dirpath": self.dirpath,
+                    **{
+                        k: moved(state_dict.get(k))
+                        for k in ("best_model_path", "kth_best_model_path", "last_model_path")
+                    },
+                    "best_k_models": {moved(k): v for k, v in state_dict.get("best_k_models", {}).items()},
+                }
+            super().load_state_dict(state_dict)
+
+    return RunCheckpoint(**kwargs)

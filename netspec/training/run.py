@@ -541,9 +541,11 @@ def _total_steps(cfg, splits: Splits) -> int:
 
 
 def _callbacks(cfg, run_dir: Path):
-    from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+    from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 
-    checkpoint = ModelCheckpoint(
+    from netspec.training.finetune import checkpoint_callback, early_stopping_callback
+
+    checkpoint = checkpoint_callback(
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor="val_loss",
@@ -554,7 +556,7 @@ def _callbacks(cfg, run_dir: Path):
     callbacks: list = [checkpoint]
     if cfg.checkpoint_every_n_steps:
         callbacks.append(
-            ModelCheckpoint(
+            checkpoint_callback(
                 dirpath=run_dir / "checkpoints",
                 filename="last",
                 every_n_train_steps=cfg.checkpoint_every_n_steps,
@@ -564,8 +566,6 @@ def _callbacks(cfg, run_dir: Path):
             )
         )
     if cfg.early_stopping is not None:
-        from netspec.training.finetune import early_stopping_callback
-
         callbacks.append(early_stopping_callback(cfg.early_stopping))
     if cfg.progress == "rich":
         callbacks.append(RichProgressBar())
