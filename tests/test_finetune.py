@@ -60,6 +60,7 @@ def test_a_finished_run_continues_with_more_epochs_and_keeps_its_history(finishe
     assert main(["train", LENET, "--set", QUIET, "--set", "train.max_epochs=2", "--resume", str(run)]) == 0
     out = capsys.readouterr()
     assert "done: 2 epochs, 42 steps" in out.out
+    assert f"best checkpoint: {run / 'checkpoints/best.ckpt'}" in out.out  # the copy's, not the original's
     assert f"continuing {run} after 1 epochs (21 steps) up to max_epochs 2" in out.err
     assert (
         "the cosine schedule is recomputed for 42 steps (was 21): at step 21 the learning rate goes from 0"
@@ -74,6 +75,20 @@ def test_a_finished_run_continues_with_more_epochs_and_keeps_its_history(finishe
     assert lrs and max(lrs) > 1e-3  # the longer schedule, not the finished one's zero
     assert yaml.safe_load((run / "spec.yaml").read_text())["train"]["max_epochs"] == 2
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2 * STEPS_PER_EPOCH
+
+
+def test_a_continued_run_keeps_the_specs_early_stopping_patience():
+    """Lightning restores patience from the checkpoint; raising it must let a stopped run go on."""
+    from netspec.training.config import EarlyStoppingSpec
+    from netspec.training.finetune import early_stopping_callback
+
+    stopped = early_stopping_callback(EarlyStoppingSpec(patience=1))
+    stopped.wait_count = 1
+    state = stopped.state_dict()
+    resumed = early_stopping_callback(EarlyStoppingSpec(patience=4))
+    resumed.load_state_dict(state)
+    assert (resumed.patience, resumed.wait_count) == (4, 1)
+    assert resumed.state_key == "EarlyStopping{'monitor': 'val_loss', 'mode': 'min'}"  # Lightning's key
 
 
 def test_any_other_change_is_refused_naming_each_path_with_both_values(finished, capsys):
