@@ -2,7 +2,7 @@
 
 Python API::
 
-    from netspec.training import fit
+    from netspec.training import find_lr, fit
     result = fit("specs/lenet.yaml", overrides=["train.max_epochs=2"])
     result.metrics["val_acc"], result.best_checkpoint
     fit("specs/resnet18.yaml", init="resnet18-f37072fd.pth", overrides=["train.freeze=[conv1, layer1]"])

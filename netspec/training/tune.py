@@ -91,7 +91,13 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
     if cfg.compile:
         module.model.compile()
     out_dir = Path(out) if out is not None else _tune_dir(spec)
-    run._make_run_dir(spec, out_dir)  # the resolved spec next to the picture
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "spec.yaml").write_text(run._resolved_yaml(spec))  # the spec next to the picture
+    except OSError as exc:
+        raise SpecError(
+            [Problem(f"cannot create the directory {out_dir}: {exc.strerror or exc}", str(out_dir))]
+        ) from None
     trainer = pl.Trainer(
         default_root_dir=out_dir,
         max_epochs=-1,  # the finder stops after `steps` steps, however many epochs that is
