@@ -84,9 +84,8 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = run._splits(spec, cfg, data_dir)
     run.check_data(spec, splits)
-    names = run.chosen_metrics(cfg, splits)
-    run.check_task(spec, cfg, splits, names)
-    module = _finder_module()(spec, cfg, splits.num_classes, names, 1)
+    trained = run.heads(spec, cfg, splits)
+    module = _finder_module()(spec, cfg, trained, 1, splits.normalization)
     prepare_weights(spec, module.model, weights)
     if cfg.compile:
         module.model.compile()
