@@ -133,8 +133,9 @@ def _parser() -> argparse.ArgumentParser:
         "tune",
         help="find a learning rate: Lightning's finder, a plot and the --set to train with",
         description="Train SPEC for --steps optimizer steps while the learning rate grows exponentially "
-        "from --min-lr to --max-lr, and suggest the rate where the loss falls fastest. Writes "
-        "lr_find.png, lr_find.csv and the resolved spec into --out (default runs/<name>-tune-<time>); "
+        "from --min-lr to --max-lr, and suggest the rate where the smoothed loss falls fastest per "
+        "decade. Writes lr_find.png, lr_find.csv and the resolved spec into --out (default "
+        "runs/<name>-tune-<time>); "
         "prints the suggestion and the --set to train with. train.init and train.freeze apply; the "
         "schedule does not. Exit status: 0 done, 2 invalid spec/data or no suggestion possible.",
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import math
+import random
 import re
 import shutil
 from pathlib import Path
@@ -202,7 +204,9 @@ def test_tune_writes_the_plot_and_suggests_a_rate(tmp_path, capsys):
     assert f"train with: --set train.optimizer.lr={text}\n" in stdout
     png = (out / "lr_find.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
-    assert len(_rows(out / "lr_find.csv")) == 20
+    rows = _rows(out / "lr_find.csv")
+    assert len(rows) == 20 and set(rows[0]) == {"lr", "loss", "smoothed_loss"}
+    assert float(rows[0]["lr"]) == pytest.approx(1e-7) and float(rows[-1]["lr"]) == pytest.approx(1.0)
     # the suggestion is what netspec train accepts
     assert netspec.load(LENET, overrides=[f"train.optimizer.lr={text}"]).model.train.optimizer.lr == float(
         text
@@ -217,3 +221,17 @@ def test_tune_without_enough_steps_cannot_suggest_and_exits_2(tmp_path, capsys):
         "the learning-rate finder cannot suggest a rate: 5 of 5 steps ran" in err and "Traceback" not in err
     )
     assert (out / "lr_find.png").is_file()
+
+
+def test_the_suggestion_is_where_the_smoothed_loss_falls_fastest_per_decade():
+    from netspec.training.tune import smoothed, suggest
+
+    lrs = [10 ** (-7 + 7 * i / 99) for i in range(100)]
+    falls_at_1e_3 = [2.3 - 1 / (1 + math.exp(-3 * (math.log10(lr) + 3))) for lr in lrs]
+    assert suggest(lrs, falls_at_1e_3) == pytest.approx(1e-3, rel=0.1)
+    rng = random.Random(0)
+    noisy = [loss + rng.gauss(0, 0.05) for loss in falls_at_1e_3]  # noise at tiny rates does not win
+    assert 1e-3 <= suggest(lrs, smoothed(noisy)) <= 1e-2  # the smoothing lags a little behind
+    assert suggest(lrs, smoothed([2.3 + 0.001 * i for i in range(100)])) is None  # never falls
+    assert suggest(lrs[:12], smoothed(falls_at_1e_3[:12])) is None  # too few points
+    assert smoothed([1.0, math.nan, 3.0])[0] == 1.0 and math.isnan(smoothed([1.0, math.nan])[1])

@@ -2,7 +2,8 @@
 
 The finder trains from the spec's initial weights (``train.init`` and ``train.freeze`` apply)
 for ``steps`` optimizer steps while the learning rate grows exponentially from ``min_lr`` to
-``max_lr``, records the loss, and suggests the rate where the loss falls fastest. The spec's
+``max_lr``; netspec records each step's rate and loss and suggests the rate where the smoothed
+loss falls fastest per decade of rate (:func:`suggest`). The spec's
 schedule is not used (the finder drives the rate); the weights are put back afterwards and
 nothing is saved but the picture (``lr_find.png``) and the points (``lr_find.csv``).
 """
@@ -24,7 +25,43 @@ from typing import Any
 
 from netspec.errors import Problem, SpecError
 
-SKIP_BEGIN, SKIP_END = 10, 1  # Lightning's suggestion ignores these first and last points
+SKIP_BEGIN, SKIP_END = 10, 1  # points left out of the suggestion (as Lightning's own rule does)
+BETA = 0.98  # smoothing of the loss (as Lightning's finder smooths it)
+
+
+def smoothed(losses: list[float]) -> list[float]:
+    """Exponential moving average, bias-corrected from the first point; NaN where the loss was."""
+    out, average, seen = [], 0.0, 0
+    for loss in losses:
+        if not math.isfinite(loss):
+            out.append(math.nan)
+            continue
+        seen += 1
+        average = BETA * average + (1 - BETA) * loss
+        out.append(average / (1 - BETA**seen))
+    return out
+
+
+def suggest(lrs: list[float], smooth: list[float]) -> float | None:
+    """The rate where the smoothed loss falls fastest per decade of learning rate.
+
+    Lightning's ``suggestion()`` differentiates against the rate itself, so the tiny steps
+    between the smallest rates turn noise into the steepest "descent"; and its smoothing is
+    corrected one step late, so the first points rise. Against log(lr), from the recorded raw
+    losses, the steepest part of the curve is the one a plot shows. None: fewer than 2 usable
+    points, or a loss that never fell.
+    """
+    index = [i for i in range(SKIP_BEGIN, len(lrs) - SKIP_END) if math.isfinite(smooth[i])]
+    if len(index) < 2:
+        return None
+    x = [math.log10(lrs[i]) for i in index]
+    y = [smooth[i] for i in index]
+    slopes = []
+    for k in range(len(index)):
+        lo, hi = max(k - 1, 0), min(k + 1, len(index) - 1)
+        slopes.append((y[hi] - y[lo]) / (x[hi] - x[lo]) if x[hi] != x[lo] else 0.0)
+    best = min(range(len(slopes)), key=slopes.__getitem__)
+    return lrs[index[best]] if slopes[best] < 0 else None
 
 
 @dataclass
@@ -36,7 +73,7 @@ class TuneResult:
     plot: Path
     points: Path
     lrs: list[float] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # raw, one per optimizer step
 
 
 def lr_text(lr: float) -> str:
@@ -116,7 +153,7 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
     connector = trainer._checkpoint_connector
     connector.restore = functools.partial(connector.restore, weights_only=True)
     with _quiet(cfg.progress == "none"), contextlib.redirect_stdout(sys.stderr):
-        finder = Tuner(trainer).lr_find(
+        Tuner(trainer).lr_find(
             module,
             datamodule=SpecDataModule(splits, cfg.data, cfg.seed),
             min_lr=min_lr,
@@ -124,44 +161,56 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
             num_training=steps,
             update_attr=False,
         )
-        suggestion = finder.suggestion(skip_begin=SKIP_BEGIN, skip_end=SKIP_END) if finder else None
-    lrs = [float(x) for x in finder.results.get("lr", [])] if finder else []
-    losses = [float(x) for x in finder.results.get("loss", [])] if finder else []
+    lrs, losses = [lr for lr, _ in module.points], [loss for _, loss in module.points]
+    smooth = smoothed(losses)
+    suggestion = suggest(lrs, smooth)
     points = out_dir / "lr_find.csv"
     with open(points, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(["lr", "loss"])
-        writer.writerows(zip(lrs, losses, strict=False))
-    plot = _plot(out_dir / "lr_find.png", lrs, losses, suggestion, spec.name)
+        writer.writerow(["lr", "loss", "smoothed_loss"])
+        writer.writerows(zip(lrs, losses, smooth, strict=True))
+    plot = _plot(out_dir / "lr_find.png", lrs, losses, smooth, suggestion, spec.name)
     if suggestion is None:
-        usable = sum(math.isfinite(x) for x in losses[SKIP_BEGIN:-SKIP_END])
+        usable = sum(math.isfinite(x) for x in smooth[SKIP_BEGIN : len(smooth) - SKIP_END])
+        why = (
+            f"{len(losses)} of {steps} steps ran, leaving {usable} finite loss point(s) after skipping the "
+            f"first {SKIP_BEGIN} and the last {SKIP_END}; at least 2 are needed"
+            if usable < 2
+            else f"the smoothed loss did not fall anywhere from {min_lr:g} to {lrs[-1]:g}"
+        )
         raise SpecError(
             [
                 Problem(
-                    f"the learning-rate finder cannot suggest a rate: {len(losses)} of {steps} steps ran, "
-                    f"leaving {usable} finite loss point(s) after skipping the first {SKIP_BEGIN} and the "
-                    f"last {SKIP_END}; at least 2 are needed (the points are in {points})",
+                    f"the learning-rate finder cannot suggest a rate: {why} (the points are in {points})",
                     spec.source,
-                    hint="run more steps (--steps 100), or a smaller --max-lr if the loss blew up early",
+                    hint="run more steps (--steps 100) or widen the range (--min-lr, --max-lr); "
+                    "a smaller --max-lr if the loss blew up early",
                 )
             ]
         )
-    return TuneResult(out_dir, float(suggestion), plot, points, lrs, losses)
+    return TuneResult(out_dir, suggestion, plot, points, lrs, losses)
 
 
 def _finder_module():
-    """SpecModule that lets the finder see a loss blow up: a non-finite loss ends the search
-    (the finder leaves such points out of its suggestion) instead of stopping with an error."""
+    """SpecModule that records each step's rate and raw loss, and lets the finder see a loss
+    blow up: a non-finite loss ends the search instead of stopping with an error."""
     import torch
 
     from netspec.training.module import SpecModule
 
     class FinderModule(SpecModule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.points: list[tuple[float, float]] = []  # (learning rate, raw loss) per optimizer step
+
         def _stop_if_nonfinite(self) -> None:
             pass
 
         def training_step(self, batch, batch_idx):
             loss = super().training_step(batch, batch_idx)
+            if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:  # an optimizer step
+                lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+                self.points.append((float(lr), float(loss.detach())))
             if not torch.isfinite(loss):
                 self.trainer.should_stop = True
             return loss
@@ -198,8 +247,15 @@ def _tune_dir(spec) -> Path:
     return RUNS_ROOT / f"{spec.name}-tune-{stamp}"
 
 
-def _plot(path: Path, lrs: list[float], losses: list[float], suggestion: float | None, title: str) -> Path:
-    """Loss against learning rate (log scale), the suggestion marked."""
+def _plot(
+    path: Path,
+    lrs: list[float],
+    losses: list[float],
+    smooth: list[float],
+    suggestion: float | None,
+    title: str,
+) -> Path:
+    """Loss (raw, faint; smoothed) against learning rate (log scale), the suggestion marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,14 +263,20 @@ def _plot(path: Path, lrs: list[float], losses: list[float], suggestion: float |
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     if lrs:
-        ax.plot(lrs, losses, color="#1f77b4")
+        ax.plot(lrs, losses, color="#1f77b4", alpha=0.3, linewidth=1, label="loss")
+        ax.plot(lrs, smooth, color="#1f77b4", label="smoothed")
         ax.set_xscale("log")
+        finite = [v for v in smooth if math.isfinite(v)]
+        if finite:  # a loss that blew up at the end would flatten everything else
+            low, high = min(finite), max(finite[: max(1, len(finite) * 9 // 10)])
+            ax.set_ylim(low - 0.05 * (high - low + 1e-12), high + 0.25 * (high - low + 1e-12))
+        ax.legend(loc="lower left", frameon=False)
     if suggestion is not None:
-        at = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggestion))
-        ax.plot([suggestion], [losses[at]], marker="o", markersize=9, color="#d62728", linestyle="")
+        at = lrs.index(suggestion)
+        ax.plot([suggestion], [smooth[at]], marker="o", markersize=9, color="#d62728", linestyle="")
         ax.annotate(
             f"suggested lr {lr_text(suggestion)}",
-            (suggestion, losses[at]),
+            (suggestion, smooth[at]),
             textcoords="offset points",
             xytext=(8, 8) if at < len(lrs) / 2 else (-8, 8),
             ha="left" if at < len(lrs) / 2 else "right",
