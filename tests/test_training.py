@@ -187,7 +187,7 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
         (
             ["--set", "train.loss=mse"],
             "loss mse does not fit output 'output' [10]: it is trained for classification on the data's "
-                "class labels (10 classes, one per sample)",
+            "class labels (10 classes, one per sample)",
         ),
         (["--set", "train.metrics=[mae]"], "metric mae does not fit classification (output 'output' [10])"),
         (
