@@ -34,9 +34,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate SPEC, infer every layer's shape and print them with parameter counts, "
         "computed without running the network. Exit status: 0 valid, 2 invalid spec, broken "
         "`expect:` contract or invalid option, 1 internal failure.",
-        epilog="Combinations: --format json/markdown include everything --summary shows; --batch-size "
-        "needs an output with memory estimates (--summary, --format json or markdown); --explain prints "
-        "formulas instead of the table, so it takes neither --summary, --format nor --batch-size; "
+        epilog="Combinations: --format json/markdown include everything --summary shows; --batch-size, "
+        "--precision and --optimizer need an output with memory estimates (--summary, --format json or "
+        "markdown); --explain prints formulas instead of the table, so it takes none of --summary, "
+        "--format, --batch-size, --precision, --optimizer; "
         "--graph and --input combine with everything. A flag that would do nothing is an error.",
     )
     build.set_defaults(build_parser=build)
@@ -65,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         help="batch size for the memory estimates of --summary/json/markdown (default 1)",
+    )
+    build.add_argument(
+        "--precision",
+        choices=("32", "bf16-mixed", "16-mixed"),
+        default=None,
+        help="precision the training-memory estimate assumes (default: the spec's train.precision, else 32)",
+    )
+    build.add_argument(
+        "--optimizer",
+        metavar="NAME",
+        type=_optimizer,
+        default=None,
+        help="optimizer the training-memory estimate assumes: sgd, sgd:MOMENTUM (e.g. sgd:0.9), adam or "
+        "adamw (default: the spec's train.optimizer, else adam)",
     )
     build.add_argument(
         "--explain",
@@ -553,6 +568,19 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _optimizer(text: str) -> str:
+    name, colon, momentum = text.partition(":")
+    try:
+        ok = name in ("sgd", "adam", "adamw") and (not colon or (name == "sgd" and 0 <= float(momentum) < 1))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"expected sgd, sgd:MOMENTUM (0 <= MOMENTUM < 1), adam or adamw; got {text!r}"
+        )
+    return text
+
+
 def _check_build_flags(args: argparse.Namespace) -> None:
     """Refuse (exit 2, with usage) a flag that would do nothing in this combination, or a bad --graph."""
     problem = _flag_problem(args)
@@ -585,6 +613,8 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
                 ("--summary", args.summary),
                 ("--format", args.format is not None),
                 ("--batch-size", args.batch_size is not None),
+                ("--precision", args.precision is not None),
+                ("--optimizer", args.optimizer is not None),
             )
             if given
         ]
@@ -592,9 +622,26 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
             flags = ", ".join(ignored)
             return f"--explain prints shape formulas instead of the table, so {flags} would do nothing"
     shows_memory = args.summary or args.format in ("json", "markdown")
-    if args.batch_size is not None and not shows_memory:
+    memory_flags = [
+        flag
+        for flag, value in (
+            ("--batch-size", args.batch_size),
+            ("--precision", args.precision),
+            ("--optimizer", args.optimizer),
+        )
+        if value is not None
+    ]
+    if memory_flags and not shows_memory:
+        what = (
+            "scales"
+            if memory_flags == ["--batch-size"]
+            else "changes"
+            if len(memory_flags) == 1
+            else "change"
+        )
         return (
-            "--batch-size scales the memory estimates, which only --summary, --format json or markdown show"
+            f"{', '.join(memory_flags)} {what} the memory estimates, which only --summary, --format json or "
+            "markdown show"
         )
     return None
 
@@ -630,7 +677,9 @@ def _build(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         if args.input is not None and isinstance(document.data, dict) and "expect" in document.data:
             print("netspec: note: expect: contracts describe the spec at its own input: not checked")
-        full = summarize(spec, batch_size=args.batch_size or 1)  # checks the `expect:` contracts
+        full = summarize(  # checks the `expect:` contracts
+            spec, batch_size=args.batch_size or 1, precision=args.precision, optimizer=args.optimizer
+        )
         depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
         folded = depth and args.format != "json" and args.explain is None
         summary = fold(full, depth, spec.document.blocks) if folded else full
