@@ -677,9 +677,9 @@ def _build(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         if args.input is not None and isinstance(document.data, dict) and "expect" in document.data:
             print("netspec: note: expect: contracts describe the spec at its own input: not checked")
-        full = summarize(  # checks the `expect:` contracts
-            spec, batch_size=args.batch_size or 1, precision=args.precision, optimizer=args.optimizer
-        )
+        training = {"precision": args.precision, "optimizer": args.optimizer}
+        training = {key: value for key, value in training.items() if value is not None}
+        full = summarize(spec, batch_size=args.batch_size or 1, **training)  # checks `expect:` contracts
         depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
         folded = depth and args.format != "json" and args.explain is None
         summary = fold(full, depth, spec.document.blocks) if folded else full
