@@ -1,19 +1,21 @@
-"""Memory estimate vs measured peak: the summary's training-memory estimate
-(``summarize(spec, batch_size=B, precision=…, optimizer=…).totals.training_bytes``) ÷ the
-memory a training step really takes (build, batch, optimizer, two iterations of
-forward+backward+step, gradients set to None between them).
+"""Memory estimate vs measured peak: the summary's training-memory estimate (``summarize(spec,
+batch_size=B, precision=…, optimizer=…).totals.training_bytes``) ÷ the memory a training step
+really takes (build, batch, optimizer, two iterations of forward+backward+step, gradients set
+to None between them).
 
 The measured side counts what ``torch.cuda.max_memory_allocated`` counts, on any device: the
 bytes of live tensor storages, tracked by a ``TorchDispatchMode`` that sees every storage an
-aten op returns and notices each one's death through a weak reference (checked after every
-op), so its peak is the largest sum of live storages between two ops. It does not count the
-CUDA allocator's rounding to 512 bytes, nor scratch memory a kernel allocates and frees
-inside one op (cuDNN/oneDNN workspaces). On a GPU, ``max_memory_allocated`` growth is
-measured too. Precisions: float32 and bf16-mixed (``torch.autocast`` on the device, float32
-weights); optimizers: SGD, SGD with momentum 0.9 and Adam, PyTorch's foreach implementations
-(the CUDA default). Ratios are estimate ÷ measured (the issue's target: within ±20 %).
+aten op returns and notices each one's death through a weak reference (checked after every op),
+so its peak is the largest sum of live storages between two ops. It does not count the CUDA
+allocator's rounding to 512 bytes, nor scratch memory a kernel allocates and frees inside one
+op (cuDNN/oneDNN workspaces). On a GPU, ``max_memory_allocated`` growth is measured too. On a
+CPU, dropout keeps a mask in the input's type where CUDA's fused dropout keeps one byte (what
+the estimate assumes), so dropout-heavy networks measure a little higher. Precisions: float32
+and bf16-mixed (``torch.autocast`` on the device, float32 weights); optimizers: SGD, SGD with
+momentum 0.9 and Adam, PyTorch's foreach implementations (the CUDA default). Ratios are
+estimate ÷ measured (the issue's target: within ±20 %).
 
-    python -m bench.memory [--quick]   # the table; --quick: the small cases only
+    python -m bench.memory [--quick] [MODEL ...]   # the table (--quick: LeNet only; MODEL: a name of MODELS)
 """
 
 from __future__ import annotations

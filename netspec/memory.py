@@ -44,7 +44,7 @@ class Training:
     momentum: float = 0.0  # SGD only
     nesterov: bool = False
     weight_decay: float = 0.0
-    source: str = "netspec's defaults"  # where precision and optimizer came from
+    source: str = "from netspec's defaults"  # where precision and optimizer came from
 
     @property
     def mixed(self) -> bool:
@@ -74,7 +74,10 @@ class Training:
     def describe(self) -> str:
         opt = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}[self.optimizer]
         if self.optimizer == "sgd":
-            opt += f" with momentum {self.momentum:g}" if self.momentum else " without momentum"
+            nesterov = " Nesterov" if self.nesterov else ""
+            opt += f" with{nesterov} momentum {self.momentum:g}" if self.momentum else " without momentum"
+        if self.weight_decay:
+            opt += f", weight decay {self.weight_decay:g}"
         prec = "float32" if not self.mixed else f"{self.precision} autocast (float32 weights)"
         return f"{prec}, {opt}"
 
@@ -91,23 +94,28 @@ def training_of(spec: Any, precision: str | None = None, optimizer: str | None =
             momentum=float(opt.momentum),
             nesterov=bool(opt.nesterov),
             weight_decay=float(opt.weight_decay),
-            source="the spec's train: section",
+            source="from the spec's train: section",
         )
+    origin = found.source.removeprefix("from ")
+    sources = [origin, origin]  # of the precision, of the optimizer
     if precision is not None:
-        found = Training(
-            **{**found.__dict__, "precision": _precision(precision), "source": "the options given"}
-        )
-    if optimizer is not None:
+        found = Training(**{**found.__dict__, "precision": _precision(precision)})
+        sources[0] = "the options given"
+    if optimizer is not None:  # replaces train.optimizer: momentum as given, no Nesterov, no decay
         name, _, momentum = optimizer.partition(":")
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected sgd, sgd:MOMENTUM, adam or adamw")
-        changes = {"optimizer": name, "source": "the options given"}
-        if name != found.optimizer or momentum:
-            changes |= {"momentum": float(momentum or 0.0), "nesterov": False}
-        if name != found.optimizer:
-            changes["weight_decay"] = 0.0
+        changes = {
+            "optimizer": name,
+            "momentum": float(momentum or 0.0),
+            "nesterov": False,
+            "weight_decay": 0.0,
+        }
         found = Training(**{**found.__dict__, **changes})
-    return found
+        sources[1] = "the options given"
+    same = sources[0] == sources[1]
+    source = f"from {sources[0]}" if same else f"precision from {sources[0]}, optimizer from {sources[1]}"
+    return Training(**{**found.__dict__, "source": source})
 
 
 def _precision(value: Any) -> str:
@@ -470,7 +478,7 @@ def estimate(
 
     _, where, grads, acts, work = run.peak
     assumptions = [
-        f"{training.describe()} (from {training.source})",
+        f"{training.describe()} ({training.source})",
         f"batch of {batch}: float32 inputs, one float32 target per output element",
         "PyTorch's default (foreach) optimizer step; weights, gradients and optimizer state in float32",
         "tensors live as long as autograd keeps them; allocator rounding, cuDNN/oneDNN workspaces "

@@ -78,7 +78,7 @@ def test_precision_and_optimizer_come_from_the_train_section():
     assert training.state_per_weight == 1 and training.step_temporaries == 2  # decay copy + nesterov
     assert "from the spec's train: section" in summarize(speedrun).totals.memory.assumptions[0]
     unet = netspec.load(REPO / "specs/unet.yaml")  # a train: section with the defaults
-    assert training_of(unet) == Training(source="the spec's train: section")
+    assert training_of(unet) == Training(source="from the spec's train: section")
     bare = netspec.load(
         {"input": [3, 8, 8], "layers": [{"type": "conv", "out_channels": 4, "kernel_size": 3}]}
     )
@@ -89,9 +89,12 @@ def test_options_override_the_train_section():
     speedrun = netspec.load(REPO / "specs/cifar_speedrun.yaml")
     adam = training_of(speedrun, optimizer="adam")
     assert (adam.optimizer, adam.momentum, adam.nesterov, adam.weight_decay) == ("adam", 0.0, False, 0.0)
-    plain = training_of(speedrun, optimizer="sgd:0")
-    assert plain.state_per_weight == 0 and not plain.nesterov
-    assert training_of(speedrun, precision="bf16-mixed").precision == "bf16-mixed"
+    plain = training_of(speedrun, optimizer="sgd")  # replaces train.optimizer: no momentum, no decay
+    assert plain.state_per_weight == 0 and plain.step_temporaries == 0
+    assert training_of(speedrun, optimizer="sgd:0.9").momentum == 0.9
+    half = training_of(speedrun, precision="bf16-mixed")
+    assert (half.precision, half.optimizer, half.momentum) == ("bf16-mixed", "sgd", 0.85)
+    assert half.source == "precision from the options given, optimizer from the spec's train: section"
     with pytest.raises(ValueError, match="unknown optimizer"):
         training_of(speedrun, optimizer="lbfgs")
 
