@@ -481,8 +481,9 @@ def estimate(
         f"{training.describe()} ({training.source})",
         f"batch of {batch}: float32 inputs, one float32 target per output element",
         "PyTorch's default (foreach) optimizer step; weights, gradients and optimizer state in float32",
-        "tensors live as long as autograd keeps them; allocator rounding, cuDNN/oneDNN workspaces "
-        "and the CUDA context are not counted",
+        "tensors live as long as autograd keeps them; not counted: allocator rounding, scratch memory "
+        "inside one kernel (cuDNN/oneDNN convolution workspaces), cuBLAS's workspace (a few MiB per "
+        "stream, 32 MiB on Hopper GPUs) and the CUDA context",
     ]
     if training.mixed:
         assumptions.append(
