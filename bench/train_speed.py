@@ -163,7 +163,11 @@ def set_flags(deterministic: bool | str) -> None:
 def load_setup(args) -> Setup:
     spec = netspec.load(args.spec, overrides=overrides(args))
     cfg = spec.model.train
-    if cfg.loss != "cross_entropy" or len(spec.outputs) != 1 or len(spec.output_shapes()[0]) != 1:
+    if (
+        cfg.loss not in (None, "auto", "cross_entropy")
+        or len(spec.outputs) != 1
+        or len(spec.output_shapes()[0]) != 1
+    ):
         raise SystemExit(
             f"{args.spec}: the bench needs a classifier (one output of class scores, cross_entropy)"
         )
@@ -309,7 +313,7 @@ class Plain:
     def _epoch(self) -> None:
         model, opt, x, y = self.model, self.opt, self.x, self.y
         setup = self.setup
-        n, bs, smoothing = len(x), setup.cfg.data.batch_size, setup.cfg.label_smoothing
+        n, bs, smoothing = len(x), setup.cfg.data.batch_size, setup.cfg.label_smoothing or 0.0
         self.sync()
         f0, t0 = _faults(), time.perf_counter()
         perm = torch.randperm(n, device=x.device, generator=self.gen)

@@ -34,9 +34,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate SPEC, infer every layer's shape and print them with parameter counts, "
         "computed without running the network. Exit status: 0 valid, 2 invalid spec, broken "
         "`expect:` contract or invalid option, 1 internal failure.",
-        epilog="Combinations: --format json/markdown include everything --summary shows; --batch-size "
-        "needs an output with memory estimates (--summary, --format json or markdown); --explain prints "
-        "formulas instead of the table, so it takes neither --summary, --format nor --batch-size; "
+        epilog="Combinations: --format json/markdown include everything --summary shows; --batch-size, "
+        "--precision and --optimizer need an output with memory estimates (--summary, --format json or "
+        "markdown); --explain prints formulas instead of the table, so it takes none of --summary, "
+        "--format, --batch-size, --precision, --optimizer; "
         "--graph and --input combine with everything. A flag that would do nothing is an error.",
     )
     build.set_defaults(build_parser=build)
@@ -65,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         help="batch size for the memory estimates of --summary/json/markdown (default 1)",
+    )
+    build.add_argument(
+        "--precision",
+        choices=("32", "bf16-mixed", "16-mixed"),
+        default=None,
+        help="precision the training-memory estimate assumes (default: the spec's train.precision, else 32)",
+    )
+    build.add_argument(
+        "--optimizer",
+        metavar="NAME",
+        type=_optimizer,
+        default=None,
+        help="optimizer the training-memory estimate assumes: sgd, sgd:MOMENTUM (e.g. sgd:0.9), adam or "
+        "adamw (default: the spec's train.optimizer, else adam)",
     )
     build.add_argument(
         "--explain",
@@ -116,9 +131,38 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue a stopped run from RUN_DIR/checkpoints/last.ckpt",
+        help="continue a stopped or finished run from RUN_DIR/checkpoints/last.ckpt (a larger "
+        "train.max_epochs/max_steps continues a finished one; any other change is refused)",
     )
     train.add_argument(
+        "--init",
+        metavar="CKPT",
+        default=None,
+        help="start from these weights: a netspec .ckpt or a state_dict .pt/.pth; tensors of matching "
+        "name and shape are loaded, the rest reported (same as train.init, but relative to here)",
+    )
+    train.add_argument(
+        "--data-dir", metavar="DIR", default=None, help="where dataset files live (default data/)"
+    )
+    tune = commands.add_parser(
+        "tune",
+        help="find a learning rate: Lightning's finder, a plot and the --set to train with",
+        description="Train SPEC for --steps optimizer steps while the learning rate grows exponentially "
+        "from --min-lr to --max-lr, and suggest the rate where the smoothed loss falls fastest per "
+        "decade. Writes lr_find.png, lr_find.csv and the resolved spec into --out (default "
+        "runs/<name>-tune-<time>); "
+        "prints the suggestion and the --set to train with. train.init and train.freeze apply; the "
+        "schedule does not. Exit status: 0 done, 2 invalid spec/data or no suggestion possible.",
+    )
+    tune.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
+    _add_set(tune)
+    tune.add_argument("--out", metavar="DIR", default=None, help="directory for the plot and points")
+    tune.add_argument(
+        "--steps", metavar="N", type=_positive, default=100, help="learning rates to try, one step each (100)"
+    )
+    tune.add_argument("--min-lr", metavar="LR", type=_rate, default=1e-7, help="first rate (1e-7)")
+    tune.add_argument("--max-lr", metavar="LR", type=_rate, default=1.0, help="last rate (1)")
+    tune.add_argument(
         "--data-dir", metavar="DIR", default=None, help="where dataset files live (default data/)"
     )
     evaluate = commands.add_parser("eval", help="report a checkpoint's metrics on the test split")
@@ -130,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("spec", metavar="SPEC")
     export.add_argument("--checkpoint", metavar="CKPT", default=None)
     export.add_argument("--onnx", metavar="FILE", required=True)
+    _add_predict(commands)
     show = commands.add_parser(
         "show",
         help="push one input through the network and write a PNG of each layer's feature maps",
@@ -177,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         f"Switches: {ENV_DISABLE}=1, {ENV_BLOCK}=a,b, {ENV_ALLOW}=a,b (allow-list).",
     )
     plugins.add_argument("--format", choices=("table", "json"), default="table")
+    _add_datasets(commands)
     schema = commands.add_parser(
         "schema",
         help="write the JSON Schema of the spec language, installed plugins' layer types included",
@@ -191,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status instead of raising."""
-    args = _parser().parse_args(argv)
+    args = _parse_args(argv)
     if args.command == "build":
         _check_build_flags(args)
     from netspec.data import DataError
@@ -203,12 +249,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "tune":
+            return _tune(args)
         if args.command == "eval":
             return _eval(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "plugins":
             return _plugins(args)
+        if args.command == "datasets":
+            return _datasets(args)
         if args.command == "explain":
             return _explain(args)
         if args.command == "show":
@@ -234,6 +286,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return EXIT_INTERNAL
     return EXIT_INTERNAL
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that predict's INPUTS may also follow its options (argparse alone
+    would take them all before the first option, and refuse the rest)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
+        args.inputs, extra = [*args.inputs, *extra], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -264,12 +328,39 @@ def _variant(text: str) -> str:
 def _train(args: argparse.Namespace) -> int:
     from netspec.training.run import fit
 
-    result = fit(args.spec, overrides=args.overrides, resume=args.resume, data_dir=args.data_dir)
+    result = fit(
+        args.spec, overrides=args.overrides, resume=args.resume, data_dir=args.data_dir, init=args.init
+    )
     if result.rank != 0:  # DDP: the other ranks ran the same command; rank 0 reports
         return EXIT_OK
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"done: {result.epochs} epochs, {result.steps} steps; {shown}")
     print(f"best checkpoint: {result.best_checkpoint}\nrun directory: {result.run_dir}")
+    return EXIT_OK
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import shlex
+
+    from netspec.training.tune import find_lr, lr_text
+
+    with contextlib.redirect_stdout(sys.stderr):
+        result = find_lr(
+            args.spec,
+            overrides=args.overrides,
+            data_dir=args.data_dir,
+            out=args.out,
+            min_lr=args.min_lr,
+            max_lr=args.max_lr,
+            steps=args.steps,
+        )
+    lr = lr_text(result.suggestion)
+    kept = [o for o in args.overrides if not o.replace(" ", "").startswith("train.optimizer.lr=")]
+    command = ["netspec", "train", args.spec, *(arg for o in kept for arg in ("--set", o))]
+    print(f"suggested learning rate: {lr}")
+    print(f"plot: {result.plot}")
+    print(f"train with: --set train.optimizer.lr={lr}")
+    print(f"  {shlex.join([*command, '--set', f'train.optimizer.lr={lr}'])}")
     return EXIT_OK
 
 
@@ -286,6 +377,56 @@ def _export(args: argparse.Namespace) -> int:
 
     path = export_onnx(args.spec, args.checkpoint, args.onnx)
     print(f"ONNX model written to {path}")
+    return EXIT_OK
+
+
+def _add_predict(commands) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="run a trained network on images, arrays or a dataset split and write its predictions",
+        description="Predict INPUTS (PNG/JPEG files, directories of them, .npy/.npz/.pt arrays of samples) "
+        "and/or --split of the spec's dataset with CKPT's weights. Per output, as the checkpoint recorded "
+        "its task: classes (predictions.csv/.jsonl, a table on stdout), segmentation masks (palette PNGs, "
+        "masks.npy, overview.png) or values (<output>.npy; reconstructions also as PNGs). "
+        "Exit status: 0 done, 2 bad input, checkpoint or output directory.",
+    )
+    predict.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
+    predict.add_argument("inputs", metavar="INPUTS", nargs="*", help="image files, directories, arrays")
+    predict.add_argument("--checkpoint", metavar="CKPT", required=True, help="a run's best.ckpt or last.ckpt")
+    predict.add_argument(
+        "--split", choices=("test", "val", "train"), default=None, help="a split of train.data"
+    )
+    predict.add_argument(
+        "--out", metavar="DIR", default="predictions", help="output directory (default predictions)"
+    )
+    predict.add_argument("--batch-size", metavar="N", type=_positive, default=64, help="default 64")
+    predict.add_argument(
+        "--top-k", metavar="K", type=_positive, default=5, help="classes listed per input (default 5)"
+    )
+    predict.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if any"
+    )
+    predict.add_argument("--data-dir", metavar="DIR", default=None, help="where dataset files live (--split)")
+    _add_set(predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from netspec.predict import predict
+
+    with contextlib.redirect_stdout(sys.stderr):  # plugin or library prints cannot corrupt the table
+        result = predict(
+            args.spec,
+            args.checkpoint,
+            args.inputs,
+            split=args.split,
+            out_dir=args.out,
+            batch_size=args.batch_size,
+            top_k=args.top_k,
+            device=args.device,
+            overrides=args.overrides,
+            data_dir=args.data_dir,
+        )
+    print(result.report)
     return EXIT_OK
 
 
@@ -383,6 +524,30 @@ def _plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_datasets(commands) -> None:
+    datasets = commands.add_parser(
+        "datasets",
+        help="list the dataset types for train.data: options, and which files each reads from where",
+        description="List every registered dataset type (built-in and plugin, with the plugin it comes "
+        "from): its summary, its options and the files it expects where, and how to get them. With "
+        "NAME, that one in detail: each option's type, default and meaning. Exit status: 0 done, 2 "
+        "unknown NAME.",
+    )
+    datasets.add_argument(
+        "name", metavar="NAME", nargs="?", default=None, help="one dataset type, e.g. mnist"
+    )
+    datasets.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from netspec.datasetinfo import datasets_command
+
+    status, out, err = datasets_command(args.name, args.format)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return status
+
+
 def _schema(args: argparse.Namespace) -> int:
     import json
 
@@ -414,10 +579,33 @@ def _non_negative(text: str) -> int:
     return int(text)
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value <= 1e3):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a learning rate in (0, 1000]; got {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
     return int(text)
+
+
+def _optimizer(text: str) -> str:
+    name, colon, momentum = text.partition(":")
+    try:
+        ok = name in ("sgd", "adam", "adamw") and (not colon or (name == "sgd" and 0 <= float(momentum) < 1))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"expected sgd, sgd:MOMENTUM (0 <= MOMENTUM < 1), adam or adamw; got {text!r}"
+        )
+    return text
 
 
 def _check_build_flags(args: argparse.Namespace) -> None:
@@ -452,6 +640,8 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
                 ("--summary", args.summary),
                 ("--format", args.format is not None),
                 ("--batch-size", args.batch_size is not None),
+                ("--precision", args.precision is not None),
+                ("--optimizer", args.optimizer is not None),
             )
             if given
         ]
@@ -459,9 +649,26 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
             flags = ", ".join(ignored)
             return f"--explain prints shape formulas instead of the table, so {flags} would do nothing"
     shows_memory = args.summary or args.format in ("json", "markdown")
-    if args.batch_size is not None and not shows_memory:
+    memory_flags = [
+        flag
+        for flag, value in (
+            ("--batch-size", args.batch_size),
+            ("--precision", args.precision),
+            ("--optimizer", args.optimizer),
+        )
+        if value is not None
+    ]
+    if memory_flags and not shows_memory:
+        what = (
+            "scales"
+            if memory_flags == ["--batch-size"]
+            else "changes"
+            if len(memory_flags) == 1
+            else "change"
+        )
         return (
-            "--batch-size scales the memory estimates, which only --summary, --format json or markdown show"
+            f"{', '.join(memory_flags)} {what} the memory estimates, which only --summary, --format json or "
+            "markdown show"
         )
     return None
 
@@ -497,7 +704,9 @@ def _build(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         if args.input is not None and isinstance(document.data, dict) and "expect" in document.data:
             print("netspec: note: expect: contracts describe the spec at its own input: not checked")
-        full = summarize(spec, batch_size=args.batch_size or 1)  # checks the `expect:` contracts
+        training = {"precision": args.precision, "optimizer": args.optimizer}
+        training = {key: value for key, value in training.items() if value is not None}
+        full = summarize(spec, batch_size=args.batch_size or 1, **training)  # checks `expect:` contracts
         depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
         folded = depth and args.format != "json" and args.explain is None
         summary = fold(full, depth, spec.document.blocks) if folded else full

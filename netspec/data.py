@@ -24,6 +24,13 @@ class DataError(NetspecError):
     """A dataset cannot be loaded (missing files, bad arrays); the message says what to do."""
 
 
+def about_dataset(name: str, exc: DataError) -> str:
+    """``exc``'s message led by ``dataset 'NAME': `` once (the built-in loaders say it themselves)."""
+    text = str(exc)
+    prefix = f"dataset {name!r}"
+    return text if text.startswith(prefix) else f"{prefix}: {text}"
+
+
 class DatasetParams(BaseModel):
     """Base of every dataset's parameters (``name`` selects the dataset type).
 
@@ -50,8 +57,9 @@ class Splits:
     """A loaded dataset: train/val/test splits, class count and per-sample shape.
 
     Each split is a ``torch.utils.data.Dataset`` of ``(x, y)`` pairs. Use
-    ``torch.utils.data.TensorDataset`` for data that fits in memory: the trainer then moves
-    it to the GPU once and batches it there.
+    ``torch.utils.data.TensorDataset`` (or ``netspec.datasets._common.NamedTargets`` for several
+    named targets) for data that fits in memory: the trainer then moves it to the GPU once and
+    batches it there.
     """
 
     train: Dataset
@@ -59,6 +67,15 @@ class Splits:
     test: Dataset | None
     num_classes: int | None  # None for regression targets
     sample_shape: tuple[int, ...]
+    # Several named targets (a classification and a box head, say): each split then yields
+    # ``(x, {name: y})`` and this maps each name to its class count (None: float targets).
+    # ``num_classes`` is then the first target's.
+    targets: dict[str, int | None] | None = None
+    # The label that marks unlabelled samples or pixels: not a class, ignored by losses and metrics.
+    ignore_index: int | None = None
+    # Per-channel (mean, std) the inputs were standardised with, in units of [0, 1] pixels: `predict`
+    # applies the same to new images, and checkpoints keep it.
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 Loader = Callable[[Any, DataContext], Splits]
@@ -66,9 +83,17 @@ Loader = Callable[[Any, DataContext], Splits]
 
 @dataclass(frozen=True)
 class DatasetType:
-    """One dataset type: its ``name`` in ``train.data``, params model, loader, one-line summary."""
+    """One dataset type: its ``name`` in ``train.data``, params model, loader, one-line summary.
+
+    ``files`` tells people what the loader reads and where (``netspec datasets`` shows it): the
+    file names, the directories searched (relative to the working directory, ``--data-dir``, a
+    ``root:`` option …) and how to get them (a URL, a command, ``download: true``). Its first
+    line is the short form shown in the listing; the lines after it are shown by
+    ``netspec datasets NAME``. Empty means "not described"; say "none" for data made in memory.
+    """
 
     name: str
     params: type[DatasetParams]
     load: Loader
     summary: str = ""
+    files: str = ""

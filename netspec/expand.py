@@ -489,6 +489,8 @@ class _Expander:
         flat["layers"] = self.flat
         if variables:
             flat["params"] = {k: v for k, v in variables.items()}
+        if "train" in data:  # `num_classes: =classes` keeps the data in step with the network's params
+            flat["train"] = self._value(self.doc, ("train",), data["train"], variables, None)
         outputs = data.get("outputs")
         if isinstance(outputs, str):
             flat["outputs"] = scope.names.get(outputs, outputs)

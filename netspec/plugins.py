@@ -25,6 +25,7 @@ import pluggy
 
 from netspec import hookspecs
 from netspec.data import DatasetParams, DatasetType
+from netspec.datasets import BUILTIN_DATASET_PLUGINS
 from netspec.errors import PluginError
 from netspec.registry import TYPE_NAME_RE, LayerType, check_layer_type
 
@@ -40,10 +41,7 @@ BUILTIN_PLUGINS = (
     "netspec.layers.norm",
     "netspec.layers.basic",
     "netspec.layers.merge",
-    "netspec.datasets.digits",
-    "netspec.datasets.synthetic",
-    "netspec.datasets.arrays",
-    "netspec.datasets.vision",
+    *BUILTIN_DATASET_PLUGINS,  # one list of the built-in datasets, kept with them
 )
 ENTRY_POINT_GROUP = "netspec"
 
@@ -431,6 +429,8 @@ def _check_dataset_type(record: DatasetType) -> None:
         raise PluginError(f"{where}: load is {record.load!r}, not a function")
     if not isinstance(record.summary, str):
         raise PluginError(f"{where}: summary is {record.summary!r}, not a string")
+    if not isinstance(record.files, str):
+        raise PluginError(f"{where}: files is {record.files!r}, not a string")
 
 
 @functools.cache

@@ -88,12 +88,37 @@ class ParamCount:
         return self.total if self.trainable is None else self.trainable
 
 
+@dataclass(frozen=True)
+class Memory:
+    """What a layer keeps for its backward pass, for training-memory estimates (per sample).
+
+    ``saves_input``/``saves_output``: autograd keeps the layer's inputs or its output (the
+    same storage as that tensor: it stays alive until this layer's backward). ``view``: the
+    output shares the input's storage (flatten, reshape). ``passes_gradient``: the backward
+    hands its output's gradient to every input without computing anything (add, concat,
+    views). ``extra``: new tensors kept, as (elements per sample, kind) with kind
+    ``"activation"`` (the layer's output type), ``"float32"``, ``"index"`` (int64) or
+    ``"mask"`` (1 byte); ``fixed``: bytes kept whatever the batch. ``casts``: autocast runs it
+    in half precision (convolutions, linear); ``float32``: autocast runs it in float32.
+    """
+
+    saves_input: bool = False
+    saves_output: bool = False
+    view: bool = False
+    passes_gradient: bool = False
+    extra: tuple[tuple[int, str], ...] = ()
+    fixed: int = 0
+    casts: bool = False
+    float32: bool = False
+
+
 ShapeRule = Callable[[Any, LayerContext], Shape]
 Builder = Callable[[Any, LayerContext], "nn.Module"]
 MacsRule = Callable[[Any, LayerContext], int]
 WindowRule = Callable[[Any, LayerContext], "Window | None"]
 ExplainRule = Callable[[Any, LayerContext], list[str]]
 ParamsRule = Callable[[Any, LayerContext], ParamCount]
+MemoryRule = Callable[[Any, LayerContext], Memory]
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,9 @@ class LayerType:
         parameters: ``(params, ctx) -> ParamCount``: what the built module holds, counted
             without building it (so summaries never import torch). None: netspec builds the
             module on the meta device to count, and the summary says so.
+        memory: ``(params, ctx) -> Memory``: what the layer keeps for backward, for the
+            training-memory estimate (``ctx.output`` is set). None: the built-in rule of a
+            built-in type, else the estimate assumes it keeps its input and output, and says so.
     """
 
     name: str
@@ -137,6 +165,7 @@ class LayerType:
     window: WindowRule | None = None
     explain: ExplainRule | None = None
     parameters: ParamsRule | None = None
+    memory: MemoryRule | None = None
 
     @property
     def multi_input(self) -> bool:
@@ -220,7 +249,7 @@ def check_layer_type(record: LayerType) -> None:
     for attr in ("shape", "build"):
         if not callable(getattr(record, attr)):
             raise PluginError(f"{where}: {attr} is {getattr(record, attr)!r}, not a function")
-    for attr in ("macs", "window", "explain"):
+    for attr in ("macs", "window", "explain", "memory"):
         value = getattr(record, attr)
         if value is not None and not callable(value):
             raise PluginError(f"{where}: {attr} is {value!r}, not a function or None")

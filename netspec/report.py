@@ -88,8 +88,7 @@ def totals_lines(summary: Summary) -> list[str]:
         f"FLOPs per sample: {flops} (FLOPs = 2 · MACs)",
         f"parameter memory: {human_bytes(t.param_bytes)} (float32 parameters and buffers)",
         f"activation memory, forward pass {per}: {human_bytes(t.activation_bytes)}",
-        f"training memory estimate {per}: {human_bytes(t.training_bytes)} "
-        "(weights + gradients + Adam moments + activations)",
+        *memory_lines(summary),
     ] + (
         [
             f"note: parameters of {', '.join(summary.built_to_count)} layers were counted by building them "
@@ -98,6 +97,45 @@ def totals_lines(summary: Summary) -> list[str]:
         if summary.built_to_count
         else []
     )
+
+
+def memory_lines(summary: Summary) -> list[str]:
+    """The training-memory estimate: its peak, the parts alive then, and what it assumes."""
+    m = summary.totals.memory
+    per = "per sample" if summary.batch_size == 1 else f"for a batch of {summary.batch_size}"
+    parts = [
+        ("weights", m.weights),
+        ("gradients", m.gradients),
+        ("optimizer state", m.optimizer_state),
+        ("activations kept for backward", m.activations),
+        ("workspace", m.workspace),
+    ]
+    shown = " + ".join(f"{name} {human_bytes(size)}" for name, size in parts if size)
+    return [
+        f"training memory estimate {per}: {human_bytes(m.total)}, peak at {m.peak_at} ({shown}); "
+        f"{m.assumptions[0]}"
+    ]
+
+
+def memory_dict(summary: Summary) -> dict[str, Any]:
+    """The training-memory estimate for JSON: the parts alive at its peak (they sum to total), assumptions."""
+    m = summary.totals.memory
+    t = m.training
+    return {
+        "precision": t.precision,
+        "optimizer": t.optimizer,
+        "momentum": t.momentum,
+        "batch_size": m.batch_size,
+        "weights": m.weights,
+        "gradients": m.gradients,
+        "optimizer_state": m.optimizer_state,
+        "activations": m.activations,
+        "workspace": m.workspace,
+        "total": m.total,
+        "peak_at": m.peak_at,
+        "saved_for_backward": m.saved_for_backward,
+        "assumptions": list(m.assumptions),
+    }
 
 
 def outputs_line(summary: Summary) -> str:
@@ -192,6 +230,7 @@ def summary_dict(summary: Summary) -> dict:
             "param_bytes": t.param_bytes,
             "activation_bytes": t.activation_bytes,
             "training_bytes_estimate": t.training_bytes,
+            "training_memory": memory_dict(summary),
             "params_counted_by_building": list(summary.built_to_count),
         },
     }

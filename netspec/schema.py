@@ -71,5 +71,31 @@ def _add_language(schema: dict, layer_types: list[str]) -> None:
     }
     layers["items"] = item_ref
     defs["BlockDefinition"]["properties"]["layers"]["items"] = item_ref
+    _allow_expressions(schema["properties"].get("train", {}), defs, set())
     # a spec that extends another may leave input and layers to its base
     schema["anyOf"] = [{"required": schema.pop("required")}, {"required": ["extends"]}]
+
+
+def _allow_expressions(node: Any, defs: dict, seen: set[str]) -> None:
+    """Every value under ``train:`` may be an ``=expression`` of the spec's params."""
+    if isinstance(node, list):
+        for item in node:
+            _allow_expressions(item, defs, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen:
+            seen.add(name)
+            _allow_expressions(defs[name], defs, seen)
+    properties = node.get("properties")
+    if isinstance(properties, dict):
+        for key, sub in list(properties.items()):
+            _allow_expressions(sub, defs, seen)
+            if key != "name":  # a dataset's name picks its model: keep it literal
+                properties[key] = {"anyOf": [sub, EXPRESSION], "description": sub.get("description", key)}
+    for key in ("anyOf", "oneOf", "allOf", "items", "additionalProperties"):
+        if key in node:
+            _allow_expressions(node[key], defs, seen)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import netspec
-from netspec.data import DataError
+from netspec.data import DataError, about_dataset
 from netspec.errors import Problem, SpecError
 from netspec.shapes import describe
 from netspec.spec import Spec
@@ -194,7 +194,7 @@ def dataset_sample(spec: Spec, index: int, data_dir: str | Path | None = None):
         splits = record.load(record.params(**own), context)
     except DataError as exc:
         raise SpecError(
-            [spec.document.problem(f"dataset {cfg.data.name!r}: {exc}", ("train", "data"))]
+            [spec.document.problem(about_dataset(cfg.data.name, exc), ("train", "data"))]
         ) from None
     split, which = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
     if not 0 <= index < len(split):

@@ -14,6 +14,7 @@ from fractions import Fraction
 from netspec.contracts import check_cost_contracts
 from netspec.errors import Problem, SpecError
 from netspec.graph import Layer, ref_target
+from netspec.memory import MemoryEstimate, estimate, training_of
 from netspec.registry import LayerContext, Window
 from netspec.spec import Spec
 
@@ -86,7 +87,12 @@ class Totals:
     macs_complete: bool
     param_bytes: int
     activation_bytes: int
-    training_bytes: int
+    memory: MemoryEstimate
+
+    @property
+    def training_bytes(self) -> int:
+        """The training step's estimated peak (see :mod:`netspec.memory`)."""
+        return self.memory.total
 
     @property
     def non_trainable(self) -> int:
@@ -109,8 +115,15 @@ class Summary:
     built_to_count: tuple[str, ...] = ()  # layer types without a parameter rule, counted by building
 
 
-def summarize(spec: Spec, batch_size: int = 1) -> Summary:
-    """Every number of the summary table for ``spec`` at ``batch_size``."""
+def summarize(
+    spec: Spec, batch_size: int = 1, *, precision: str | None = None, optimizer: str | None = None
+) -> Summary:
+    """Every number of the summary table for ``spec`` at ``batch_size``.
+
+    The training-memory estimate assumes the spec's ``train:`` precision and optimizer
+    (float32 and Adam without one); ``precision`` ("32", "bf16-mixed", "16-mixed") and
+    ``optimizer`` ("sgd", "sgd:0.9" for momentum 0.9, "adam", "adamw") override them.
+    """
     counts, buffers = parameter_counts(spec)
     by_name = {layer.name: layer for layer in spec.layers}
     fields: dict[str, ReceptiveField | _Unknown | None] = {"input": _input_field(spec.input_shape)}
@@ -141,7 +154,7 @@ def summarize(spec: Spec, batch_size: int = 1) -> Summary:
         batch_size,
         rows,
         [(name, spec.layer(name).output_shape) for name in spec.outputs],
-        _totals(spec, rows, buffers, batch_size),
+        _totals(spec, rows, buffers, batch_size, counts, training_of(spec, precision, optimizer)),
         tuple(dict.fromkeys(spec.layer(n).type for n in counted_by_building(spec))),
     )
     totals = summary.totals
@@ -282,7 +295,7 @@ def _field(layer: Layer, ctx: LayerContext, inputs: list) -> ReceptiveField | _U
     return merged.through(window)
 
 
-def _totals(spec: Spec, rows: list[LayerRow], buffers: int, batch: int) -> Totals:
+def _totals(spec: Spec, rows: list[LayerRow], buffers: int, batch: int, counts, training) -> Totals:
     params = sum(r.params for r in rows)
     trainable = sum(r.trainable for r in rows)
     known = [r.macs for r in rows if not isinstance(r.macs, _Unknown)]
@@ -292,8 +305,6 @@ def _totals(spec: Spec, rows: list[LayerRow], buffers: int, batch: int) -> Total
     )
     activation_bytes = batch * (activations + math.prod(spec.input_shape) * FLOAT_BYTES)
     param_bytes = (params + buffers) * FLOAT_BYTES
-    # weights + gradients + Adam's two moments for trainable ones + activations kept for backward
-    training = param_bytes + 3 * trainable * FLOAT_BYTES + activation_bytes
     return Totals(
         params,
         trainable,
@@ -302,5 +313,5 @@ def _totals(spec: Spec, rows: list[LayerRow], buffers: int, batch: int) -> Total
         len(known) == len(rows),
         param_bytes,
         activation_bytes,
-        training,
+        estimate(spec, counts, buffers, batch, training),
     )

@@ -1,4 +1,4 @@
-"""The built-in dataset plugins: digits, synthetic, arrays and the standard vision sets.
+"""The built-in dataset plugins: digits, synthetic, shapes, arrays and the standard vision sets.
 
 Nothing here touches the network: the vision sets are read from tiny fake files in their real
 formats, and downloads go through a stubbed ``urllib.request.urlopen``.
@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import importlib
 import io
+import math
 import os
 import pickle
 import subprocess
@@ -27,7 +28,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
-from netspec.datasets import BUILTIN_DATASET_PLUGINS, digits, vision
+from netspec.datasets import BUILTIN_DATASET_PLUGINS, digits, shapes, vision
+from netspec.datasets._common import NamedTargets
 from netspec.errors import PluginError
 from netspec.hookspecs import hookimpl
 from netspec.plugins import collect_registry, make_plugin_manager
@@ -86,7 +88,15 @@ def accuracy(model, x, y) -> float:
 
 
 def test_every_builtin_dataset_is_registered(registry):
-    assert set(registry.datasets) >= {"digits", "synthetic", "arrays", "mnist", "fashion_mnist", "cifar10"}
+    assert set(registry.datasets) >= {
+        "digits",
+        "synthetic",
+        "shapes",
+        "arrays",
+        "mnist",
+        "fashion_mnist",
+        "cifar10",
+    }
     for name, record in registry.datasets.items():
         assert isinstance(record, DatasetType)
         assert record.name == name
@@ -273,6 +283,109 @@ def test_synthetic_params_checked(registry, load):
         load("synthetic", (2,), num_samples=2, test_fraction=0.9)
 
 
+# ---- shapes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (3, 17, 23), (1, 8, 8)])
+def test_shapes_shapes_dtypes_and_sizes(load, shape):
+    splits = load("shapes", shape, num_samples=100)
+    assert splits.sample_shape == shape and splits.num_classes == 4 and splits.ignore_index is None
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (72, 8, 20)
+    for split in (splits.train, splits.val, splits.test):
+        x, y = split.tensors
+        assert x.dtype == torch.float32 and x.shape[1:] == shape
+        assert y.dtype == torch.int64 and y.shape[1:] == shape[1:]
+        assert int(y.min()) >= 0 and int(y.max()) < 4
+    mean, std = splits.normalization
+    assert len(mean) == len(std) == shape[0]
+    x = splits.train.tensors[0]
+    assert x.mean().abs() < 1e-4 and x.std() == pytest.approx(1, abs=1e-3)
+
+
+def test_shapes_are_seeded(load):
+    a, b, c = (load("shapes", (3, 16, 16), seed=s, num_samples=40) for s in (0, 0, 1))
+    for ta, tb in zip(a.train.tensors, b.train.tensors, strict=True):
+        assert torch.equal(ta, tb)
+    assert not torch.equal(a.train.tensors[1], c.train.tensors[1])
+
+
+def test_shapes_classes_present_and_balanced(load):
+    splits = load("shapes", (1, 32, 32), num_samples=300, num_classes=6, test_fraction=0.0)
+    y = torch.cat([splits.train.tensors[1], splits.val.tensors[1]])
+    share = torch.bincount(y.flatten(), minlength=6).float() / y.numel()
+    assert 0.6 < share[0] < 0.92  # mostly background, as in real segmentation
+    kinds = share[1:] / share[1:].mean()  # the kinds cover about the same area
+    assert kinds.min() > 0.7 and kinds.max() < 1.3
+    per_image = torch.stack([torch.bincount(m.flatten(), minlength=6) > 0 for m in y])
+    assert per_image[:, 1:].sum(1).float().mean() > 1.5  # several shapes per image
+
+
+def test_shapes_colour_does_not_give_the_class(load):
+    """Shapes are drawn in colours independent of their kind: only the geometry tells them apart."""
+    splits = load("shapes", (3, 24, 24), num_samples=400, normalize=False, test_fraction=0.0)
+    x, y = splits.train.tensors
+    assert splits.normalization is None and x.min() >= 0 and x.max() <= 1
+    pixels = x.permute(0, 2, 3, 1)  # [N, H, W, 3]
+    means = torch.stack([pixels[y == k].mean(0) for k in range(1, 4)])  # each kind's mean colour
+    assert (means - means.mean(0)).abs().max() < 0.05
+    spread = torch.stack([pixels[y == k].std(0) for k in range(1, 4)])
+    assert spread.min() > 0.2  # each kind comes in all sorts of colours
+
+
+def test_shapes_masks_match_the_drawn_shapes(load):
+    """Without noise, a lone shape is one flat colour, set off from the background, where the mask says."""
+    splits = load("shapes", (3, 32, 32), num_samples=40, max_shapes=1, noise=0.0, normalize=False)
+    x, y = splits.train.tensors
+    for image, mask in zip(x, y, strict=True):
+        inside = image[:, mask > 0]
+        assert inside.shape[1] > 0 and (inside - inside[:, :1]).abs().max() < 1e-6
+        outside = image[:, mask == 0]
+        assert ((outside.mean(1) - inside[:, 0]).abs() > 0.15).all()
+        assert len(torch.unique(mask)) == 2
+
+
+def test_shapes_geometry(load):
+    """Each kind has its own outline: how much of its bounding box it fills tells them apart."""
+    splits = load("shapes", (1, 64, 64), num_samples=200, max_shapes=1, num_classes=4, test_fraction=0.0)
+    fill = {1: [], 2: [], 3: []}
+    for mask in splits.train.tensors[1]:
+        kind = int(mask.max())
+        rows, cols = (mask > 0).any(1).nonzero(), (mask > 0).any(0).nonzero()
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        touches = rows.min() == 0 or cols.min() == 0 or rows.max() == 63 or cols.max() == 63
+        if not touches:
+            fill[kind].append(float((mask > 0).sum() / box))
+    disc, square, triangle = (torch.tensor(fill[k]) for k in (1, 2, 3))
+    assert (disc - math.pi / 4).abs().max() < 0.08
+    assert triangle.max() < 0.6 and triangle.median() < 0.53  # at most half, pixels aside
+    assert square.min() > 0.45 and square.max() > 0.85  # 1/2 at 45°, 1 when upright
+
+
+def test_shapes_params_and_input_checked(load, registry):
+    params = registry.datasets["shapes"].params
+    bads = ({"num_classes": 1}, {"num_classes": 7}, {"num_classes": "4"}, {"max_shapes": 0}, {"noise": -1})
+    for bad in bads:
+        with pytest.raises(pydantic.ValidationError):
+            params(**bad)
+    with pytest.raises(DataError, match=r"at least 8×8 pixels, but the spec's input is \[1, 7, 64\]"):
+        load("shapes", (1, 7, 64))
+    with pytest.raises(DataError, match=r"dataset 'shapes' gives images, but the spec's input is \[784\]"):
+        load("shapes", (784,))
+    small = load("shapes", (1, 8, 8), num_samples=10, test_fraction=0.0, val_fraction=0.0, num_classes=2)
+    assert small.test is None and len(small.train) == 10 and int(small.train.tensors[1].max()) == 1
+
+
+def test_shapes_draws_in_chunks_alike(monkeypatch):
+    """Memory is bounded by drawing a few images at a time; the result does not depend on it."""
+    whole = shapes.draw(10, (3, 16, 16), 3, 4, 0.05, torch.Generator().manual_seed(3))
+    monkeypatch.setattr(shapes, "PIXELS", 4 * 16 * 16 * 3)  # 3 images a chunk
+    chunked = shapes.draw(10, (3, 16, 16), 3, 4, 0.05, torch.Generator().manual_seed(3))
+    assert whole[0].shape == chunked[0].shape == (10, 3, 16, 16) and chunked[1].shape == (10, 16, 16)
+    assert int(chunked[1].max()) <= 3 and (chunked[1] > 0).any(dim=(1, 2)).all()
+    again = shapes.draw(10, (3, 16, 16), 3, 4, 0.05, torch.Generator().manual_seed(3))
+    assert torch.equal(chunked[1], again[1])
+
+
 # ---- arrays ----------------------------------------------------------------------------------
 
 
@@ -370,8 +483,11 @@ def test_arrays_regression_targets(load, tmp_path):
         ((40, 1, 4, 5), None, r"samples in .* have shape \[1, 4, 5\], but the spec's input is \[1, 4, 4\]"),
         ((40, 16), None, r"change the spec's `input:` to \[16\] or the arrays \(same number of values"),
         ((40, 1, 4, 4), np.zeros(39, dtype=np.int64), "has 40 inputs but 39 labels"),
-        ((40, 1, 4, 4), np.full(40, -1), "must be ≥ 0"),
-        ((40, 1, 4, 4), np.zeros((40, 1), dtype=np.int64), r"expected one class index per sample"),
+        (
+            (40, 1, 4, 4),
+            np.full(40, -1),
+            r"must be ≥ 0; found -1 in the labels of sample 0 .*ignore_index: -1",
+        ),
         ((40, 1, 4, 4), np.array(["a"] * 40), "labels .* are not a numeric array"),
     ],
 )
@@ -380,6 +496,165 @@ def test_arrays_bad_contents(load, tmp_path, x_shape, y, message):
     np.savez(tmp_path / "d.npz", x=x, y=np.zeros(x_shape[0], dtype=np.int64) if y is None else y)
     with pytest.raises(DataError, match=message):
         load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"))
+
+
+def masks_file(path, n=30, size=6, classes=3, seed=0, **extra):
+    """x [n, 1, size, size] whose first pixel is the sample's index; masks [n, size, size] uint8."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 1, size, size)).astype(np.float32)
+    x[:, 0, 0, 0] = np.arange(n)
+    masks = rng.integers(0, classes, (n, size, size)).astype(np.uint8)
+    np.savez(path, x=x, y=masks, **extra)
+    return x, masks
+
+
+def test_arrays_integer_masks_are_segmentation_labels(load, tmp_path):
+    _, masks = masks_file(tmp_path / "m.npz")
+    splits = load("arrays", (1, 6, 6), path=str(tmp_path / "m.npz"), test_fraction=0.2)
+    assert splits.num_classes == 3 and splits.ignore_index is None and splits.targets is None
+    for split in (splits.train, splits.val, splits.test):
+        xs, ys = split.tensors
+        assert ys.dtype == torch.int64 and ys.shape[1:] == (6, 6)
+        for sample, mask in zip(xs[:, 0, 0, 0].long(), ys, strict=True):  # each input keeps its mask
+            assert mask.tolist() == masks[sample].tolist()
+    with pytest.raises(DataError, match=r"label 2 \(sample 0 of .*m\.npz\) does not fit num_classes 2"):
+        load("arrays", (1, 6, 6), path=str(tmp_path / "m.npz"), num_classes=2)
+
+
+def test_arrays_ignore_index_is_no_class(load, tmp_path):
+    x, masks = masks_file(tmp_path / "m.npz")
+    masks[3, :2] = 255  # unlabelled pixels
+    masks[7] = 255
+    np.savez(tmp_path / "m.npz", x=x, y=masks)
+    unaware = load("arrays", (1, 6, 6), path=str(tmp_path / "m.npz"))
+    assert unaware.num_classes == 256  # without ignore_index, 255 is a class like any other
+    splits = load("arrays", (1, 6, 6), path=str(tmp_path / "m.npz"), ignore_index=255)
+    assert splits.num_classes == 3 and splits.ignore_index == 255
+    all_y = torch.cat([splits.train.tensors[1], splits.val.tensors[1]])
+    assert int((all_y == 255).sum()) == 12 + 36  # kept as they are, for the loss to skip
+    assert load("arrays", (1, 6, 6), path=str(tmp_path / "m.npz"), ignore_index=255, num_classes=3)
+    with pytest.raises(DataError, match=r"label 2 .* num_classes 2 \(labels are 0..1 and ignore_index 255\)"):
+        load("arrays", (1, 6, 6), path=str(tmp_path / "m.npz"), ignore_index=255, num_classes=2)
+    # A negative "unlabelled" value works the same way (and is named when it is not declared).
+    np.savez(tmp_path / "n.npz", x=x, y=np.where(masks == 255, -1, masks.astype(np.int64)))
+    with pytest.raises(
+        DataError, match=r"must be ≥ 0; found -1 in the labels of sample 3 .*ignore_index: -1"
+    ):
+        load("arrays", (1, 6, 6), path=str(tmp_path / "n.npz"))
+    assert load("arrays", (1, 6, 6), path=str(tmp_path / "n.npz"), ignore_index=-1).num_classes == 3
+    np.savez(tmp_path / "all.npz", x=x, y=np.full(masks.shape, 255, dtype=np.uint8))
+    with pytest.raises(DataError, match="every one of the labels is ignore_index 255"):
+        load("arrays", (1, 6, 6), path=str(tmp_path / "all.npz"), ignore_index=255)
+    np.savez(tmp_path / "r.npz", x=x, y=np.random.default_rng(0).normal(size=(30, 2)))
+    with pytest.raises(
+        DataError, match="ignore_index 255 is a class label to skip, but the labels are float"
+    ):
+        load("arrays", (1, 6, 6), path=str(tmp_path / "r.npz"), ignore_index=255)
+
+
+def test_arrays_column_of_class_labels_is_one_label_per_sample(load, tmp_path):
+    x, y = sample_arrays()
+    np.savez(tmp_path / "c.npz", x=x, y=y[:, None])
+    splits = load("arrays", (1, 4, 4), path=str(tmp_path / "c.npz"))
+    assert splits.train.tensors[1].shape == (36,) and splits.num_classes == 3
+
+
+def test_arrays_test_file_labels_must_match_the_train_file(load, tmp_path):
+    masks_file(tmp_path / "train.npz")
+    x, _ = sample_arrays(n=5, shape=(1, 6, 6))
+    np.savez(tmp_path / "test.npz", x=x, y=np.zeros(5, dtype=np.int64))
+    with pytest.raises(DataError, match=r"labels in .*test\.npz have shape \[\] per sample, but those in .*"):
+        load("arrays", (1, 6, 6), path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"))
+    np.savez(tmp_path / "test.npz", x=x, y=np.full((5, 6, 6), 4, dtype=np.uint8))
+    splits = load("arrays", (1, 6, 6), path=str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"))
+    assert splits.num_classes == 5 and splits.test.tensors[1].shape == (5, 6, 6)
+
+
+def test_arrays_named_targets(load, tmp_path):
+    n = 40
+    boxes = np.stack([np.arange(n), np.zeros(n), np.ones(n), np.ones(n)], 1).astype(np.float32)
+    x, masks = masks_file(tmp_path / "t.npz", n=n, kind=np.arange(n) % 4, box=boxes)
+    splits = load(
+        "arrays", (1, 6, 6), path=str(tmp_path / "t.npz"), targets=["kind", "box", "y"], test_fraction=0.2
+    )
+    assert splits.targets == {"kind": 4, "box": None, "y": 3}
+    assert splits.num_classes == 4  # the first target's
+    assert isinstance(splits.train, NamedTargets) and (
+        len(splits.train),
+        len(splits.val),
+        len(splits.test),
+    ) == (29, 3, 8)
+    for split in (splits.train, splits.val, splits.test):
+        sample = split.x[:, 0, 0, 0].long()  # each input keeps its own targets
+        assert torch.equal(split.targets["kind"], sample % 4) and split.targets["kind"].dtype == torch.int64
+        assert (
+            torch.equal(split.targets["box"][:, 0], sample.float())
+            and split.targets["box"].dtype == torch.float32
+        )
+        assert torch.equal(split.targets["y"], torch.from_numpy(masks).long()[sample])
+    x0, y0 = splits.train[0]
+    assert set(y0) == {"kind", "box", "y"} and y0["y"].shape == (6, 6) and x0.shape == (1, 6, 6)
+    # num_classes per target; one number for a single target; ignore_index for the class targets.
+    fixed = load(
+        "arrays", (1, 6, 6), path=str(tmp_path / "t.npz"), targets=["kind", "box"], num_classes={"kind": 6}
+    )
+    assert fixed.targets == {"kind": 6, "box": None} and fixed.num_classes == 6
+    one = load(
+        "arrays", (1, 6, 6), path=str(tmp_path / "t.npz"), targets=["y"], num_classes=5, ignore_index=255
+    )
+    assert one.targets == {"y": 5} and one.ignore_index == 255 and isinstance(one.train[0][1], dict)
+    boxes_only = load("arrays", (1, 6, 6), path=str(tmp_path / "t.npz"), targets=["box"])
+    assert boxes_only.targets == {"box": None} and boxes_only.num_classes is None
+    with pytest.raises(
+        DataError, match="ignore_index 0 is a class label to skip, but the 'box' labels are float"
+    ):
+        load("arrays", (1, 6, 6), path=str(tmp_path / "t.npz"), targets=["box"], ignore_index=0)
+    with pytest.raises(DataError, match=r"num_classes is 3 but the 'box' labels in .* are fractional"):
+        boxes[0, 0] = 0.5
+        np.savez(tmp_path / "t.npz", x=x, box=boxes)
+        load("arrays", (1, 6, 6), path=str(tmp_path / "t.npz"), targets=["box"], num_classes=3)
+
+
+def test_arrays_named_targets_errors(load, tmp_path, registry):
+    params = registry.datasets["arrays"].params
+    for bad, message in [
+        (
+            {"targets": ["y", "box"], "num_classes": 3},
+            r"give it per class target, e.g. num_classes: \{y: 3\}",
+        ),
+        (
+            {"targets": ["y"], "num_classes": {"z": 3}},
+            r"num_classes names 'z', which `targets` does not list",
+        ),
+        ({"num_classes": {"y": 3}}, "which `targets` does not list"),
+        ({"targets": ["y", "y"]}, "targets lists 'y' more than once"),
+        ({"targets": []}, "at least 1 item"),
+        ({"ignore_index": 1.5}, "integer"),
+    ]:
+        with pytest.raises(pydantic.ValidationError, match=message):
+            params(path="d.npz", **bad)
+    x, y = sample_arrays()
+    np.savez(tmp_path / "d.npz", x=x, y=y, box=np.zeros((39, 4)), bad=np.full((40, 2), np.nan))
+    with pytest.raises(
+        DataError,
+        match=r"`targets:` names 'size', 'z', which .*d\.npz does not hold; its keys: 'x', 'y', 'box', 'bad'",
+    ):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"), targets=["y", "size", "z"])
+    with pytest.raises(DataError, match="has 40 inputs but 39 'box' labels"):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"), targets=["y", "box"])
+    with pytest.raises(
+        DataError, match=r"the 'bad' labels in .* hold 80 NaN/inf value\(s\), the first in sample 0"
+    ):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"), targets=["bad"])
+    with pytest.raises(
+        DataError, match=r"the inputs must be one of 'x', 'inputs', 'X' \(not listed in `targets:`\)"
+    ):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"), targets=["x"])
+    torch.save((torch.from_numpy(x), torch.from_numpy(y)), tmp_path / "pair.pt")
+    with pytest.raises(DataError, match=r"holds a tuple; save a dict"):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "pair.pt"), targets=["y"])
+    torch.save({"inputs": torch.from_numpy(x), "y": torch.from_numpy(y)}, tmp_path / "d.pt")
+    assert load("arrays", (1, 4, 4), path=str(tmp_path / "d.pt"), targets=["y"]).targets == {"y": 3}
 
 
 def test_arrays_unknown_keys_and_formats(load, tmp_path):

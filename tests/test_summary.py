@@ -257,9 +257,15 @@ def test_json_document_shape():
         "param_bytes",
         "activation_bytes",
         "training_bytes_estimate",
+        "training_memory",
         "params_counted_by_building",
     }
     assert set(doc["totals"]) == totals
+    memory = doc["totals"]["training_memory"]
+    assert memory["total"] == doc["totals"]["training_bytes_estimate"]
+    parts = ("weights", "gradients", "optimizer_state", "activations", "workspace")
+    assert memory["total"] == sum(memory[p] for p in parts)
+    assert memory["assumptions"] and all(isinstance(a, str) for a in memory["assumptions"])
     assert doc["totals"]["flops"] == 2 * doc["totals"]["macs"]
     assert doc["totals"]["macs"] == sum(layer["macs"] for layer in doc["layers"])
 

@@ -186,9 +186,10 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
         ),
         (
             ["--set", "train.loss=mse"],
-            "loss mse needs float targets, but dataset 'digits' gives class labels",
+            "loss mse does not fit output 'output' [10]: it is trained for classification on the data's "
+            "class labels (10 classes, one per sample)",
         ),
-        (["--set", "train.metrics=[mae]"], "metric mae needs float targets"),
+        (["--set", "train.metrics=[mae]"], "metric mae does not fit classification (output 'output' [10])"),
         (
             ["--set", "train.devices=[0, 1]", "--set", "train.accelerator=cpu"],
             "lenet.yaml:20:3: Lightning refuses this training setup: `devices` selected with",
@@ -223,9 +224,9 @@ def test_a_dense_output_with_per_sample_classes_names_output_and_loss(capsys):
     assert code == 2, err
     assert "unet.yaml:" in err
     assert (
-        "loss cross_entropy on labels of shape [] needs an output of shape [classes], "
-        "but 'logits' outputs [2, 60, 60]" in err
+        "output 'logits' [2, 60, 60] does not fit the data's class labels (2 classes, one per sample)" in err
     )
+    assert "end the network with a layer giving one score per class" in err
 
 
 def _arrays(path: Path, x: torch.Tensor, y: torch.Tensor) -> str:
@@ -235,10 +236,10 @@ def _arrays(path: Path, x: torch.Tensor, y: torch.Tensor) -> str:
 
 def test_float_targets_with_cross_entropy_is_a_located_error(tmp_path, capsys):
     data = _arrays(tmp_path / "d.pt", torch.randn(20, 1, 28, 28), torch.randn(20, 10))
-    assert main(["train", LENET, *QUIET, "--set", data]) == 2
+    assert main(["train", LENET, *QUIET, "--set", data, "--set", "train.loss=cross_entropy"]) == 2
     assert (
-        "loss cross_entropy needs class labels, but dataset 'arrays' gives float targets"
-        in capsys.readouterr().err
+        "loss cross_entropy does not fit output 'output' [10]: it is trained for regression on the "
+        "data's float targets of shape [10]" in capsys.readouterr().err
     )
 
 

@@ -122,14 +122,21 @@ def test_the_determinism_table_names_each_layer_without_a_deterministic_kernel()
             ],
         }
     )
-    cuda = "\n".join(nondeterministic_layers(spec, "cuda", "mse"))
+    cuda = "\n".join(nondeterministic_layers(spec, "cuda"))
     for name in ("refl", "unpool", "avg3d", "up", "adapt2"):
         assert f"'{name}'" in cuda, name
     for name in ("zeros", "pool", "adapt1", "near"):
         assert f"'{name}'" not in cuda, name
-    assert nondeterministic_layers(spec, "cpu", "mse") == [
+    assert nondeterministic_layers(spec, "cpu") == [
         "layer 3 'unpool' (unpool): max unpooling (MaxUnpool) scatters into its output"
     ]
+    from netspec.training.tasks import Head
+
+    dense = Head("near", 0, "segmentation", "cross_entropy_dice", ("miou",), None, num_classes=2)
+    assert nondeterministic_layers(spec, "cuda", [dense])[-1] == (
+        "loss cross_entropy_dice on the dense output 'near': nll_loss2d on CUDA"
+    )
+    assert "loss" not in nondeterministic_layers(spec, "cpu", [dense])[-1]
 
 
 def test_metrics_history_reads_complete_rows_and_merges_a_replay(tmp_path):

@@ -7,6 +7,7 @@ inside the loaders), so listing them in the plugin manager costs nothing until t
 BUILTIN_DATASET_PLUGINS = (
     "netspec.datasets.digits",
     "netspec.datasets.synthetic",
+    "netspec.datasets.shapes",
     "netspec.datasets.arrays",
     "netspec.datasets.vision",
 )

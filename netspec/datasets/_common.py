@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from netspec.data import DataError, Splits
 
@@ -102,20 +102,53 @@ def standardize(train: torch.Tensor, *others: torch.Tensor | None) -> tuple[torc
     return mean[0], std[0]
 
 
-def dataset(x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+class NamedTargets(Dataset):
+    """Inputs with several named targets, all in memory: item ``i`` is ``(x[i], {name: y[i]})``.
+
+    The trainer batches it on the device like a ``TensorDataset`` (it reads ``x`` and ``targets``).
+    """
+
+    def __init__(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
+        for name, y in targets.items():
+            if len(y) != len(x):
+                raise DataError(f"target {name!r} has {len(y)} samples but the inputs have {len(x)}")
+        self.x, self.targets = x, targets
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], {name: y[i] for name, y in self.targets.items()}
+
+
+Target = torch.Tensor | dict[str, torch.Tensor]
+
+
+def as_normalization(mean: torch.Tensor, std: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``standardize``'s statistics as plain per-channel floats, for ``Splits.normalization``."""
+    return tuple(mean.flatten().tolist()), tuple(std.flatten().tolist())
+
+
+def dataset(x: torch.Tensor, y: Target) -> Dataset:
+    if isinstance(y, dict):
+        return NamedTargets(x.contiguous(), {k: v.contiguous() for k, v in y.items()})
     return TensorDataset(x.contiguous(), y.contiguous())
 
 
 def pack(
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    test: tuple[torch.Tensor, torch.Tensor] | None,
+    train: tuple[torch.Tensor, Target],
+    val: tuple[torch.Tensor, Target],
+    test: tuple[torch.Tensor, Target] | None,
     num_classes: int | None,
+    **extra,
 ) -> Splits:
+    """Splits from (x, y) tensor pairs; ``extra``: the optional Splits fields (targets, ignore_index,
+    normalization)."""
     return Splits(
         train=dataset(*train),
         val=dataset(*val),
         test=dataset(*test) if test is not None else None,
         num_classes=num_classes,
         sample_shape=tuple(train[0].shape[1:]),
+        **extra,
     )

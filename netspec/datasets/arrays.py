@@ -2,18 +2,21 @@
 
 Most people's data already sits in arrays; this loads them without writing a plugin. Inputs
 and labels are matched by the usual key names, checked against the spec's input shape (with a
-message saying which side to change), and labels decide the task: integer labels are classes,
-float targets are regression. ``.npz`` is read without pickle and ``.pt`` with
-``weights_only=True``, so a data file cannot run code.
+message saying which side to change), and labels decide the task: integer labels are classes
+(one per sample, [N], or a mask per sample, [N, *S], for segmentation), float targets are
+regression. ``ignore_index`` names a label value that is no class (unlabelled pixels), and
+``targets`` names several label arrays in one file (a class and a box, say): the splits then
+yield ``(x, {name: y})``. ``.npz`` is read without pickle and ``.pt`` with ``weights_only=True``,
+so a data file cannot run code.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
 from netspec.hookspecs import hookimpl
@@ -21,6 +24,17 @@ from netspec.params import PositiveInt
 
 KEY_PAIRS = (("x", "y"), ("inputs", "labels"), ("X", "y"))
 SUFFIXES = (".npz", ".pt", ".pth")
+INPUT_KEYS = ("x", "inputs", "X")  # with `targets:`, where the inputs are
+SAVE = "numpy.savez(FILE, x=inputs, y=labels) or torch.save({'x': inputs, 'y': labels}, FILE)"
+FILES = (
+    "your own .npz/.pt file, given as `path:` (and `test_path:`): relative paths are looked for in "
+    "the working directory, then under --data-dir (default: data/)\n"
+    "a .npz holds x/y, inputs/labels or X/y (read without pickle); a .pt holds such a dict or a tuple "
+    "(x, y) (read with weights_only=True)\n"
+    "inputs: [N, *the spec's input]; labels: [N] integer classes, [N, *S] integer masks, or float "
+    "targets (regression); `targets: [y, box]` reads several label arrays by name\n"
+    f"to make one: {SAVE}"
+)
 
 
 class ArraysParams(DatasetParams):
@@ -31,8 +45,21 @@ class ArraysParams(DatasetParams):
     test_fraction: float = Field(
         0.0, ge=0.0, lt=1.0, description="Share of `path` held out for test (when there is no test_path)."
     )
-    num_classes: PositiveInt | None = Field(
-        None, description="Classes (default: max label + 1; float targets mean regression)."
+    num_classes: PositiveInt | dict[str, PositiveInt] | None = Field(
+        None,
+        description="Classes (default: max label + 1; float targets mean regression); with several "
+        "`targets`, one per class target: {y: 10}.",
+    )
+    targets: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Several label arrays by their keys in the file (e.g. [y, box]); each split then "
+        "yields (x, {name: y}). The inputs are x, inputs or X. Default: the one labels array.",
+    )
+    ignore_index: Annotated[StrictInt, Field(ge=-(2**31), lt=2**31)] | None = Field(
+        None,
+        description="A label value that is no class (e.g. 255 for unlabelled pixels): left out of the "
+        "class count and range check, and ignored by losses and metrics.",
     )
 
     @model_validator(mode="after")
@@ -40,6 +67,32 @@ class ArraysParams(DatasetParams):
         if self.test_path is not None and self.test_fraction > 0:
             raise ValueError("give test_path or test_fraction, not both")
         return self
+
+    @model_validator(mode="after")
+    def _targets_and_classes(self):
+        targets = self.targets or []
+        repeated = sorted({t for t in targets if targets.count(t) > 1})
+        if repeated:
+            raise ValueError(f"targets lists {', '.join(map(repr, repeated))} more than once")
+        if isinstance(self.num_classes, dict):
+            unknown = [name for name in self.num_classes if name not in targets]
+            if unknown:
+                raise ValueError(
+                    f"num_classes names {', '.join(map(repr, unknown))}, which `targets` does not list "
+                    f"(targets: {', '.join(targets) or 'none'}); give a number without `targets`"
+                )
+        elif self.num_classes is not None and len(targets) > 1:
+            raise ValueError(
+                f"num_classes is one number but there are {len(targets)} targets; give it per class "
+                f"target, e.g. num_classes: {{{targets[0]}: {self.num_classes}}}"
+            )
+        return self
+
+    def classes_of(self, target: str | None) -> int | None:
+        """The num_classes given for one target (None: the single labels array)."""
+        if isinstance(self.num_classes, dict):
+            return self.num_classes.get(target) if target is not None else None
+        return self.num_classes
 
 
 def resolve(path: str, data_dir: Path) -> Path:
@@ -50,33 +103,15 @@ def resolve(path: str, data_dir: Path) -> Path:
         if candidate.is_file():
             return candidate
     raise DataError(
-        f"dataset 'arrays': file {path!r} not found; looked for " + " and ".join(str(t) for t in tried)
+        f"dataset 'arrays': file {path!r} not found\n  to get it: `path:` and `test_path:` name your own "
+        f"data files; save yours with {SAVE}\n  looked for " + " and ".join(str(t) for t in tried)
     )
 
 
-def read_pair(path: Path) -> tuple[Any, Any]:
-    """(inputs, labels) from a .npz or .pt file, as tensors."""
-    import torch
-
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        import numpy as np
-
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                contents = {k: archive[k] for k in archive.files}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"dataset 'arrays': cannot read {path} as .npz: {exc}") from exc
-        x, y = _by_keys(contents, path)
-        return _tensor(x, path, "inputs"), _tensor(y, path, "labels")
-    if suffix in (".pt", ".pth"):
-        try:
-            contents = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # UnpicklingError for anything but tensors and containers
-            raise DataError(
-                f"dataset 'arrays': cannot read {path} with torch.load(weights_only=True): {exc}; save "
-                "plain tensors, e.g. torch.save({'x': x, 'y': y}, path), or use a .npz"
-            ) from exc
+def read_arrays(path: Path, targets: list[str] | None = None) -> tuple[Any, Any]:
+    """(inputs, labels) from a .npz or .pt file, as tensors; with ``targets``, labels is {name: tensor}."""
+    contents = _read(path)
+    if targets is None:
         if isinstance(contents, dict):
             x, y = _by_keys(contents, path)
         elif isinstance(contents, (tuple, list)) and len(contents) == 2:
@@ -87,7 +122,56 @@ def read_pair(path: Path) -> tuple[Any, Any]:
                 f"{_pairs_text()} or a tuple (x, y)"
             )
         return _tensor(x, path, "inputs"), _tensor(y, path, "labels")
+    if not isinstance(contents, dict):
+        raise DataError(
+            f"dataset 'arrays': `targets:` names arrays in the file, but {path} holds a "
+            f"{type(contents).__name__}; save a dict, e.g. torch.save({{'x': x, 'y': y, 'box': box}}, path)"
+        )
+    found = ", ".join(repr(k) for k in contents) or "none"
+    x_key = next((k for k in INPUT_KEYS if k in contents and k not in targets), None)
+    if x_key is None:
+        raise DataError(
+            f"dataset 'arrays': {path} has keys {found}; the inputs must be one of "
+            f"{', '.join(map(repr, INPUT_KEYS))} (not listed in `targets:`)"
+        )
+    missing = [t for t in targets if t not in contents]
+    if missing:
+        raise DataError(
+            f"dataset 'arrays': `targets:` names {', '.join(map(repr, missing))}, which {path} does not "
+            f"hold; its keys: {found}"
+        )
+    return _tensor(contents[x_key], path, "inputs"), {
+        name: _tensor(contents[name], path, _what(name)) for name in targets
+    }
+
+
+def _read(path: Path) -> Any:
+    """A .npz as a dict of arrays, or whatever a .pt holds (tensors in dicts, tuples, lists)."""
+    import torch
+
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {k: archive[k] for k in archive.files}
+        except (OSError, ValueError) as exc:
+            raise DataError(f"dataset 'arrays': cannot read {path} as .npz: {exc}") from exc
+    if suffix in (".pt", ".pth"):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # UnpicklingError for anything but tensors and containers
+            raise DataError(
+                f"dataset 'arrays': cannot read {path} with torch.load(weights_only=True): {exc}; save "
+                "plain tensors, e.g. torch.save({'x': x, 'y': y}, path), or use a .npz"
+            ) from exc
     raise DataError(f"dataset 'arrays': {path} has suffix {path.suffix!r}; supported: {', '.join(SUFFIXES)}")
+
+
+def _what(target: str | None) -> str:
+    """How messages name a labels array: "labels", or "'box' labels" for a named target."""
+    return "labels" if target is None else f"{target!r} labels"
 
 
 def _pairs_text() -> str:
@@ -101,7 +185,7 @@ def _by_keys(contents: dict, path: Path) -> tuple[Any, Any]:
     found = ", ".join(repr(k) for k in contents) or "none"
     raise DataError(
         f"dataset 'arrays': {path} has keys {found}; expected one of the pairs {_pairs_text()} "
-        "(inputs/labels)"
+        "(inputs/labels), or name the label arrays with `targets:`"
     )
 
 
@@ -119,11 +203,14 @@ def _tensor(value: Any, path: Path, what: str):
     return tensor
 
 
-def check_inputs(x, y, path: Path, input_shape: tuple[int, ...]) -> None:
+def check_lengths(x, y, path: Path, what: str = "labels") -> None:
+    if len(x) != len(y):
+        raise DataError(f"dataset 'arrays': {path} has {len(x)} inputs but {len(y)} {what}; give one each")
+
+
+def check_inputs(x, path: Path, input_shape: tuple[int, ...]) -> None:
     from netspec.datasets._common import shape_text
 
-    if len(x) != len(y):
-        raise DataError(f"dataset 'arrays': {path} has {len(x)} inputs but {len(y)} labels; give one each")
     sample = tuple(x.shape[1:])
     if sample != tuple(input_shape):
         hint = ""
@@ -158,8 +245,14 @@ def _prod(shape) -> int:
     return out
 
 
-def labels_task(labels: list, paths: list[Path], num_classes: int | None):
-    """Labels as int64 class indices (returns the class count) or float32 regression targets (None)."""
+def labels_task(
+    labels: list, paths: list[Path], num_classes: int | None, ignore_index: int | None = None, what="labels"
+):
+    """Labels as int64 class indices (returns the class count) or float32 regression targets (None).
+
+    Class labels are one per sample ([N]; [N, 1] counts as that) or a mask per sample ([N, *S]);
+    ``ignore_index`` values are left out of the count and the range check.
+    """
     import torch
 
     if not any(y.dtype.is_floating_point for y in labels):  # integer or bool labels: classes
@@ -170,29 +263,65 @@ def labels_task(labels: list, paths: list[Path], num_classes: int | None):
         labels = [y.to(torch.int64) for y in labels]  # whole-number floats with num_classes: classes
     elif num_classes is not None:
         raise DataError(
-            f"dataset 'arrays': num_classes is {num_classes} but the labels in {paths[0]} are fractional "
+            f"dataset 'arrays': num_classes is {num_classes} but the {what} in {paths[0]} are fractional "
             "floats; give integer class labels, or leave num_classes out for regression"
         )
     else:
-        return [y.to(torch.float32) for y in labels], None
+        labels = [y.to(torch.float32) for y in labels]
+        _same_sample_shape(labels, paths, what)
+        return labels, None
+    labels = [y.squeeze(1) if y.dim() == 2 and y.shape[1] == 1 else y for y in labels]
+    _same_sample_shape(labels, paths, what)
+    low = high = None  # (value, sample, path) of the smallest and largest class label
     for y, path in zip(labels, paths, strict=True):
-        if y.dim() != 1:
-            raise DataError(
-                f"dataset 'arrays': integer labels in {path} have shape {list(y.shape)}; expected one class "
-                "index per sample, shape [N] (float targets of any shape are regression)"
-            )
-    low = min(int(y.min()) for y in labels if y.numel())
-    high = max(int(y.max()) for y in labels if y.numel())
-    if low < 0:
-        raise DataError(f"dataset 'arrays': class labels must be ≥ 0; found {low}")
-    if num_classes is None:
-        num_classes = high + 1
-    elif high >= num_classes:
+        valid = y != ignore_index if ignore_index is not None else torch.ones_like(y, dtype=torch.bool)
+        if not bool(valid.any()):
+            continue
+        values = y[valid]
+        smallest, largest = int(values.min()), int(values.max())
+        if low is None or smallest < low[0]:
+            low = (smallest, _first_sample(y, valid, smallest), path)
+        if high is None or largest > high[0]:
+            high = (largest, _first_sample(y, valid, largest), path)
+    if low is None or high is None:
         raise DataError(
-            f"dataset 'arrays': label {high} does not fit num_classes {num_classes} (labels are "
-            f"0..{num_classes - 1}); raise num_classes or fix the labels"
+            f"dataset 'arrays': every one of the {what} is ignore_index {ignore_index}; there is nothing "
+            "to learn from"
+        )
+    if low[0] < 0:
+        hint = f"; if it marks unlabelled samples or pixels, set ignore_index: {low[0]}"
+        raise DataError(
+            f"dataset 'arrays': class labels must be ≥ 0; found {low[0]} in the {what} of sample {low[1]} "
+            f"of {low[2]}" + (hint if ignore_index is None else "")
+        )
+    if num_classes is None:
+        num_classes = high[0] + 1
+    elif high[0] >= num_classes:
+        ignored = f" and ignore_index {ignore_index}" if ignore_index is not None else ""
+        raise DataError(
+            f"dataset 'arrays': label {high[0]} (sample {high[1]} of {high[2]}) does not fit num_classes "
+            f"{num_classes} (labels are 0..{num_classes - 1}{ignored}); raise num_classes, fix the "
+            "labels, or set ignore_index if it marks unlabelled samples or pixels"
         )
     return labels, num_classes
+
+
+def _first_sample(y, valid, value: int) -> int:
+    """The index of the first sample holding ``value`` (among its valid labels), for messages."""
+    return int(((y == value) & valid).reshape(len(y), -1).any(dim=1).nonzero()[0, 0])
+
+
+def _same_sample_shape(labels: list, paths: list[Path], what: str) -> None:
+    """The test file's labels must have the train file's per-sample shape (the heads are fit to it)."""
+    from netspec.datasets._common import shape_text
+
+    first = tuple(labels[0].shape[1:])
+    for y, path in zip(labels[1:], paths[1:], strict=True):
+        if tuple(y.shape[1:]) != first:
+            raise DataError(
+                f"dataset 'arrays': the {what} in {path} have shape {shape_text(y.shape[1:])} per sample, "
+                f"but those in {paths[0]} have {shape_text(first)}; give both files the same kind of labels"
+            )
 
 
 def load_arrays(p: ArraysParams, ctx: DataContext) -> Splits:
@@ -204,22 +333,48 @@ def load_arrays(p: ArraysParams, ctx: DataContext) -> Splits:
     paths = [resolve(p.path, ctx.data_dir)]
     if p.test_path is not None:
         paths.append(resolve(p.test_path, ctx.data_dir))
-    pairs = [read_pair(path) for path in paths]
-    for (x, y), path in zip(pairs, paths, strict=True):
-        check_inputs(x, y, path, tuple(ctx.input_shape))
+    files = [read_arrays(path, p.targets) for path in paths]
+    names: list[str | None] = list(p.targets) if p.targets is not None else [None]
+    by_name = [y if isinstance(y, dict) else {None: y} for _, y in files]
+    for (x, _), ys, path in zip(files, by_name, paths, strict=True):
+        for name, y in ys.items():
+            check_lengths(x, y, path, _what(name))
+        check_inputs(x, path, tuple(ctx.input_shape))
         check_finite(x, path, "inputs")
-        check_finite(y, path, "labels")
+        for name, y in ys.items():
+            check_finite(y, path, _what(name))
         if len(x) == 0:
             raise DataError(f"dataset 'arrays': {path} holds no samples")
-    ys, num_classes = labels_task([y for _, y in pairs], paths, p.num_classes)
-    xs = [x.to(torch.float32) for x, _ in pairs]
+    typed, classes = {}, {}
+    for name in names:
+        typed[name], classes[name] = labels_task(
+            [ys[name] for ys in by_name], paths, p.classes_of(name), p.ignore_index, _what(name)
+        )
+    if p.ignore_index is not None and all(c is None for c in classes.values()):
+        raise DataError(
+            f"dataset 'arrays': ignore_index {p.ignore_index} is a class label to skip, but the "
+            f"{_what(names[0]) if len(names) == 1 else 'targets'} are float targets (regression); leave "
+            "ignore_index out, or give num_classes for whole-number float class labels"
+        )
+    xs = [x.to(torch.float32) for x, _ in files]
+
+    def part(file: int, index=None):
+        """(x, y) of one file, or of the samples ``index`` of it; y a dict with named targets."""
+        pick = (lambda t: t) if index is None else (lambda t: t[index])
+        ys = {name: pick(typed[name][file]) for name in names}
+        return pick(xs[file]), ys if p.targets is not None else ys[None]
+
     fractions = (p.test_fraction, p.val_fraction) if p.test_path is None else (0.0, p.val_fraction)
     train, (test, val) = _common.random_split(len(xs[0]), fractions, ctx.seed, "arrays")
-    if p.test_path is not None:
-        test_part = (xs[1], ys[1])
-    else:
-        test_part = (xs[0][test], ys[0][test]) if len(test) else None
-    return _common.pack((xs[0][train], ys[0][train]), (xs[0][val], ys[0][val]), test_part, num_classes)
+    test_part = part(1) if p.test_path is not None else part(0, test) if len(test) else None
+    return _common.pack(
+        part(0, train),
+        part(0, val),
+        test_part,
+        classes[names[0]],
+        targets=dict(classes) if p.targets is not None else None,
+        ignore_index=p.ignore_index if any(c is not None for c in classes.values()) else None,
+    )
 
 
 @hookimpl
@@ -230,5 +385,6 @@ def netspec_register_datasets() -> list[DatasetType]:
             ArraysParams,
             load_arrays,
             summary="Your own arrays from a .npz (x/y, inputs/labels, X/y) or a .pt file.",
+            files=FILES,
         )
     ]

@@ -62,9 +62,12 @@ def load_digits(p: DigitsParams, ctx: DataContext) -> Splits:
     x = _common.fit_images(images, shape, scale=16.0)
     train, (test, val) = _common.random_split(len(x), (p.test_fraction, p.val_fraction), ctx.seed, "digits")
     parts = [(x[i], labels[i]) for i in (train, val, test)]
+    normalization = None
     if p.normalize:
-        _common.standardize(parts[0][0], parts[1][0], parts[2][0])
-    return _common.pack(parts[0], parts[1], parts[2] if len(test) else None, num_classes=10)
+        normalization = _common.as_normalization(*_common.standardize(parts[0][0], parts[1][0], parts[2][0]))
+    return _common.pack(
+        parts[0], parts[1], parts[2] if len(test) else None, num_classes=10, normalization=normalization
+    )
 
 
 @hookimpl
@@ -75,5 +78,8 @@ def netspec_register_datasets() -> list[DatasetType]:
             DigitsParams,
             load_digits,
             summary="Handwritten 8×8 digits from scikit-learn (offline, 10 classes), resized to the input.",
+            files="none to fetch: scikit-learn ships them (pip install scikit-learn)\n"
+            "read from sklearn/datasets/data/digits.csv.gz inside the installed scikit-learn; "
+            "nothing is looked for in --data-dir and nothing is downloaded",
         )
     ]

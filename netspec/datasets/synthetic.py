@@ -53,5 +53,6 @@ def netspec_register_datasets() -> list[DatasetType]:
             SyntheticParams,
             load_synthetic,
             summary="Random class prototypes plus noise, any shape (tests and benchmarks; no files).",
+            files="none: generated in memory from the run's seed",
         )
     ]

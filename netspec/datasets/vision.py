@@ -132,17 +132,52 @@ def find_files(source: Source, search: list[Path]) -> tuple[dict[str, Path] | No
     return None, looked
 
 
+def file_urls(source: Source) -> list[str]:
+    """What to download by hand: each file from the first mirror (the CIFAR archive, for cifar10)."""
+    names = [CIFAR_ARCHIVE] if source.name == "cifar10" else [f"{name}.gz" for name in source.files]
+    return [source.mirrors[0] + name for name in names]
+
+
 def missing_error(source: Source, search: list[Path], looked: list[str]) -> DataError:
+    """Which files, every directory searched (absolute) and how to get them."""
     names = ", ".join(source.files) + (" (each may also be .gz)" if source.name != "cifar10" else "")
+    urls = "".join(f"    {url}\n" for url in file_urls(source))
     if source.name == "cifar10":
-        how = f"unpack {CIFAR_ARCHIVE} so that {search[0] / CIFAR_FOLDER} holds them"
+        place = (
+            f"and unpack {CIFAR_ARCHIVE} so that {search[0] / CIFAR_FOLDER} holds them "
+            f"(tar xzf {CIFAR_ARCHIVE} -C {search[0]})"
+        )
     else:
-        how = f"put them in {search[0] / source.folders[0]}"
+        place = f"and put them in {search[0] / source.folders[0]}"
     return DataError(
-        f"dataset {source.name!r}: files not found.\n"
-        f"  looked for: {names}\n"
-        "  in:\n" + "".join(f"    {d}\n" for d in looked) + f"  {how} (or point `root:` or ${ENV_DATA} at "
-        "the directory holding them), or set `download: true` on a machine with internet"
+        f"dataset {source.name!r}: files not found: {names}\n"
+        "  looked in:\n" + "".join(f"    {d}\n" for d in looked) + "  to get them: set `download: true` "
+        f"in train.data (or --set train.data.download=true) on a machine with internet, or download\n{urls}"
+        f"  {place}; or point `root:` or ${ENV_DATA} at the directory holding them"
+    )
+
+
+def files_text(source: Source, what: str) -> str:
+    """``DatasetType.files`` (``netspec datasets``): the files, where they are looked for, how to get them."""
+    gz = source.name != "cifar10"
+    folders = ", ".join(f"DATA_DIR/{f}" if f else "DATA_DIR itself" for f in source.folders)
+    if gz:
+        get = f"or download these into DATA_DIR/{source.folders[0]}:"
+    else:
+        get = f"or download this and unpack it (tar xzf {CIFAR_ARCHIVE} -C DATA_DIR):"
+    return "\n".join(
+        [
+            f"{what} in DATA_DIR/{source.folders[0]}, DATA_DIR being --data-dir (default data/), "
+            f"`root:` or ${ENV_DATA}; `download: true` fetches them",
+            "files: " + ", ".join(source.files) + (" (each may also be gzipped: NAME.gz)" if gz else ""),
+            f"looked for in: {folders} (the first folder holding all of them wins)",
+            f"DATA_DIR: `root:` when given; otherwise ${ENV_DATA} (when set), then --data-dir "
+            "(default: data/ in the working directory)",
+            "to get them: set `download: true` (or --set train.data.download=true) on a machine with "
+            f"internet, which also checks their MD5 sums; {get}",
+            *(f"    {url}" for url in file_urls(source)),
+            *(f"    (mirror: {m})" for m in source.mirrors[1:]),
+        ]
     )
 
 
@@ -340,9 +375,12 @@ def load_vision(source: Source, p: VisionParams, ctx: DataContext) -> Splits:
     parts.append(
         (_common.fit_images(torch.from_numpy(x_test), shape, 255.0), torch.from_numpy(y_test).long())
     )
+    normalization = None
     if p.normalize:
-        _common.standardize(parts[0][0], parts[1][0], parts[2][0])
-    return _common.pack(parts[0], parts[1], parts[2] if len(x_test) else None, num_classes=10)
+        normalization = _common.as_normalization(*_common.standardize(parts[0][0], parts[1][0], parts[2][0]))
+    return _common.pack(
+        parts[0], parts[1], parts[2] if len(x_test) else None, num_classes=10, normalization=normalization
+    )
 
 
 def _loader(name: str):
@@ -361,17 +399,20 @@ def netspec_register_datasets() -> list[DatasetType]:
             VisionParams,
             _loader("mnist"),
             summary="MNIST handwritten digits from the standard idx files (60k train, 10k test).",
+            files=files_text(SOURCES["mnist"], "the 4 MNIST idx files"),
         ),
         DatasetType(
             "fashion_mnist",
             VisionParams,
             _loader("fashion_mnist"),
             summary="Fashion-MNIST clothing images from the standard idx files (60k train, 10k test).",
+            files=files_text(SOURCES["fashion_mnist"], "the 4 Fashion-MNIST idx files"),
         ),
         DatasetType(
             "cifar10",
             VisionParams,
             _loader("cifar10"),
             summary="CIFAR-10 colour images from the python batches (50k train, 10k test).",
+            files=files_text(SOURCES["cifar10"], "the 6 CIFAR-10 python batches"),
         ),
     ]

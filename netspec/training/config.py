@@ -72,11 +72,56 @@ class EarlyStoppingSpec(BaseModel):
     min_delta: Finite = 0.0
 
 
-Metric = Literal["accuracy", "top3_accuracy", "top5_accuracy", "mae", "mse"]
+Task = Literal["auto", "classification", "segmentation", "reconstruction", "regression"]
+Loss = Literal["auto", "cross_entropy", "dice", "cross_entropy_dice", "mse", "l1", "huber", "bce_with_logits"]
+Metric = Literal[
+    "accuracy", "top3_accuracy", "top5_accuracy", "miou", "pixel_accuracy", "dice", "psnr", "mae", "mse", "r2"
+]
+Weight = Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+LabelIndex = Annotated[StrictInt, Field(ge=-(2**31), le=MAX_COUNT)]
+
+
+class _LossOptions(BaseModel):
+    """What a loss is trained on and how; the same fields serve the whole run and each output."""
+
+    model_config = _STRICT
+    task: Task | None = Field(
+        None,
+        description="classification, segmentation, reconstruction (target = input) or regression; "
+        "auto (the default) picks it from the output's shape and the data.",
+    )
+    loss: Loss | None = Field(None, description="Default: cross_entropy for classes, mse for float targets.")
+    metrics: list[Metric] | None = Field(
+        None,
+        description="Default: accuracy (classification), miou + pixel_accuracy (segmentation), "
+        "psnr (reconstruction), mae + r2 (regression).",
+    )
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    ignore_index: LabelIndex | None = Field(
+        None,
+        description="A label that is no class (unlabelled pixels): no loss, not counted by metrics. "
+        "Default: the dataset's.",
+    )
+    class_weights: list[Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]] | None = Field(
+        None, min_length=1, max_length=100_000, description="cross_entropy: one weight per class."
+    )
+    huber_delta: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
+
+
+class OutputSpec(_LossOptions):
+    """One output of a network with several: its loss, weight in the total, target and metrics."""
+
+    weight: Weight = Field(1.0, description="Factor of this output's loss in the total loss.")
+    target: str | None = Field(
+        None,
+        min_length=1,
+        description="The dataset's target for this output (named targets); `input` reconstructs the "
+        "input. Default: the target named like the output, else the only one.",
+    )
 
 
 class _DataCommon(BaseModel):
-    batch_size: Count = 64
+    batch_size: Count = Field(64, description="Samples per batch.")
     num_workers: Annotated[NonNegativeInt, Field(le=1024)] = Field(
         0, description="DataLoader workers for datasets not held in memory."
     )
@@ -112,14 +157,19 @@ def train_model(datasets: dict[str, DatasetType]) -> type[BaseModel]:
     return create_model("TrainSpec", __base__=TrainBase, data=data)
 
 
-class TrainBase(BaseModel):
-    """Everything optional; ``data`` defaults to the offline ``digits`` set."""
+class TrainBase(_LossOptions):
+    """Everything optional; ``data`` defaults to the offline ``digits`` set.
+
+    ``task``/``loss``/``metrics``/… apply to every output; ``outputs`` overrides them per output.
+    """
 
     model_config = _STRICT
-    loss: Literal["cross_entropy", "mse", "bce_with_logits"] = "cross_entropy"
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    metrics: list[Metric] | None = Field(
-        None, description="Default: accuracy for classification, mae otherwise."
+    outputs: dict[str, OutputSpec] | None = Field(
+        None,
+        min_length=1,
+        description="Per-output losses for a network with several outputs (deep supervision, auxiliary "
+        "heads, a class and a box head): output name → task, loss, weight, target, metrics. Outputs "
+        "not listed get no loss. Default: every output with the settings above.",
     )
     optimizer: OptimizerSpec = OptimizerSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
@@ -158,6 +208,17 @@ class TrainBase(BaseModel):
     )
     run_dir: str | None = Field(None, min_length=1, description="Default: runs/<name>-<timestamp>.")
     progress: Literal["rich", "tqdm", "none"] = "rich"
+    init: str | None = Field(
+        None,
+        min_length=1,
+        description="Start from these weights: a netspec .ckpt or a state_dict .pt/.pth (relative to the "
+        "spec file); tensors of matching name and shape are loaded, the rest reported.",
+    )
+    freeze: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        description="Layers, block instances or parameters not to train (name or prefix: conv1, layer1, "
+        "fc.weight); their batch-norm layers stay in eval mode.",
+    )
 
     @model_validator(mode="after")
     def _check(self):
@@ -167,6 +228,7 @@ class TrainBase(BaseModel):
             raise ValueError(
                 f"scheduler.min_lr {self.scheduler.min_lr} is above optimizer.lr {self.optimizer.lr}"
             )
-        if self.run_dir is not None and "\0" in self.run_dir:
-            raise ValueError("run_dir contains a NUL character")
+        for key in ("run_dir", "init"):
+            if "\0" in (getattr(self, key) or ""):
+                raise ValueError(f"{key} contains a NUL character")
         return self

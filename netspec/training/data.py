@@ -9,6 +9,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from netspec.data import DataContext, Splits
+from netspec.datasets._common import NamedTargets
+
+Target = torch.Tensor | dict[str, torch.Tensor]  # one target, or several by name
+
+
+def take(y: Target, idx: torch.Tensor) -> Target:
+    """The rows ``idx`` of a target or of each named target."""
+    return {name: t[idx] for name, t in y.items()} if isinstance(y, dict) else y[idx]
 
 
 class TensorBatches:
@@ -23,7 +31,7 @@ class TensorBatches:
     def __init__(
         self,
         x: torch.Tensor,
-        y: torch.Tensor,
+        y: Target,
         batch_size: int,
         *,
         shuffle: bool,
@@ -43,7 +51,7 @@ class TensorBatches:
         self.progress = progress  # batches the trainer has finished in this epoch (for checkpoints)
         self.current_epoch = epoch or (lambda: 0)  # the trainer's epoch: Lightning stops at len(),
         self._skip = 0  # so a generator never learns that its epoch ended
-        self.dataset = TensorDataset(x, y)  # Lightning reads len(dataset) for its progress bar
+        self.dataset = TensorDataset(x)  # Lightning reads len(dataset) for its progress bar
 
     def _indices(self) -> torch.Tensor:
         n = len(self.x)
@@ -61,7 +69,7 @@ class TensorBatches:
             return n // self.batch_size
         return -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, Target]]:
         order = self._indices().to(self.x.device)
         epoch = self.current_epoch()
         start, self._skip = self._skip, 0
@@ -71,7 +79,7 @@ class TensorBatches:
             if self.augment is not None:
                 g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 100_003 + b)
                 x = self.augment(x, g)
-            yield x, self.y[idx]
+            yield x, take(self.y, idx)
 
     def state_dict(self) -> dict:
         return {"position": self.progress() if self.progress is not None else 0}
@@ -130,10 +138,12 @@ class SpecDataModule(pl.LightningDataModule):
     def _device(self) -> torch.device:
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
-    def _tensors(self, ds: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _tensors(self, ds: Dataset) -> tuple[torch.Tensor, Target] | None:
+        device = self._device()
         if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
-            device = self._device()
             return ds.tensors[0].to(device), ds.tensors[1].to(device)
+        if isinstance(ds, NamedTargets):
+            return ds.x.to(device), {name: y.to(device) for name, y in ds.targets.items()}
         return None
 
     def _rank_world(self) -> tuple[int, int]:

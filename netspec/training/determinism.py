@@ -70,14 +70,17 @@ TABLE: dict[str, Nondeterministic] = {
 }
 
 
-def nondeterministic_layers(spec, device: str, loss: str | None = None) -> list[str]:
-    """Labels (with the reason) of the spec's layers without a deterministic kernel on ``device``."""
+def nondeterministic_layers(spec, device: str, heads=()) -> list[str]:
+    """Labels (with the reason) of the spec's layers, and the heads' losses, without a deterministic
+    kernel on ``device``."""
     found = [
         f"{layer.label}: {entry.reason}"
         for layer in spec.layers
         if (entry := TABLE.get(layer.type)) is not None and device in entry.devices and entry.applies(layer)
     ]
-    dense = any(len(shape) > 1 for shape in spec.output_shapes())
-    if loss == "cross_entropy" and dense and device == "cuda":
-        found.append("loss cross_entropy on a dense output: nll_loss2d on CUDA")
+    if device == "cuda":
+        shapes = spec.output_shapes()
+        for head in heads:
+            if "cross_entropy" in head.loss and len(shapes[head.index]) > 1:
+                found.append(f"loss {head.loss} on the dense output '{head.output}': nll_loss2d on CUDA")
     return found

@@ -93,7 +93,8 @@ def forward(model, x, *, static_batch: int | None, channels_last: bool):
     pad = x.new_zeros((static_batch - n, *x.shape[1:]))
     if channels_last and x.dim() == 4:
         pad = pad.contiguous(memory_format=torch.channels_last)
-    return model(torch.cat([x, pad]))[:n]
+    out = model(torch.cat([x, pad]))
+    return tuple(part[:n] for part in out) if isinstance(out, tuple) else out[:n]
 
 
 def preload(*modules: str) -> None:

@@ -6,41 +6,38 @@ import math
 
 import pytorch_lightning as pl
 import torch
-import torchmetrics
 from torch import nn
 
 from netspec.errors import NetspecError
 from netspec.spec import Spec
 from netspec.training import fast
+from netspec.training.losses import HeadLoss, build_metrics, metric_inputs
+from netspec.training.tasks import INPUT, Head
 
 LOG_EVERY = 10  # optimizer steps between per-step loss points in metrics.csv and the progress bar
+
+
+def _target(head: Head, x: torch.Tensor, y):
+    """A head's target in a batch: the input (reconstruction), a named target, or the only one."""
+    if head.target == INPUT:
+        return x
+    return y[head.target] if isinstance(y, dict) else y
 
 
 class NonFiniteLoss(NetspecError):
     """The training loss became NaN or infinite; the run stops (``fit`` makes it a located error)."""
 
 
-def build_metrics(names: list[str], num_classes: int | None) -> nn.ModuleDict:
-    metrics = {}
-    for name in names:
-        if name in ("accuracy", "top3_accuracy", "top5_accuracy"):
-            k = {"accuracy": 1, "top3_accuracy": 3, "top5_accuracy": 5}[name]
-            # the class count was checked before training: skip per-update argument checks
-            metrics[name.replace("accuracy", "acc")] = torchmetrics.Accuracy(
-                task="multiclass", num_classes=num_classes, top_k=min(k, num_classes), validate_args=False
-            )
-        elif name == "mae":
-            metrics["mae"] = torchmetrics.MeanAbsoluteError()
-        elif name == "mse":
-            metrics["mse"] = torchmetrics.MeanSquaredError()
-    return nn.ModuleDict(metrics)
-
-
 class SpecModule(pl.LightningModule):
     """Trains ``spec.build()`` with the loss, metrics, optimizer and schedule of ``spec.train``."""
 
     def __init__(
-        self, spec: Spec, cfg, num_classes: int | None, metric_names: list[str], total_steps: int = 1
+        self,
+        spec: Spec,
+        cfg,
+        heads: list[Head],
+        total_steps: int = 1,
+        normalization: tuple | None = None,
     ):
         super().__init__()
         # this epoch's training loss and the first non-finite step, kept on the device (fast.py)
@@ -50,12 +47,15 @@ class SpecModule(pl.LightningModule):
         self.total_steps = total_steps  # for schedules (not trainer.estimated_stepping_batches: asking
         # for it sets up the dataloaders before a checkpoint is restored, which breaks mid-epoch resume)
         self.cfg = cfg
-        self.num_classes = num_classes
+        self.heads = heads
+        self.normalization = normalization  # kept in checkpoints for `netspec predict`
+        self.several_outputs = len(spec.outputs) > 1
+        self.output_shapes = [tuple(shape) for shape in spec.output_shapes()]
         self.model = spec.build()
-        self.loss_name = cfg.loss
+        self.losses = nn.ModuleList([HeadLoss(head) for head in heads])
         self.metrics = nn.ModuleDict(
             {
-                f"{stage}_metrics": build_metrics(metric_names, num_classes)
+                f"{stage}_metrics": nn.ModuleList([build_metrics(head) for head in heads])
                 for stage in ("train", "val", "test")
             }
         )
@@ -68,26 +68,31 @@ class SpecModule(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor):
         return fast.forward(self.model, x, static_batch=self.static_batch, channels_last=self.channels_last)
 
-    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.loss_name == "cross_entropy":
-            return nn.functional.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)
-        target = y.to(out.dtype)
-        if target.shape != out.shape:
-            target = target.view_as(out)
-        if self.loss_name == "mse":
-            return nn.functional.mse_loss(out, target)
-        return nn.functional.binary_cross_entropy_with_logits(out, target)
+    def _head_losses(self, x, y, outs) -> list[torch.Tensor]:
+        """Each head's loss on its output and target."""
+        return [
+            loss_fn(outs[head.index] if self.several_outputs else outs, _target(head, x, y))
+            for head, loss_fn in zip(self.heads, self.losses, strict=True)
+        ]
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
-        out = self(x)
-        loss = self._loss(out, y)
-        target = y if self.num_classes else y.to(out.dtype).view_as(out)
-        for metric in self.metrics[f"{stage}_metrics"].values():
-            metric.update(out.detach().float(), target)
+        outs = self(x)
+        parts = self._head_losses(x, y, outs)
+        loss = (
+            parts[0] * self.heads[0].weight
+            if len(parts) == 1
+            else sum(part * head.weight for part, head in zip(parts, self.heads, strict=True))
+        )
+        for head, metrics in zip(self.heads, self.metrics[f"{stage}_metrics"], strict=True):
+            if metrics:
+                out = outs[head.index] if self.several_outputs else outs
+                pred, target = metric_inputs(head, out, _target(head, x, y))
+                for metric in metrics.values():
+                    metric.update(pred, target)
         if stage == "train":
             # Lightning's self.log costs ~0.5-0.8 ms a call: sum the loss on the device and log
             # once per epoch; a per-step point only every LOG_EVERY steps (bench/train_speed.py).
@@ -97,16 +102,14 @@ class SpecModule(pl.LightningModule):
                 self.log("train_loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
                 self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         else:
-            self.log(
-                f"{stage}_loss",
-                loss,
-                prog_bar=stage == "val",
-                on_epoch=True,
-                sync_dist=True,
-                batch_size=len(x),
-            )
-            for name, metric in self.metrics[f"{stage}_metrics"].items():
-                self.log(f"{stage}_{name}", metric, prog_bar=stage == "val", on_epoch=True)
+            log = {"on_epoch": True, "sync_dist": True, "batch_size": len(x)}
+            self.log(f"{stage}_loss", loss, prog_bar=stage == "val", **log)
+            if len(parts) > 1:
+                for head, part in zip(self.heads, parts, strict=True):
+                    self.log(f"{stage}_{head.prefix}loss", part, **log)
+            for metrics in self.metrics[f"{stage}_metrics"]:
+                for name, metric in metrics.items():
+                    self.log(f"{stage}_{name}", metric, prog_bar=stage == "val", on_epoch=True)
         return loss
 
     def _stop_if_nonfinite(self) -> None:
@@ -125,9 +128,10 @@ class SpecModule(pl.LightningModule):
         self._stop_if_nonfinite()
         if self._losses.seen:
             self.log("train_loss_epoch", self._losses.total / self._losses.seen, sync_dist=True)
-        for name, metric in self.metrics["train_metrics"].items():
-            self.log(f"train_{name}", metric.compute(), sync_dist=True)
-            metric.reset()
+        for metrics in self.metrics["train_metrics"]:
+            for name, metric in metrics.items():
+                self.log(f"train_{name}", metric.compute(), sync_dist=True)
+                metric.reset()
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -140,7 +144,7 @@ class SpecModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = self.cfg.optimizer
-        params = self.parameters()
+        params = [p for p in self.parameters() if p.requires_grad]  # train.freeze: frozen ones stay out
         if opt.name == "sgd":
             optimizer = torch.optim.SGD(
                 params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay
@@ -163,15 +167,22 @@ class SpecModule(pl.LightningModule):
         # this epoch's train metrics so far (torchmetrics keeps them out of state_dict)
         checkpoint["netspec_train_metrics"] = {
             name: {"state": dict(metric.metric_state), "updates": metric._update_count}
-            for name, metric in self.metrics["train_metrics"].items()
+            for metrics in self.metrics["train_metrics"]
+            for name, metric in metrics.items()
         }
+        # what `netspec predict` needs to read new inputs and the outputs without the training data
+        checkpoint["netspec_heads"] = [head.record() for head in self.heads]
+        checkpoint["netspec_normalization"] = (
+            [list(self.normalization[0]), list(self.normalization[1])] if self.normalization else None
+        )
         if torch.cuda.is_available():
             checkpoint["netspec_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._losses.load(checkpoint.get("netspec_epoch_loss", (0.0, 0)))
+        train_metrics = {name: m for metrics in self.metrics["train_metrics"] for name, m in metrics.items()}
         for name, saved in checkpoint.get("netspec_train_metrics", {}).items():
-            metric = self.metrics["train_metrics"][name]
+            metric = train_metrics[name]
             for key, value in saved["state"].items():
                 setattr(metric, key, value.to(self.device) if isinstance(value, torch.Tensor) else value)
             metric._update_count, metric._computed = saved["updates"], None

@@ -21,7 +21,7 @@ from typing import Any, get_args
 import yaml
 
 import netspec
-from netspec.data import DataError, Splits
+from netspec.data import DataError, Splits, about_dataset
 from netspec.errors import Problem, SpecError
 from netspec.shapes import describe
 from netspec.spec import Spec
@@ -62,17 +62,6 @@ def prepare(source: Any, overrides: Sequence[str] = ()) -> tuple[Spec, Any]:
                 )
             ]
         )
-    if len(spec.outputs) != 1:
-        raise SpecError(
-            [
-                spec.document.problem(
-                    f"training needs a single output; this network has {len(spec.outputs)}: "
-                    + ", ".join(spec.outputs),
-                    ("outputs",),
-                    hint="list one layer in `outputs:` for training",
-                )
-            ]
-        )
     return spec, cfg
 
 
@@ -84,12 +73,12 @@ def _splits(spec: Spec, cfg, data_dir) -> Splits:
         return load_splits(spec.registry, cfg.data, spec.input_shape, cfg.seed, Path(data_dir or "data"))
     except DataError as exc:
         raise SpecError(
-            [spec.document.problem(f"dataset {cfg.data.name!r}: {exc}", ("train", "data"))]
+            [spec.document.problem(about_dataset(cfg.data.name, exc), ("train", "data"))]
         ) from None
 
 
 def check_data(spec: Spec, splits: Splits) -> None:
-    """The dataset must fit the network: input shape and class count, before anything trains."""
+    """The dataset's samples must fit the network's input, before anything trains."""
     problems = []
     if tuple(splits.sample_shape) != tuple(spec.input_shape):
         problems.append(
@@ -98,19 +87,6 @@ def check_data(spec: Spec, splits: Splits) -> None:
                 f"input is {describe(spec.input_shape)}",
                 ("input",),
                 hint=f"set `input: {list(splits.sample_shape)}`, or choose/resize the data",
-            )
-        )
-    out = spec.output_shapes()[0]
-    loss = spec.model.train.loss
-    if splits.num_classes is not None and loss == "cross_entropy" and out[0] != splits.num_classes:
-        last = spec.layer(spec.outputs[0])
-        problems.append(
-            spec.document.problem(
-                f"the dataset has {splits.num_classes} classes but the network outputs {out[0]} "
-                f"(layer '{last.name}' gives {describe(out)})",
-                ("layers", last.index),
-                layer=last.label,
-                hint=f"make '{last.name}' output {splits.num_classes} channels/features",
             )
         )
     if spec.model.train.memory_format == "channels_last" and len(spec.input_shape) != 3:
@@ -126,95 +102,55 @@ def check_data(spec: Spec, splits: Splits) -> None:
         raise SpecError(problems)
 
 
-def check_task(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> None:
-    """Loss, metrics and labels must fit each other and the output, before anything trains."""
-    out = tuple(spec.output_shapes()[0])
-    label = _label_shape(splits)
-    last = spec.layer(spec.outputs[0])
-    where = f"'{last.name}' outputs {describe(out)}"
-    problems = []
+def heads(spec: Spec, cfg, splits: Splits) -> list:
+    """Each trained output's task, loss, target and metrics, checked against the shapes and data."""
+    from dataclasses import replace
 
-    def refuse(message: str, path: tuple, hint: str) -> None:
-        problems.append(spec.document.problem(message, path, hint=hint))
+    from netspec.training.tasks import PSNR_NEEDS_RANGE, resolve_heads
 
-    if cfg.loss == "cross_entropy" and splits.num_classes is None:
-        refuse(
-            f"loss cross_entropy needs class labels, but dataset {cfg.data.name!r} gives float targets",
-            ("train", "loss"),
-            "use loss: mse for regression, or give integer class labels",
-        )
-    elif cfg.loss == "cross_entropy" and out[1:] != label:
-        refuse(
-            f"loss cross_entropy on labels of shape {describe(label)} needs an output of shape "
-            f"[classes{''.join(', ' + str(s) for s in label)}], but {where}",
-            ("train", "loss"),
-            "end the network with a layer giving one score per class (e.g. global_avgpool + linear), "
-            f"or train it on float targets of shape {describe(out)} with loss: mse",
-        )
-    elif cfg.loss != "cross_entropy" and splits.num_classes is not None:
-        refuse(
-            f"loss {cfg.loss} needs float targets, but dataset {cfg.data.name!r} gives class labels",
-            ("train", "loss"),
-            "use loss: cross_entropy for classes, or give float targets (0/1 for bce_with_logits)",
-        )
-    elif cfg.loss != "cross_entropy" and _numel(label) != _numel(out):
-        refuse(
-            f"loss {cfg.loss} compares the output with targets of shape {describe(label)}, but {where}",
-            ("train", "loss"),
-            f"make '{last.name}' output {describe(label)}",
-        )
-    problems += _metric_problems(spec, cfg, splits, metric_names)
-    if problems:
-        raise SpecError(problems)
-
-
-def _metric_problems(spec: Spec, cfg, splits: Splits, metric_names: list[str]) -> list[Problem]:
-    """Accuracies need class scores (cross_entropy on classes); mae/mse need float targets."""
-    classes = splits.num_classes is not None and cfg.loss == "cross_entropy"
-    hint = "use accuracy/top3_accuracy/top5_accuracy for classes, mae/mse for regression" + (
-        " (this dataset has classes)" if splits.num_classes is not None else " (this dataset is regression)"
-    )
+    found = resolve_heads(spec, cfg, splits)
     return [
-        spec.document.problem(
-            f"metric {name} needs "
-            + ("class labels and loss cross_entropy" if name.endswith("accuracy") else "float targets"),
-            ("train", "metrics"),
-            hint=hint,
-        )
-        for name in metric_names
-        if name.endswith("accuracy") != classes
+        replace(head, value_range=_value_range(splits, head))
+        if PSNR_NEEDS_RANGE & set(head.metrics)
+        else head
+        for head in found
     ]
 
 
-def chosen_metrics(cfg, splits: Splits) -> list[str]:
-    """The metrics to compute: as configured, else accuracy for classes and mae otherwise."""
-    return cfg.metrics or (["accuracy"] if splits.num_classes else ["mae"])
-
-
-def _label_shape(splits: Splits) -> tuple[int, ...]:
+def _value_range(splits: Splits, head) -> tuple[float, float]:
+    """(min, max) of a head's training targets: PSNR's data range."""
     import torch
 
-    return tuple(torch.as_tensor(splits.train[0][1]).shape)
+    from netspec.training.tasks import INPUT
+
+    ds = splits.train
+    if head.target == INPUT:
+        values = ds.x if hasattr(ds, "x") else ds.tensors[0] if hasattr(ds, "tensors") else None
+    elif hasattr(ds, "targets") and isinstance(getattr(ds, "targets", None), dict):
+        values = ds.targets[head.target]
+    else:
+        values = ds.tensors[1] if hasattr(ds, "tensors") else None
+    if values is None:  # not in memory: the first few hundred samples stand for the rest
+        index = 0 if head.target == INPUT else 1
+        values = torch.stack(
+            [
+                torch.as_tensor(
+                    item[index][head.target] if isinstance(item[index], dict) else item[index]
+                ).float()
+                for item in (ds[i] for i in range(min(len(ds), 512)))
+            ]
+        )
+    low, high = float(values.min()), float(values.max())
+    return (low, high) if high > low else (low, low + 1.0)
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def logged_metrics(metric_names: list[str]) -> list[str]:
-    """Every metric a run logs (what early stopping may monitor)."""
-    shorts = [name.replace("accuracy", "acc") for name in metric_names]
-    return ["val_loss", "train_loss_epoch", *(f"{stage}_{m}" for stage in ("val", "train") for m in shorts)]
-
-
-def check_monitor(spec: Spec, cfg, metric_names: list[str]) -> None:
+def check_monitor(spec: Spec, cfg, heads: list) -> None:
     """Early stopping must watch a metric that is logged (Lightning would fail after an epoch)."""
+    from netspec.training.tasks import logged_metrics
+
     if cfg.early_stopping is None:
         return
-    logged = logged_metrics(metric_names)
+    logged = logged_metrics(heads)
     if cfg.early_stopping.monitor not in logged:
         raise SpecError(
             [
@@ -324,10 +260,16 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*is an invalid generator.*")
     warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # the run dir holds spec.yaml
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
+    # a continued run may add, drop or change early stopping (finetune.CONTINUABLE)
+    warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint.*")
 
 
-def _resume_checkpoint(spec: Spec, run_dir: Path) -> Path:
-    """``run_dir``'s last.ckpt, which must exist and come from this very spec."""
+def _resume_checkpoint(spec: Spec, run_dir: Path):
+    """``run_dir``'s last.ckpt, which must exist and come from this spec: the same but for the
+    stopping criteria and progress display (a finished run continues with a larger max_epochs)."""
+    from netspec.training.checkpoint import read_checkpoint
+    from netspec.training.finetune import continuation
+
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
     if not ckpt_path.is_file():
         raise SpecError(
@@ -340,17 +282,9 @@ def _resume_checkpoint(spec: Spec, run_dir: Path) -> Path:
             ]
         )
     saved = run_dir / "spec.yaml"
-    if saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(_resolved_yaml(spec)):
-        raise SpecError(
-            [
-                Problem(
-                    f"the spec differs from the one this run was started with ({saved})",
-                    spec.source,
-                    hint=f"resume with `netspec train {saved} --resume {run_dir}`",
-                )
-            ]
-        )
-    return ckpt_path
+    old = yaml.safe_load(saved.read_text()) if saved.is_file() else None
+    new = yaml.safe_load(_resolved_yaml(spec))
+    return continuation(spec, old, new, read_checkpoint(ckpt_path), ckpt_path, saved)
 
 
 def fit(
@@ -359,18 +293,48 @@ def fit(
     overrides: Sequence[str] = (),
     resume: str | Path | None = None,
     data_dir: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> RunResult:
     """Train the spec's network as its ``train:`` section says; returns metrics and checkpoints.
 
     Everything the user can get wrong is checked before the first step: the config against
     Lightning and this machine, the data against the network, a resumed checkpoint against both.
     Under DDP only rank 0 writes the run directory; ``RunResult.rank`` tells the others apart.
+    ``resume`` continues a run (with larger limits, if the spec says so); ``init`` (or
+    ``train.init``) starts from other weights (see :mod:`netspec.training.finetune`).
     """
     spec, cfg = prepare(source, overrides)
+    if resume is not None and init is not None:
+        raise SpecError(
+            [
+                Problem(
+                    "--init and --resume: a resumed run continues from its own last.ckpt",
+                    str(init),
+                    hint="drop --init to continue the run, or --resume to start a new run from these weights",
+                )
+            ]
+        )
+    spec, cfg, weights = _with_init(spec, cfg, init)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
-    ckpt_path = _resume_checkpoint(spec, run_dir) if resume is not None else None
+    resumed = _resume_checkpoint(spec, run_dir) if resume is not None else None
     with _torch_state_restored():
-        return _fit(spec, cfg, run_dir, ckpt_path, data_dir)
+        return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights)
+
+
+def _with_init(spec: Spec, cfg, init):
+    """The spec with ``train.init`` made absolute (so the run's spec.yaml reloads from anywhere)."""
+    from netspec.training.finetune import resolve_init
+
+    weights = resolve_init(spec, init)
+    if weights is not None:
+        cfg = cfg.model_copy(update={"init": str(weights.path)})
+        spec.model = spec.model.model_copy(update={"train": cfg})
+    return spec, cfg, weights
+
+
+def _rank_zero() -> bool:
+    """Before the Trainer exists: is this the process that reports (not a DDP rank it started)?"""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 @contextlib.contextmanager
@@ -392,7 +356,7 @@ def _torch_state_restored():
             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
-def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> RunResult:
+def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> RunResult:
     import pytorch_lightning as pl
 
     from netspec.training.data import SpecDataModule
@@ -403,14 +367,19 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
-    names = chosen_metrics(cfg, splits)
-    check_task(spec, cfg, splits, names)
-    check_monitor(spec, cfg, names)
-    module = SpecModule(spec, cfg, splits.num_classes, names, _total_steps(cfg, splits))
-    if ckpt_path is not None:
+    trained = heads(spec, cfg, splits)
+    check_monitor(spec, cfg, trained)
+    total_steps = _total_steps(cfg, splits)
+    module = SpecModule(spec, cfg, trained, total_steps, splits.normalization)
+    ckpt_path = resumed.checkpoint if resumed is not None else None
+    if resumed is not None:
         from netspec.training.checkpoint import check_fits, read_checkpoint
 
         check_fits(read_checkpoint(ckpt_path)["state_dict"], module.state_dict(), ckpt_path, spec.source)
+        _notice_continuation(resumed, cfg, run_dir, splits, total_steps)
+    from netspec.training.finetune import prepare_weights
+
+    prepare_weights(spec, module.model, weights, rank_zero=_rank_zero())
     if cfg.memory_format == "channels_last":
         import torch
 
@@ -426,9 +395,10 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
         from netspec.training.history import read_history
 
         history = read_history(run_dir / "metrics.csv")
-    trainer, checkpoint = _trainer(spec, cfg, run_dir, names, history)
+    trainer, checkpoint = _trainer(spec, cfg, run_dir, history)
     if trainer.is_global_zero:
         from netspec.training.fast import preload
+        from netspec.training.tasks import notice
 
         if not getattr(cfg.data, "num_workers", 0) and not any(
             k in cfg.strategy for k in ("fork", "notebook")
@@ -436,7 +406,8 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
             # for curves.png at the end; not where the run forks (a thread still importing then
             # would leave its import lock held in the child)
             preload("matplotlib.figure", "matplotlib.backends.backend_agg")
-        _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type)
+        print(notice(trained, cfg.data.name), file=sys.stderr)
+        _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
         _make_run_dir(spec, run_dir)
     with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -451,6 +422,9 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
         from netspec.training.plot import plot_curves
 
         plot_curves(run_dir / "metrics.csv", run_dir / "curves.png", title=spec.name)
+        from netspec.training.previews import write_previews
+
+        write_previews(module, splits, run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     return RunResult(
         run_dir,
@@ -463,14 +437,14 @@ def _fit(spec: Spec, cfg, run_dir: Path, ckpt_path: Path | None, data_dir) -> Ru
     )
 
 
-def _trainer(spec: Spec, cfg, run_dir: Path, metric_names: list[str], history: list[dict]):
+def _trainer(spec: Spec, cfg, run_dir: Path, history: list[dict]):
     """The Lightning Trainer; a configuration Lightning refuses is a located error, exit 2."""
     import pytorch_lightning as pl
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     from netspec.training.module import LOG_EVERY
 
-    callbacks, checkpoint = _callbacks(cfg, run_dir, metric_names)
+    callbacks, checkpoint = _callbacks(cfg, run_dir)
     try:
         trainer = pl.Trainer(
             default_root_dir=run_dir,
@@ -507,7 +481,7 @@ def _trainer(spec: Spec, cfg, run_dir: Path, metric_names: list[str], history: l
     return trainer, checkpoint
 
 
-def _notice_nondeterminism(spec: Spec, cfg, device: str) -> None:
+def _notice_nondeterminism(spec: Spec, cfg, device: str, heads: list) -> None:
     """Name the layers that have no deterministic kernel on this device.
 
     With ``deterministic: warn`` (the default) they run and are named once; with ``true`` PyTorch
@@ -517,7 +491,7 @@ def _notice_nondeterminism(spec: Spec, cfg, device: str) -> None:
         return
     from netspec.training.determinism import nondeterministic_layers
 
-    found = nondeterministic_layers(spec, device, cfg.loss)
+    found = nondeterministic_layers(spec, device, heads)
     if not found:
         return
     if cfg.deterministic is True:
@@ -561,6 +535,22 @@ def _nonfinite_is_a_spec_error(spec: Spec):
         ) from None
 
 
+def _notice_continuation(resumed, cfg, run_dir: Path, splits: Splits, total_steps: int) -> None:
+    """Say what a continued run changes: its limit, and a schedule stretched to the new length."""
+    from netspec.training.finetune import continuation_notes
+
+    old_total = total_steps
+    if resumed.saved_train is not None:
+        saved = resumed.saved_train
+        old_cfg = cfg.model_copy(
+            update={"max_epochs": saved.get("max_epochs"), "max_steps": saved.get("max_steps")}
+        )
+        old_total = _total_steps(old_cfg, splits)
+    if _rank_zero():
+        for note in continuation_notes(resumed, cfg, run_dir, (old_total, total_steps)):
+            print(f"netspec: note: {note}", file=sys.stderr)
+
+
 def _total_steps(cfg, splits: Splits) -> int:
     """Optimizer steps of the whole run (for learning-rate schedules)."""
     if cfg.max_steps:
@@ -579,10 +569,12 @@ def _total_steps(cfg, splits: Splits) -> int:
     return max(1, cfg.max_epochs * -(-per_epoch // cfg.accumulate_grad_batches))
 
 
-def _callbacks(cfg, run_dir: Path, metric_names: list[str]):
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+def _callbacks(cfg, run_dir: Path):
+    from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 
-    checkpoint = ModelCheckpoint(
+    from netspec.training.finetune import checkpoint_callback, early_stopping_callback
+
+    checkpoint = checkpoint_callback(
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor="val_loss",
@@ -593,7 +585,7 @@ def _callbacks(cfg, run_dir: Path, metric_names: list[str]):
     callbacks: list = [checkpoint]
     if cfg.checkpoint_every_n_steps:
         callbacks.append(
-            ModelCheckpoint(
+            checkpoint_callback(
                 dirpath=run_dir / "checkpoints",
                 filename="last",
                 every_n_train_steps=cfg.checkpoint_every_n_steps,
@@ -603,10 +595,7 @@ def _callbacks(cfg, run_dir: Path, metric_names: list[str]):
             )
         )
     if cfg.early_stopping is not None:
-        es = cfg.early_stopping
-        callbacks.append(
-            EarlyStopping(monitor=es.monitor, patience=es.patience, mode=es.mode, min_delta=es.min_delta)
-        )
+        callbacks.append(early_stopping_callback(cfg.early_stopping))
     if cfg.progress == "rich":
         callbacks.append(RichProgressBar())
     elif cfg.progress == "tqdm":
@@ -634,7 +623,7 @@ def _module_from_checkpoint(spec: Spec, cfg, checkpoint: str | Path, splits: Spl
     from netspec.training.module import SpecModule
 
     state = read_checkpoint(checkpoint)["state_dict"]
-    module = SpecModule(spec, cfg, splits.num_classes, chosen_metrics(cfg, splits))
+    module = SpecModule(spec, cfg, heads(spec, cfg, splits), normalization=splits.normalization)
     check_fits(state, module.state_dict(), checkpoint, spec.source)
     module.load_state_dict(state)
     return module
@@ -658,7 +647,6 @@ def _evaluate(spec: Spec, cfg, checkpoint: str | Path, data_dir) -> dict[str, fl
     check_machine(spec, cfg)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
-    check_task(spec, cfg, splits, chosen_metrics(cfg, splits))
     module = _module_from_checkpoint(spec, cfg, checkpoint, splits)
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,

@@ -1,0 +1,292 @@
+"""``netspec tune``: Lightning's learning-rate finder on a spec's network and data.
+
+The finder trains from the spec's initial weights (``train.init`` and ``train.freeze`` apply)
+for ``steps`` optimizer steps while the learning rate grows exponentially from ``min_lr`` to
+``max_lr``; netspec records each step's rate and loss and suggests the rate where the smoothed
+loss falls fastest per decade of rate (:func:`suggest`). The spec's
+schedule is not used (the finder drives the rate); the weights are put back afterwards and
+nothing is saved but the picture (``lr_find.png``) and the points (``lr_find.csv``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import functools
+import logging
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netspec.errors import Problem, SpecError
+
+SKIP_BEGIN, SKIP_END = 10, 1  # points left out of the suggestion (as Lightning's own rule does)
+BETA = 0.98  # smoothing of the loss (as Lightning's finder smooths it)
+
+
+def smoothed(losses: list[float]) -> list[float]:
+    """Exponential moving average, bias-corrected from the first point; NaN where the loss was."""
+    out, average, seen = [], 0.0, 0
+    for loss in losses:
+        if not math.isfinite(loss):
+            out.append(math.nan)
+            continue
+        seen += 1
+        average = BETA * average + (1 - BETA) * loss
+        out.append(average / (1 - BETA**seen))
+    return out
+
+
+def suggest(lrs: list[float], smooth: list[float]) -> float | None:
+    """The rate where the smoothed loss falls fastest per decade of learning rate.
+
+    Lightning's ``suggestion()`` differentiates against the rate itself, so the tiny steps
+    between the smallest rates turn noise into the steepest "descent"; and its smoothing is
+    corrected one step late, so the first points rise. Against log(lr), from the recorded raw
+    losses, the steepest part of the curve is the one a plot shows. None: fewer than 2 usable
+    points, or a loss that never fell.
+    """
+    index = [i for i in range(SKIP_BEGIN, len(lrs) - SKIP_END) if math.isfinite(smooth[i])]
+    if len(index) < 2:
+        return None
+    x = [math.log10(lrs[i]) for i in index]
+    y = [smooth[i] for i in index]
+    slopes = []
+    for k in range(len(index)):
+        lo, hi = max(k - 1, 0), min(k + 1, len(index) - 1)
+        slopes.append((y[hi] - y[lo]) / (x[hi] - x[lo]) if x[hi] != x[lo] else 0.0)
+    best = min(range(len(slopes)), key=slopes.__getitem__)
+    return lrs[index[best]] if slopes[best] < 0 else None
+
+
+@dataclass
+class TuneResult:
+    """The finder's suggestion and where its picture and points are."""
+
+    run_dir: Path
+    suggestion: float
+    plot: Path
+    points: Path
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # raw, one per optimizer step
+
+
+def lr_text(lr: float) -> str:
+    """3 significant digits, in a form YAML reads as a float (``1e-05`` would be a string)."""
+    text = f"{lr:.3g}"
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def find_lr(
+    source: Any,
+    *,
+    overrides: Sequence[str] = (),
+    data_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    min_lr: float = 1e-7,
+    max_lr: float = 1.0,
+    steps: int = 100,
+) -> TuneResult:
+    """Run the learning-rate finder; write ``lr_find.png`` and ``lr_find.csv`` into ``out``
+    (default ``runs/<name>-tune-<time>``). No suggestion possible is a :class:`SpecError`."""
+    from netspec.training.run import _torch_state_restored, _with_init, prepare
+
+    spec, cfg = prepare(source, overrides)
+    if not 0 < min_lr < max_lr or not math.isfinite(max_lr):
+        raise SpecError([Problem(f"--min-lr {min_lr} must be below --max-lr {max_lr}", "netspec tune")])
+    spec, cfg, weights = _with_init(spec, cfg, None)
+    with _torch_state_restored():
+        return _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps)
+
+
+def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneResult:
+    import pytorch_lightning as pl
+    from pytorch_lightning.tuner import Tuner
+
+    from netspec.training import run
+    from netspec.training.data import SpecDataModule
+    from netspec.training.finetune import prepare_weights
+
+    run._quiet_lightning()
+    warnings.filterwarnings("ignore", ".*does not have a deterministic implementation.*")
+    run.check_machine(spec, cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    splits = run._splits(spec, cfg, data_dir)
+    run.check_data(spec, splits)
+    trained = run.heads(spec, cfg, splits)
+    module = _finder_module()(spec, cfg, trained, 1, splits.normalization)
+    prepare_weights(spec, module.model, weights)
+    if cfg.compile:
+        module.model.compile()
+    out_dir = Path(out) if out is not None else _tune_dir(spec)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "spec.yaml").write_text(run._resolved_yaml(spec))  # the spec next to the picture
+    except OSError as exc:
+        raise SpecError(
+            [Problem(f"cannot create the directory {out_dir}: {exc.strerror or exc}", str(out_dir))]
+        ) from None
+    trainer = pl.Trainer(
+        default_root_dir=out_dir,
+        max_epochs=-1,  # the finder stops after `steps` steps, however many epochs that is
+        accelerator=cfg.accelerator,
+        devices=1,
+        precision=cfg.precision,
+        gradient_clip_val=cfg.gradient_clip_val,
+        accumulate_grad_batches=cfg.accumulate_grad_batches,
+        deterministic=cfg.deterministic if cfg.deterministic is not True else "warn",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    # the finder restores its own temporary checkpoint afterwards: weights-only, like every load
+    connector = trainer._checkpoint_connector
+    connector.restore = functools.partial(connector.restore, weights_only=True)
+    with _quiet(cfg.progress == "none"), contextlib.redirect_stdout(sys.stderr):
+        Tuner(trainer).lr_find(
+            module,
+            datamodule=SpecDataModule(splits, cfg.data, cfg.seed),
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_training=steps,
+            update_attr=False,
+        )
+    lrs, losses = [lr for lr, _ in module.points], [loss for _, loss in module.points]
+    smooth = smoothed(losses)
+    suggestion = suggest(lrs, smooth)
+    points = out_dir / "lr_find.csv"
+    with open(points, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["lr", "loss", "smoothed_loss"])
+        writer.writerows(zip(lrs, losses, smooth, strict=True))
+    plot = _plot(out_dir / "lr_find.png", lrs, losses, smooth, suggestion, spec.name)
+    if suggestion is None:
+        usable = sum(math.isfinite(x) for x in smooth[SKIP_BEGIN : len(smooth) - SKIP_END])
+        why = (
+            f"{len(losses)} of {steps} steps ran, leaving {usable} finite loss point(s) after skipping the "
+            f"first {SKIP_BEGIN} and the last {SKIP_END}; at least 2 are needed"
+            if usable < 2
+            else f"the smoothed loss did not fall anywhere from {min_lr:g} to {lrs[-1]:g}"
+        )
+        raise SpecError(
+            [
+                Problem(
+                    f"the learning-rate finder cannot suggest a rate: {why} (the points are in {points})",
+                    spec.source,
+                    hint="run more steps (--steps 100) or widen the range (--min-lr, --max-lr); "
+                    "a smaller --max-lr if the loss blew up early",
+                )
+            ]
+        )
+    return TuneResult(out_dir, suggestion, plot, points, lrs, losses)
+
+
+def _finder_module():
+    """SpecModule that records each step's rate and raw loss, and lets the finder see a loss
+    blow up: a non-finite loss ends the search instead of stopping with an error."""
+    import torch
+
+    from netspec.training.module import SpecModule
+
+    class FinderModule(SpecModule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.points: list[tuple[float, float]] = []  # (learning rate, raw loss) per optimizer step
+
+        def _stop_if_nonfinite(self) -> None:
+            pass
+
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:  # an optimizer step
+                lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+                self.points.append((float(lr), float(loss.detach())))
+            if not torch.isfinite(loss):
+                self.trainer.should_stop = True
+            return loss
+
+    return FinderModule
+
+
+@contextlib.contextmanager
+def _quiet(no_progress: bool):
+    """Lightning's own log lines (its "not enough points" error: the SpecError says it) are
+    silenced; the finder's progress bar shows unless ``train.progress: none``."""
+    from pytorch_lightning.tuner import lr_finder
+
+    names = ("tuner.lr_finder", "utilities.rank_zero", "trainer.connectors.checkpoint_connector")
+    loggers = [logging.getLogger(f"pytorch_lightning.{name}") for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    bar = lr_finder.tqdm
+    if no_progress:  # the finder makes its bar itself, with no way to turn it off
+        lr_finder.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        lr_finder.tqdm = bar
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _tune_dir(spec) -> Path:
+    from netspec.training.run import RUNS_ROOT
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return RUNS_ROOT / f"{spec.name}-tune-{stamp}"
+
+
+def _plot(
+    path: Path,
+    lrs: list[float],
+    losses: list[float],
+    smooth: list[float],
+    suggestion: float | None,
+    title: str,
+) -> Path:
+    """Loss (raw, faint; smoothed) against learning rate (log scale), the suggestion marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if lrs:
+        ax.plot(lrs, losses, color="#1f77b4", alpha=0.3, linewidth=1, label="loss")
+        ax.plot(lrs, smooth, color="#1f77b4", label="smoothed")
+        ax.set_xscale("log")
+        finite = [v for v in smooth if math.isfinite(v)]
+        if finite:  # a loss that blew up at the end would flatten everything else
+            low, high = min(finite), max(finite[: max(1, len(finite) * 9 // 10)])
+            ax.set_ylim(low - 0.05 * (high - low + 1e-12), high + 0.25 * (high - low + 1e-12))
+        ax.legend(loc="lower left", frameon=False)
+    if suggestion is not None:
+        at = lrs.index(suggestion)
+        ax.plot([suggestion], [smooth[at]], marker="o", markersize=9, color="#d62728", linestyle="")
+        ax.annotate(
+            f"suggested lr {lr_text(suggestion)}",
+            (suggestion, smooth[at]),
+            textcoords="offset points",
+            xytext=(8, 8) if at < len(lrs) / 2 else (-8, 8),
+            ha="left" if at < len(lrs) / 2 else "right",
+            color="#d62728",
+        )
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"{title}: learning-rate finder", loc="left")
+    ax.grid(alpha=0.25)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

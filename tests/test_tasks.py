@@ -1,0 +1,391 @@
+"""Tasks beyond classification: heads picked from shapes and data, every wrong pairing a located
+error, and short real runs of reconstruction, regression and several outputs that beat the
+trivial baseline (predicting the mean, or the majority class)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+import netspec
+from netspec.cli import main
+from netspec.data import Splits
+from netspec.datasets._common import NamedTargets
+from netspec.errors import SpecError
+from netspec.training.run import prepare
+from netspec.training.tasks import INPUT, resolve_heads
+
+QUIET = ["train.progress=none"]
+
+
+def _spec(layers, input_shape=(1, 8, 8), outputs=None, train=None):
+    doc = {"name": "net", "input": list(input_shape), "layers": layers}
+    if outputs:
+        doc["outputs"] = outputs
+    if train:
+        doc["train"] = train
+    spec, cfg = prepare(doc)
+    return spec, cfg
+
+
+def _splits(x, y, num_classes=None, **extra):
+    ds = NamedTargets(x, y) if isinstance(y, dict) else TensorDataset(x, y)
+    return Splits(ds, ds, None, num_classes, tuple(x.shape[1:]), **extra)
+
+
+CLASSIFIER = [{"type": "flatten"}, {"type": "linear", "name": "logits", "out_features": 3}]
+DENSE = [{"type": "conv", "name": "mask", "out_channels": 3, "kernel_size": 3, "padding": 1}]
+SAME = [{"type": "conv", "name": "recon", "out_channels": 1, "kernel_size": 3, "padding": 1}]
+
+
+def test_auto_picks_each_task_from_the_output_shape_and_the_data():
+    x = torch.randn(4, 1, 8, 8)
+    classes = _splits(x, torch.tensor([0, 1, 2, 0]), 3)
+    masks = _splits(x, torch.randint(0, 3, (4, 8, 8)), 3, ignore_index=255)
+    floats = _splits(x, torch.randn(4, 3))
+    cases = [
+        (CLASSIFIER, classes, ("classification", "cross_entropy", ("accuracy",), None)),
+        (DENSE, masks, ("segmentation", "cross_entropy", ("miou", "pixel_accuracy"), None)),
+        (SAME, classes, ("reconstruction", "mse", ("psnr",), INPUT)),  # an autoencoder on labelled data
+        (CLASSIFIER, floats, ("regression", "mse", ("mae", "r2"), None)),
+    ]
+    for layers, splits, (task, loss, metrics, target) in cases:
+        spec, cfg = _spec(layers)
+        (head,) = resolve_heads(spec, cfg, splits)
+        assert (head.task, head.loss, head.metrics, head.target) == (task, loss, metrics, target)
+        assert head.chosen == ("task", "loss", "metrics")
+    spec, cfg = _spec(DENSE)
+    (head,) = resolve_heads(spec, cfg, masks)
+    assert (head.num_classes, head.ignore_index) == (3, 255)  # the dataset's ignore label
+
+
+def _refused(layers, splits, train=None, outputs=None) -> str:
+    spec, cfg = _spec(layers, outputs=outputs, train=train)
+    with pytest.raises(SpecError) as info:
+        resolve_heads(spec, cfg, splits)
+    return str(info.value)
+
+
+def test_every_wrong_pairing_names_the_output_the_target_and_the_loss():
+    x = torch.randn(4, 1, 8, 8)
+    classes = _splits(x, torch.tensor([0, 1, 2, 0]), 3)
+    masks = _splits(x, torch.randint(0, 3, (4, 8, 8)), 3)
+    floats = _splits(x, torch.randn(4, 5))
+    # a classification loss on a dense output, per-sample labels
+    dense_on_labels = [{"type": "conv", "name": "mask", "out_channels": 3, "kernel_size": 3}]
+    message = _refused(dense_on_labels, classes, train={"loss": "cross_entropy"})
+    assert (
+        "output 'mask' [3, 6, 6] does not fit the data's class labels (3 classes, one per sample)" in message
+    )
+    assert "(loss cross_entropy)" in message
+    # a loss of the wrong task
+    message = _refused(CLASSIFIER, classes, train={"loss": "dice"})
+    assert "loss dice does not fit output 'logits' [3]: it is trained for classification" in message
+    assert "classification takes loss cross_entropy" in message
+    # an explicit task the shapes cannot serve
+    message = _refused(CLASSIFIER, masks, train={"task": "classification"})
+    assert (
+        "task classification: output 'logits' [3] needs one label per sample, but the data gives " in message
+    )
+    assert "class masks of shape [8, 8] (3 classes)" in message
+    message = _refused(CLASSIFIER, floats, train={"task": "segmentation"})
+    assert "needs class labels, but the data gives float targets of shape [5]" in message
+    message = _refused(CLASSIFIER, classes, train={"task": "reconstruction"})
+    assert "should have the input's shape [1, 8, 8]" in message
+    # metrics of another task, class weights of the wrong length, the wrong class count
+    assert "metric r2 does not fit classification" in _refused(CLASSIFIER, classes, train={"metrics": ["r2"]})
+    message = _refused(DENSE, masks, train={"class_weights": [1.0, 2.0]})
+    assert "class_weights has 2 weights but output 'mask' [3, 8, 8] scores 3 classes" in message
+    four = [{"type": "flatten"}, {"type": "linear", "name": "logits", "out_features": 4}]
+    assert "the dataset has 3 classes but the network outputs 4" in _refused(four, classes)
+
+
+def test_several_outputs_take_their_own_loss_weight_and_target():
+    layers = [
+        {"type": "conv", "name": "features", "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"type": "conv", "name": "mask", "out_channels": 3, "kernel_size": 1},
+        {"type": "flatten", "from": "features"},
+        {"type": "linear", "name": "box", "out_features": 4},
+    ]
+    x = torch.randn(4, 1, 8, 8)
+    data = _splits(
+        x,
+        {"mask": torch.randint(0, 3, (4, 8, 8)), "box": torch.rand(4, 4)},
+        3,
+        targets={"mask": 3, "box": None},
+    )
+    train = {"outputs": {"mask": {"loss": "cross_entropy_dice"}, "box": {"loss": "huber", "weight": 0.5}}}
+    spec, cfg = _spec(layers, outputs=["mask", "box"], train=train)
+    mask, box = resolve_heads(spec, cfg, data)
+    assert (mask.task, mask.loss, mask.target, mask.index, mask.prefix) == (
+        "segmentation",
+        "cross_entropy_dice",
+        "mask",
+        0,
+        "mask_",
+    )
+    assert (box.task, box.loss, box.target, box.weight, box.logged("val", "mae")) == (
+        "regression",
+        "huber",
+        "box",
+        0.5,
+        "val_box_mae",
+    )
+    # a name that is not an output, and a target the data does not have
+    message = _refused(layers, data, outputs=["mask", "box"], train={"outputs": {"bx": {"weight": 1.0}}})
+    assert "train.outputs names 'bx', which is not an output of the network" in message
+    assert "did you mean 'box'?" in message
+    bad = {"outputs": {"box": {"target": "boxes"}}}
+    message = _refused(layers, data, outputs=["mask", "box"], train=bad)
+    assert "target 'boxes' is not in the data (it has mask, box" in message
+
+
+def _fit(doc, tmp_path, *overrides):
+    from netspec.training import fit
+
+    return fit(doc, overrides=[*QUIET, f"train.run_dir={tmp_path / 'run'}", *overrides])
+
+
+def test_an_autoencoder_reconstructs_digits_better_than_their_mean(tmp_path, capsys):
+    doc = {
+        "name": "ae",
+        "input": [1, 8, 8],
+        "layers": [
+            {"type": "conv", "out_channels": 8, "kernel_size": 3, "padding": 1},
+            {"type": "relu"},
+            {"type": "conv", "out_channels": 8, "kernel_size": 3, "stride": 2, "padding": 1},
+            {"type": "relu"},
+            {"type": "tconv", "out_channels": 8, "kernel_size": 2, "stride": 2},
+            {"type": "relu"},
+            {"type": "conv", "name": "recon", "out_channels": 1, "kernel_size": 3, "padding": 1},
+        ],
+        "train": {"max_epochs": 4, "metrics": ["psnr", "mse"], "optimizer": {"lr": 0.01}},
+    }
+    result = _fit(doc, tmp_path)
+    err = capsys.readouterr().err
+    print(f"autoencoder: {result.metrics}")
+    assert (
+        "output 'recon': reconstruction, loss mse, metrics psnr, mse; trained on digits inputs as targets"
+        in err
+    )
+    # standardised digits: predicting the mean scores an MSE of 1 (their variance)
+    assert result.metrics["test_mse"] < 0.5, result.metrics
+    assert result.metrics["test_psnr"] > 0
+
+
+def test_regression_on_float_arrays_beats_predicting_the_mean(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 6, generator=gen)
+    w = torch.randn(6, 2, generator=gen)
+    y = x @ w + 0.1 * torch.randn(512, 2, generator=gen)
+    torch.save({"x": x, "y": y}, tmp_path / "reg.pt")
+    doc = {
+        "name": "reg",
+        "input": [6],
+        "layers": [
+            {"type": "linear", "out_features": 16},
+            {"type": "relu"},
+            {"type": "linear", "out_features": 2},
+        ],
+        "train": {
+            "data": {
+                "name": "arrays",
+                "path": str(tmp_path / "reg.pt"),
+                "test_fraction": 0.2,
+                "batch_size": 32,
+            },
+            "loss": "huber",
+            "max_epochs": 15,
+            "optimizer": {"lr": 0.01},
+        },
+    }
+    result = _fit(doc, tmp_path)
+    baseline_mae = float((y - y.mean(0)).abs().mean())
+    print(f"regression: {result.metrics}, baseline MAE {baseline_mae:.4f}")
+    assert result.metrics["test_r2"] > 0.9, result.metrics
+    assert result.metrics["test_mae"] < 0.3 * baseline_mae
+
+
+def test_deep_supervision_trains_both_outputs_and_logs_each(tmp_path):
+    doc = {
+        "name": "deep",
+        "input": [1, 8, 8],
+        "layers": [
+            {"type": "conv", "name": "c1", "out_channels": 8, "kernel_size": 3, "padding": 1},
+            {"type": "relu"},
+            {"type": "flatten", "name": "f1"},
+            {"type": "linear", "name": "aux", "out_features": 10},
+            {"type": "conv", "from": "c1", "out_channels": 16, "kernel_size": 3, "padding": 1},
+            {"type": "relu"},
+            {"type": "global_avgpool"},
+            {"type": "linear", "name": "logits", "out_features": 10},
+        ],
+        "outputs": ["logits", "aux"],
+        "train": {
+            "max_epochs": 3,
+            "optimizer": {"lr": 0.01},
+            "outputs": {"logits": {}, "aux": {"weight": 0.4, "metrics": ["accuracy", "top3_accuracy"]}},
+            "early_stopping": {"monitor": "val_aux_acc", "mode": "max"},
+        },
+    }
+    result = _fit(doc, tmp_path)
+    for name in ("test_logits_acc", "test_aux_acc", "test_aux_top3_acc", "val_logits_loss", "val_aux_loss"):
+        assert name in result.metrics, sorted(result.metrics)
+    assert result.metrics["test_aux_acc"] > 0.5 and result.metrics["test_logits_acc"] > 0.3
+    # the total is the weighted sum of the parts
+    total = result.metrics["val_logits_loss"] + 0.4 * result.metrics["val_aux_loss"]
+    assert result.metrics["val_loss"] == pytest.approx(total, rel=1e-4)
+    saved = torch.load(result.best_checkpoint, weights_only=True)
+    assert [h["output"] for h in saved["netspec_heads"]] == ["logits", "aux"]
+    assert len(saved["netspec_normalization"][0]) == 1  # digits are standardised: predict needs it
+
+
+def test_a_class_loss_on_a_dense_output_exits_2_naming_both(capsys):
+    from conftest import REPO
+
+    args = [
+        "--set",
+        "train.data={name: digits}",
+        "--set",
+        "train.loss=cross_entropy",
+        "--set",
+        "train.progress=none",
+    ]
+    code = main(["train", str(REPO / "specs/unet.yaml"), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        "--set train.loss=cross_entropy: output 'logits' [2, 60, 60] does not fit the data's class labels"
+        in err
+    )
+    assert "(loss cross_entropy)" in err and "Traceback" not in err
+
+
+def test_the_task_options_are_in_the_schema_and_netspec_loads_them():
+    spec = netspec.load(
+        {
+            "input": [1, 8, 8],
+            "layers": DENSE,
+            "train": {
+                "task": "segmentation",
+                "loss": "dice",
+                "ignore_index": 255,
+                "class_weights": [1, 2, 3],
+            },
+        }
+    )
+    assert spec.model.train.loss == "dice" and spec.model.train.class_weights == [1.0, 2.0, 3.0]
+
+
+def test_a_small_unet_segments_the_shapes_better_than_the_majority_class(tmp_path, capsys):
+    from conftest import REPO
+
+    result = _fit(
+        str(REPO / "specs/unet.yaml"),
+        tmp_path,
+        "input=[1, 32, 32]",
+        "params.base=4",
+        "expect=null",
+        "train.data={name: shapes, num_classes: 2, num_samples: 400, batch_size: 16}",
+        "train.loss=cross_entropy_dice",
+        "train.metrics=[miou, pixel_accuracy, dice]",
+        "train.max_epochs=4",
+        "train.optimizer.lr=0.01",
+    )
+    err = capsys.readouterr().err
+    print(f"unet on shapes: {result.metrics}")  # the note quotes these figures
+    assert "output 'logits': segmentation, loss cross_entropy_dice, metrics miou, pixel_accuracy, dice" in err
+    # the majority class (background) everywhere: IoU = its share for one class, 0 for the other
+    import netspec.datasets.shapes as shapes
+    from netspec.data import DataContext
+
+    splits = shapes.load_shapes(
+        shapes.ShapesParams(num_classes=2, num_samples=400), DataContext((1, 32, 32), seed=0)
+    )
+    masks = splits.test.tensors[1]
+    background = float((masks == 0).float().mean())
+    assert result.metrics["test_pixel_acc"] > background + 0.03, (result.metrics, background)
+    assert result.metrics["test_miou"] > background / 2 + 0.2, (result.metrics, background)
+    assert (tmp_path / "run" / "predictions.png").is_file()
+    saved = torch.load(result.best_checkpoint, weights_only=True)
+    assert saved["netspec_heads"] == [
+        {
+            "output": "logits",
+            "task": "segmentation",
+            "loss": "cross_entropy_dice",
+            "num_classes": 2,
+            "ignore_index": None,
+        }
+    ]
+
+
+def test_a_class_head_and_a_box_head_train_on_their_own_targets(tmp_path):
+    import numpy as np
+
+    gen = np.random.default_rng(0)
+    n = 400
+    centres = gen.uniform(2, 6, size=(n, 2))
+    ys, xs = np.mgrid[0:8, 0:8]
+    kind = gen.integers(0, 2, size=n)
+    radius = np.where(kind == 0, 1.2, 2.2)
+    dist = np.hypot(ys[None] - centres[:, 0, None, None], xs[None] - centres[:, 1, None, None])
+    x = (dist <= radius[:, None, None]).astype(np.float32)[:, None] + 0.05 * gen.normal(size=(n, 1, 8, 8))
+    box = np.stack([centres[:, 0], centres[:, 1], radius, radius], axis=1).astype(np.float32) / 8
+    np.savez(tmp_path / "boxes.npz", x=x.astype(np.float32), kind=kind, box=box)
+    doc = {
+        "name": "detector",
+        "input": [1, 8, 8],
+        "layers": [
+            {"type": "conv", "out_channels": 16, "kernel_size": 3, "padding": 1},
+            {"type": "relu"},
+            {"type": "flatten", "name": "features"},
+            {"type": "linear", "name": "kind", "out_features": 2},
+            {"type": "linear", "name": "box", "from": "features", "out_features": 4},
+        ],
+        "outputs": ["kind", "box"],
+        "train": {
+            "data": {
+                "name": "arrays",
+                "path": str(tmp_path / "boxes.npz"),
+                "targets": ["kind", "box"],
+                "test_fraction": 0.25,
+                "batch_size": 32,
+            },
+            "outputs": {"kind": {}, "box": {"loss": "l1", "weight": 2.0}},
+            "max_epochs": 12,
+            "optimizer": {"lr": 0.003},
+        },
+    }
+    result = _fit(doc, tmp_path)
+    baseline_mae = float(np.abs(box - box.mean(0)).mean())
+    print(f"class + box heads: {result.metrics}, baseline box MAE {baseline_mae:.4f}")
+    assert result.metrics["test_kind_acc"] > 0.9, result.metrics
+    assert result.metrics["test_box_mae"] < 0.5 * baseline_mae, (result.metrics, baseline_mae)
+    assert result.metrics["test_box_r2"] > 0.5
+
+
+def test_masks_from_arrays_with_an_ignore_label_train_and_leave_it_out(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 8, 8, generator=gen)
+    y = (x[:, 0] > 0.5).long()  # the class is the pixel's brightness: a 1×1 conv can learn it
+    y[:, :2, :] = 255  # the top two rows are unlabelled, and their labels would be wrong anyway
+    np_file = tmp_path / "masks.npz"
+    import numpy as np
+
+    np.savez(np_file, x=x.numpy(), y=y.numpy())
+    doc = {
+        "name": "pixels",
+        "input": [1, 8, 8],
+        "layers": [{"type": "conv", "name": "mask", "out_channels": 2, "kernel_size": 1}],
+        "train": {
+            "data": {"name": "arrays", "path": str(np_file), "ignore_index": 255, "batch_size": 4},
+            "class_weights": [1.0, 1.0],
+            "max_epochs": 5,
+            "optimizer": {"lr": 0.1},
+        },
+    }
+    result = _fit(doc, tmp_path)
+    assert result.metrics["val_pixel_acc"] > 0.95, result.metrics
+    saved = torch.load(result.best_checkpoint, weights_only=True)
+    assert saved["netspec_heads"][0]["ignore_index"] == 255
