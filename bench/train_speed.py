@@ -413,8 +413,8 @@ def netspec_run_once(setup: Setup, initial: list[torch.Tensor], plains: tuple[Pl
     clock = Clock(setup, initial, list(plains))
     original = netspec_run._callbacks
 
-    def callbacks(cfg, run_dir, metric_names):
-        found, checkpoint = original(cfg, run_dir, metric_names)
+    def callbacks(*args, **kwargs):
+        found, checkpoint = original(*args, **kwargs)
         return [*found, clock], checkpoint
 
     netspec_run._callbacks = callbacks

@@ -369,6 +369,7 @@ def test_channels_last_trains_an_image_network_and_is_refused_for_other_inputs(t
         ],
     )
     assert result.steps > 0 and "test_acc" in result.metrics
+    capsys.readouterr()  # the first run's notices
     code = main(
         [
             "train",
