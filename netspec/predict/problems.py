@@ -1,0 +1,29 @@
+"""How ``netspec predict`` refuses what a user got wrong (exit 2, naming the file) and passes notices."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from netspec.errors import Problem, SpecError
+
+WHERE = "netspec predict"
+
+Log = Callable[[str], None]  # where notices go (inferred tasks, unknown normalization)
+
+
+def refuse(message: str, source: str | Path = WHERE, hint: str | None = None) -> SpecError:
+    """The error to raise: one problem at ``source``, the file at fault or else the command."""
+    return SpecError([Problem(message, str(source), hint=hint)])
+
+
+def reason(exc: BaseException) -> str:
+    """A library's exception in one line, for a message that names the file it failed on."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def to_stderr(message: str) -> None:
+    """The default :data:`Log`."""
+    print(message, file=sys.stderr)
