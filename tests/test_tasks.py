@@ -389,3 +389,72 @@ def test_masks_from_arrays_with_an_ignore_label_train_and_leave_it_out(tmp_path)
     assert result.metrics["val_pixel_acc"] > 0.95, result.metrics
     saved = torch.load(result.best_checkpoint, weights_only=True)
     assert saved["netspec_heads"][0]["ignore_index"] == 255
+
+
+def test_fuzzed_task_settings_give_located_errors_or_heads_never_a_crash():
+    """Random train: sections (tasks, losses, metrics, weights, per-output settings, targets)
+    against every kind of data: the only failure allowed is a netspec error."""
+    import random
+
+    from netspec.errors import NetspecError
+
+    rng = random.Random(0)
+    pools = {
+        "task": [None, "auto", "classification", "segmentation", "reconstruction", "regression", "x", 3, {}],
+        "loss": [
+            None,
+            "auto",
+            "cross_entropy",
+            "dice",
+            "cross_entropy_dice",
+            "mse",
+            "l1",
+            "huber",
+            "nope",
+            1,
+        ],
+        "metrics": [None, [], ["miou"], ["accuracy", "r2"], ["psnr"], "accuracy", [1], ["top5_accuracy"]],
+        "class_weights": [None, [1.0], [1, 2, 3], "x", []],
+        "ignore_index": [None, 255, -1, "a", 2**40],
+        "label_smoothing": [None, 0.1, 2.0],
+    }
+    layers = [
+        {"type": "conv", "name": "a", "out_channels": 3, "kernel_size": 3, "padding": 1},
+        {"type": "flatten", "name": "f"},
+        {"type": "linear", "name": "b", "out_features": 3},
+    ]
+    x = torch.randn(4, 1, 8, 8)
+    datas = [
+        _splits(x, torch.tensor([0, 1, 2, 0]), 3),
+        _splits(x, torch.randint(0, 3, (4, 8, 8)), 3, ignore_index=255),
+        _splits(x, torch.randn(4, 3)),
+        _splits(
+            x, {"a": torch.randint(0, 3, (4, 8, 8)), "b": torch.rand(4, 3)}, 3, targets={"a": 3, "b": None}
+        ),
+    ]
+
+    def options() -> dict:
+        return {key: rng.choice(pool) for key, pool in pools.items() if rng.random() < 0.4}
+
+    resolved = 0
+    for _ in range(1000):
+        train = options()
+        if rng.random() < 0.5:
+            per_output = {}
+            for name in rng.sample(["a", "b", "c", "f"], rng.randint(0, 3)):
+                per_output[name] = options()
+                if rng.random() < 0.3:
+                    per_output[name]["target"] = rng.choice(["a", "b", "input", "zz", "", 3])
+                if rng.random() < 0.3:
+                    per_output[name]["weight"] = rng.choice([0.5, -1, "x", 1e9])
+            train["outputs"] = rng.choice([per_output, [], "x", None])
+        doc = {"name": "n", "input": [1, 8, 8], "layers": layers, "train": train}
+        outputs = rng.choice([None, ["a", "b"], ["b"], ["a"], ["f", "b"]])
+        if outputs:
+            doc["outputs"] = outputs
+        try:
+            spec, cfg = prepare(doc)
+            resolved += len(resolve_heads(spec, cfg, rng.choice(datas))) > 0
+        except NetspecError:
+            pass
+    assert resolved > 20  # the fuzz reaches valid setups too, not only refusals
