@@ -108,12 +108,13 @@ def make_plugin_manager(*, entry_points: bool | None = None, extra: tuple[object
     pm = PluginManager()
     for name in _names(ENV_BLOCK):
         pm.set_blocked(name)
+    version = _version("netspec")  # once: each lookup reads the distribution's metadata
     for module_name in BUILTIN_PLUGINS:
         if not pm.is_blocked(module_name):
             pm.register_plugin(
                 importlib.import_module(module_name),
                 module_name,
-                PluginInfo(module_name, "built-in", "netspec", _version("netspec")),
+                PluginInfo(module_name, "built-in", "netspec", version),
             )
     if entry_points is None:
         entry_points = not os.environ.get(ENV_DISABLE_AUTOLOAD)
@@ -134,40 +135,39 @@ def _version(dist: str) -> str | None:
 
 def _load_entry_points(pm: PluginManager) -> None:
     allow = _names(ENV_ALLOW)
-    for dist in importlib.metadata.distributions():
-        dist_name = dist.metadata["name"]
-        version = getattr(dist, "version", None)
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or pm.is_blocked(ep.name):
-                continue
-            if allow and ep.name not in allow:
-                continue
-            info = PluginInfo(ep.name, "entry point", dist_name, version)
-            if pm.has_plugin(ep.name):
-                taken = pm.provenance.get(ep.name, PluginInfo(ep.name, "?"))
-                if taken.distribution == dist_name:
-                    continue  # one distribution seen twice on sys.path (an editable install)
-                pm.failures.append(
-                    _failed(
-                        info,
-                        f"its plugin name {ep.name!r} is already taken by "
-                        f"{taken.label}; rename the entry point",
-                    )
+    # entry_points(group=…) reads each distribution's entry_points.txt only; the metadata (name,
+    # version) is read for the distributions that have a netspec entry point, not for all of them
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.is_blocked(ep.name) or (allow and ep.name not in allow):
+            continue
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.name if dist is not None else None
+        version = dist.version if dist is not None else None
+        info = PluginInfo(ep.name, "entry point", dist_name, version)
+        if pm.has_plugin(ep.name):
+            taken = pm.provenance.get(ep.name, PluginInfo(ep.name, "?"))
+            if taken.distribution == dist_name:
+                continue  # one distribution seen twice on sys.path (an editable install)
+            pm.failures.append(
+                _failed(
+                    info,
+                    f"its plugin name {ep.name!r} is already taken by {taken.label}; rename the entry point",
                 )
-                continue
-            try:
-                with captured_stdout() as printed:
-                    plugin = ep.load()
-                    pm.register_plugin(plugin, ep.name, info)
-                    _check_hooks(pm, ep.name)
-                _check_silent(printed, "while it was imported")
-            except _USER_INTERRUPTS:
-                raise
-            except BaseException as exc:  # a broken plugin must not take netspec down
-                if pm.has_plugin(ep.name):
-                    pm.unregister(name=ep.name)
-                pm.provenance.pop(ep.name, None)
-                pm.failures.append(_failed(info, f"failed to load: {describe_exception(exc)}"))
+            )
+            continue
+        try:
+            with captured_stdout() as printed:
+                plugin = ep.load()
+                pm.register_plugin(plugin, ep.name, info)
+                _check_hooks(pm, ep.name)
+            _check_silent(printed, "while it was imported")
+        except _USER_INTERRUPTS:
+            raise
+        except BaseException as exc:  # a broken plugin must not take netspec down
+            if pm.has_plugin(ep.name):
+                pm.unregister(name=ep.name)
+            pm.provenance.pop(ep.name, None)
+            pm.failures.append(_failed(info, f"failed to load: {describe_exception(exc)}"))
 
 
 def _check_hooks(pm: PluginManager, name: str) -> None:

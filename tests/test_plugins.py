@@ -87,11 +87,18 @@ def entry_points(monkeypatch):
                 return self.target
 
         class Distribution:
-            metadata = {"name": dist}
+            name = dist
             version = "1.2.3"
-            entry_points = tuple(EntryPoint(n, t) for n, t in plugins.items())
 
-        monkeypatch.setattr(importlib.metadata, "distributions", lambda: [Distribution()])
+        found = []
+        for n, t in plugins.items():
+            found.append(EntryPoint(n, t))
+            found[-1].dist = Distribution()
+
+        def entry_points(*, group):
+            return [ep for ep in found if ep.group == group]
+
+        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
     return install
 
