@@ -6,6 +6,8 @@ from netspec.errors import Problem, SpecError
 from netspec.shapes import describe
 from netspec.spec import Spec
 
+DROP = " (--set expect=null drops the contracts for one run)"
+
 
 def check_output_contract(spec: Spec) -> None:
     """``expect.output`` needs only shape inference, so every load checks it."""
@@ -22,7 +24,7 @@ def check_output_contract(spec: Spec) -> None:
                     spec,
                     "output",
                     f"the network outputs {shown}, not {expect.output}",
-                    "fix the layers, or update expect.output if the change is intended",
+                    "fix the layers, or update expect.output if the change is intended" + DROP,
                 )
             ]
         )
@@ -36,10 +38,19 @@ def check_cost_contracts(spec: Spec, params: int, macs: int | None) -> None:
     problems = []
     if expect.params is not None and params != expect.params:
         message = f"the network has {params:,} parameters, not {expect.params:,}"
-        problems.append(_problem(spec, "params", message, "update expect.params if the change is intended"))
+        problems.append(
+            _problem(
+                spec,
+                "params",
+                message,
+                "update expect.params if the change is intended" + DROP,
+            )
+        )
     if expect.params_max is not None and params > expect.params_max:
         message = f"the network has {params:,} parameters, over params_max {expect.params_max:,}"
-        problems.append(_problem(spec, "params_max", message, "shrink the network or raise params_max"))
+        problems.append(
+            _problem(spec, "params_max", message, "shrink the network or raise params_max" + DROP)
+        )
     if expect.macs_max is not None and macs is None:
         message = "cannot check macs_max: some layer's MACs are unknown"
         problems.append(
@@ -47,7 +58,7 @@ def check_cost_contracts(spec: Spec, params: int, macs: int | None) -> None:
         )
     elif expect.macs_max is not None and macs > expect.macs_max:
         message = f"the network needs {macs:,} MACs per sample, over macs_max {expect.macs_max:,}"
-        problems.append(_problem(spec, "macs_max", message, "shrink the network or raise macs_max"))
+        problems.append(_problem(spec, "macs_max", message, "shrink the network or raise macs_max" + DROP))
     if problems:
         raise SpecError(problems)
 

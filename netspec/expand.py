@@ -339,7 +339,27 @@ def _apply_variant(doc: Document) -> Document:
     merged.redirects.setdefault((), Redirect(doc, ()))
     merged.positions, merged.key_positions, merged.overrides = {}, {}, {}
     merged.data.pop("variants", None)
+    # a --set wins over the variant (`--set expect=null` drops a variant's contract too)
+    for path, source in doc.overrides.items():
+        if path and path[0] not in ("variant", "variants") and _set_path(merged.data, path, doc.data):
+            merged.redirects[path] = Redirect(doc, path)
+            merged.overrides[path] = source
     return merged
+
+
+def _set_path(target: dict, path: Path_, source: Any) -> bool:
+    """Copy the value at ``path`` of ``source`` into ``target``; False when ``source`` lacks it."""
+    value = source
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    for key in path[:-1]:
+        if not isinstance(target.get(key), dict):
+            target[key] = {}
+        target = target[key]
+    target[path[-1]] = value
+    return True
 
 
 def _leaf_paths(data: Any, path: Path_ = ()) -> list[Path_]:

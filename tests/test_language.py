@@ -1614,3 +1614,23 @@ def test_a_default_expression_of_the_wrong_type_is_located_at_the_default():
         netspec.load(text)
     assert re.match(r"<string>:6:\d+: default of parameter 'k' computes float 1.5, not int", str(info.value))
     assert "in block 'b' used at <string>:8:" in str(info.value)
+
+
+def test_a_set_wins_over_the_variant_so_expect_null_drops_a_variants_contract(capsys):
+    from netspec.cli import main
+
+    resnet18 = str(REPO / "specs/resnet18.yaml")
+    assert main(["build", resnet18, "--set", "params.width=32"]) == 2
+    err = capsys.readouterr().err
+    assert "expect.params: the network has 3,055,880 parameters, not 11,689,512" in err
+    assert "--set expect=null drops the contracts for one run" in err
+    assert main(["build", resnet18, "--set", "params.width=32", "--set", "expect=null"]) == 0
+    assert "total parameters: 3,055,880" in capsys.readouterr().out
+    # a --set of one contract value is located at the --set, over the variant's value
+    assert (
+        main(["build", str(REPO / "specs/resnet.yaml"), "--variant", "resnet50", "--set", "expect.params=5"])
+        == 2
+    )
+    assert capsys.readouterr().err.startswith(
+        "--set expect.params=5: expect.params: the network has 25,557,032"
+    )
