@@ -93,6 +93,9 @@ def test_every_wrong_pairing_names_the_output_the_target_and_the_loss():
     assert "needs class labels, but the data gives float targets of shape [5]" in message
     message = _refused(CLASSIFIER, classes, train={"task": "reconstruction"})
     assert "should have the input's shape [1, 8, 8]" in message
+    assert "hint: leave task: out (classification fits this output and data)" in message
+    message = _refused(DENSE, masks, train={"task": "classification"})
+    assert "hint: leave task: out (segmentation fits this output and data)" in message
     # metrics of another task, class weights of the wrong length, the wrong class count
     assert "metric r2 does not fit classification" in _refused(CLASSIFIER, classes, train={"metrics": ["r2"]})
     message = _refused(DENSE, masks, train={"class_weights": [1.0, 2.0]})
@@ -458,3 +461,12 @@ def test_fuzzed_task_settings_give_located_errors_or_heads_never_a_crash():
         except NetspecError:
             pass
     assert resolved > 20  # the fuzz reaches valid setups too, not only refusals
+
+
+def test_data_options_without_a_name_tune_the_default_digits():
+    from conftest import REPO
+
+    _, cfg = prepare(str(REPO / "specs/lenet.yaml"), ["train.data={batch_size: 32}"])
+    assert (cfg.data.name, cfg.data.batch_size) == ("digits", 32)
+    _, cfg = prepare({"input": [1, 8, 8], "layers": CLASSIFIER}, ["train.data.batch_size=16"])
+    assert (cfg.data.name, cfg.data.batch_size) == ("digits", 16)

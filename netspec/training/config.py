@@ -220,6 +220,14 @@ class TrainBase(_LossOptions):
         "fc.weight); their batch-norm layers stay in eval mode.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_dataset(cls, data):
+        """``--set train.data.batch_size=32`` on a spec without ``train.data`` tunes the default data."""
+        if isinstance(data, dict) and isinstance(data.get("data"), dict) and "name" not in data["data"]:
+            data = {**data, "data": {"name": DEFAULT_DATASET, **data["data"]}}
+        return data
+
     @model_validator(mode="after")
     def _check(self):
         if self.max_epochs is None and self.max_steps is None:

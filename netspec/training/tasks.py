@@ -162,14 +162,17 @@ def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> He
     task = setting("task")
     task = None if task == "auto" else task
     chosen = []
+    as_input = INPUT, TargetInfo(tuple(spec.input_shape), None)
     if target_name == INPUT or (target_name is None and task == RECONSTRUCTION):
-        target_name, info = INPUT, TargetInfo(tuple(spec.input_shape), None)
+        offered = _pick_target(None, name, targets) if target_name is None else as_input
+        data_target = offered if isinstance(offered, tuple) else as_input  # for hints only
+        target_name, info = as_input
     else:
         found = _pick_target(target_name, name, targets)
         if isinstance(found, str):
             refuse(found, "target", "name one of the dataset's targets in train.outputs.<output>.target")
             return None
-        target_name, info = found
+        target_name, info = data_target = found
     if task is None:
         chosen.append("task")
         task = _auto_task(out, info, tuple(spec.input_shape), target_name)
@@ -183,10 +186,16 @@ def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> He
             )
             return None
     if task == RECONSTRUCTION and target_name != INPUT:
-        target_name, info = INPUT, TargetInfo(tuple(spec.input_shape), None)
+        target_name, info = as_input
     problem = _task_problem(task, out, info, tuple(spec.input_shape))
     if problem:
-        refuse(f"task {task}: {label} {problem}", "task", _shape_hint(out, info))
+        fits = _auto_task(out, data_target[1], tuple(spec.input_shape), data_target[0])
+        hint = (
+            f"leave task: out ({fits} fits this output and data)"
+            if fits and fits != task
+            else _shape_hint(out, info)
+        )
+        refuse(f"task {task}: {label} {problem}", "task", hint)
         return None
     loss = setting("loss")
     if loss in (None, "auto"):
