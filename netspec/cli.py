@@ -335,6 +335,10 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_OK
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"done: {result.epochs} epochs, {result.steps} steps; {shown}")
+    if not result.test_split:
+        from netspec.training.run import NO_TEST_SPLIT
+
+        print(NO_TEST_SPLIT, file=sys.stderr)
     print(f"best checkpoint: {result.best_checkpoint}\nrun directory: {result.run_dir}")
     return EXIT_OK
 

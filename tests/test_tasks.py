@@ -390,6 +390,7 @@ def test_masks_from_arrays_with_an_ignore_label_train_and_leave_it_out(tmp_path)
     }
     result = _fit(doc, tmp_path)
     assert result.metrics["val_pixel_acc"] > 0.95, result.metrics
+    assert not result.test_split  # arrays without test_fraction: test_* were measured on validation
     saved = torch.load(result.best_checkpoint, weights_only=True)
     assert saved["netspec_heads"][0]["ignore_index"] == 255
 

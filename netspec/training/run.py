@@ -38,8 +38,13 @@ class RunResult:
     epochs: int = 0
     steps: int = 0
     rank: int = 0  # under DDP every rank returns; only rank 0 wrote the run directory
+    test_split: bool = True  # False: the data has no test split, test_* were measured on validation
 
 
+NO_TEST_SPLIT = (
+    "netspec: note: the data has no test split: the test_* metrics are measured on the validation "
+    "split (give the data one, e.g. arrays' test_fraction or test_path)"
+)
 RUNS_ROOT = Path("runs")  # default run directories: runs/<name>-<time>/
 RUN_DIR_ENV = "_NETSPEC_RUN_DIR"  # rank 0's run directory, for the DDP ranks it starts
 
@@ -434,6 +439,7 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         trainer.current_epoch,
         trainer.global_step,
         trainer.global_rank,
+        splits.test is not None,
     )
 
 
@@ -656,6 +662,8 @@ def _evaluate(spec: Spec, cfg, checkpoint: str | Path, data_dir) -> dict[str, fl
         enable_model_summary=False,
     )
     result = trainer.test(module, datamodule=SpecDataModule(splits, cfg.data, cfg.seed), verbose=False)
+    if splits.test is None:
+        print(NO_TEST_SPLIT, file=sys.stderr)
     return {k: float(v) for k, v in result[0].items()}
 
 
