@@ -73,3 +73,20 @@ class Problem:
         if self.hint:
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
+
+
+def exception_line(exc: BaseException) -> str:
+    """A library's exception in one line, for a message that names the file it failed on.
+
+    torch's weights-only refusals open with advice to reload with ``weights_only=False``, which
+    would run the file's code: the line given is the one saying what the loader stopped at.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Weights only load failed"):
+        detail = [
+            line for line in lines[1:] if not line.startswith(("Please file", "Check the documentation"))
+        ]
+        return detail[0] if detail else "it holds objects other than tensors and plain containers"
+    return lines[0]

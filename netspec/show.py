@@ -19,7 +19,7 @@ from typing import Any, get_args
 
 import netspec
 from netspec.data import DataError, about_dataset
-from netspec.errors import Problem, SpecError
+from netspec.errors import Problem, SpecError, exception_line
 from netspec.shapes import describe
 from netspec.spec import Spec
 
@@ -158,7 +158,7 @@ def read_image(path: str | Path, input_shape: Sequence[int]):
         with Image.open(path) as opened:
             picture = ImageOps.exif_transpose(opened).convert("L" if c == 1 else "RGB")
     except Exception as exc:  # missing, a directory, not an image, truncated, a decompression bomb
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = exception_line(exc)
         raise SpecError(
             [Problem(f"cannot read the image {path}: {reason}", str(path), hint="give a PNG or JPEG file")]
         ) from None

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from netspec.errors import Problem, SpecError
+from netspec.errors import Problem, SpecError, exception_line
 
 WHERE = "netspec predict"
 
@@ -20,8 +20,7 @@ def refuse(message: str, source: str | Path = WHERE, hint: str | None = None) ->
 
 def reason(exc: BaseException) -> str:
     """A library's exception in one line, for a message that names the file it failed on."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return exception_line(exc)
 
 
 def to_stderr(message: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from netspec.errors import Problem, SpecError
+from netspec.errors import Problem, SpecError, exception_line
 
 # Globals a netspec checkpoint may name beyond what weights_only allows by default: none.
 ALLOWED_GLOBALS: tuple = ()
@@ -40,7 +40,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
             content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, zip/EOF errors, ...: all mean "not a checkpoint"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = exception_line(exc)
         raise _refuse(
             path, f"{path} is not a netspec checkpoint (refused by the weights-only loader): {reason}"
         ) from None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netspec.errors import Problem, SpecError
+from netspec.errors import Problem, SpecError, exception_line
 
 # What a continued run may change. The stopping criteria and the progress display; the run
 # directory is --resume's, the weights come from last.ckpt (not train.init), and `expect:`
@@ -257,7 +257,7 @@ def read_weights(init: InitWeights) -> dict:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, zip/EOF errors, ...: not a weights file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = exception_line(exc)
         raise SpecError(
             [
                 init.problem(
