@@ -136,7 +136,7 @@ def continuation(
             ]
             if len(changed) > SHOWN:
                 lines.append(f"… and {len(changed) - SHOWN} more")
-            allowed = ", ".join(CONTINUABLE[:4])
+            allowed = ", ".join(CONTINUABLE[:4]) + " (and the bookkeeping " + ", ".join(CONTINUABLE[4:]) + ")"
             raise SpecError(
                 [
                     Problem(
