@@ -129,3 +129,14 @@ def test_a_checkpoint_of_another_spec_exits_2_naming_the_tensors(trained, tmp_pa
         assert "c1.weight: checkpoint [6, 1, 5, 5], network [8, 1, 5, 5]" in err
     else:
         assert "missing:" in err and "unexpected:" in err
+
+
+def test_a_run_directory_stands_for_its_best_checkpoint(tmp_path):
+    from netspec.errors import SpecError
+
+    best = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    best.parent.mkdir(parents=True)
+    torch.save({"state_dict": {"model.w": torch.ones(2)}}, best)
+    assert torch.equal(read_checkpoint(tmp_path / "run")["state_dict"]["model.w"], torch.ones(2))
+    with pytest.raises(SpecError, match="is not a file"):  # any other directory is still refused
+        read_checkpoint(tmp_path / "run" / "checkpoints")

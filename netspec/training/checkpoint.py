@@ -24,15 +24,22 @@ def _refuse(path: Path, message: str, hint: str = HINT) -> SpecError:
     return SpecError([Problem(message, str(path), hint=hint)])
 
 
+def run_checkpoint(path: Path) -> Path:
+    """A run directory stands for its best checkpoint (``RUN/checkpoints/best.ckpt``)."""
+    best = path / "checkpoints" / "best.ckpt"
+    return best if path.is_dir() and best.is_file() else path
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint at ``path`` as a dict with a ``state_dict`` of tensors, loaded weights-only.
 
-    Raises :class:`SpecError` naming the file for anything else: a missing file, a directory,
+    A run directory means its ``checkpoints/best.ckpt``. Raises :class:`SpecError` naming the file
+    for anything else: a missing file, another directory,
     random bytes, a pickle that would run code, or a dict without a tensor ``state_dict``.
     """
     import torch
 
-    path = Path(path)
+    path = run_checkpoint(Path(path))
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise _refuse(path, f"checkpoint {path} {what}")
