@@ -249,7 +249,9 @@ def read_weights(init: InitWeights) -> dict:
     ``state_dict`` file, loaded weights-only: a file that would run code is refused, not run."""
     import torch
 
-    path = init.path
+    from netspec.training.checkpoint import run_checkpoint
+
+    path = run_checkpoint(init.path)  # a run directory: its best.ckpt
     hint = "pass a netspec .ckpt or a file written by torch.save(model.state_dict(), path)"
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
