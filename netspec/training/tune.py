@@ -26,6 +26,7 @@ from typing import Any
 from netspec.errors import Problem, SpecError
 
 SKIP_BEGIN, SKIP_END = 10, 1  # points left out of the suggestion (as Lightning's own rule does)
+MIN_FALL = 0.02  # a smoothed loss that falls by less than this share of its start did not fall
 BETA = 0.98  # smoothing of the loss (as Lightning's finder smooths it)
 
 
@@ -49,7 +50,7 @@ def suggest(lrs: list[float], smooth: list[float]) -> float | None:
     between the smallest rates turn noise into the steepest "descent"; and its smoothing is
     corrected one step late, so the first points rise. Against log(lr), from the recorded raw
     losses, the steepest part of the curve is the one a plot shows. None: fewer than 2 usable
-    points, or a loss that never fell.
+    points, or a loss that never fell by MIN_FALL of its start.
     """
     index = [i for i in range(SKIP_BEGIN, len(lrs) - SKIP_END) if math.isfinite(smooth[i])]
     if len(index) < 2:
@@ -60,6 +61,8 @@ def suggest(lrs: list[float], smooth: list[float]) -> float | None:
     for k in range(len(index)):
         lo, hi = max(k - 1, 0), min(k + 1, len(index) - 1)
         slopes.append((y[hi] - y[lo]) / (x[hi] - x[lo]) if x[hi] != x[lo] else 0.0)
+    if min(y) > y[0] - MIN_FALL * abs(y[0]):  # noise on a flat curve is no steepest descent
+        return None
     best = min(range(len(slopes)), key=slopes.__getitem__)
     return lrs[index[best]] if slopes[best] < 0 else None
 
@@ -176,7 +179,8 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
             f"{len(losses)} of {steps} steps ran, leaving {usable} finite loss point(s) after skipping the "
             f"first {SKIP_BEGIN} and the last {SKIP_END}; at least 2 are needed"
             if usable < 2
-            else f"the smoothed loss did not fall anywhere from {min_lr:g} to {lrs[-1]:g}"
+            else f"the smoothed loss did not fall by {MIN_FALL:.0%} anywhere from {min_lr:g} to {lrs[-1]:g} "
+            "(more --steps or a wider --min-lr/--max-lr range may show the fall)"
         )
         raise SpecError(
             [
