@@ -88,10 +88,13 @@ def random_split(
     return parts[0], parts[1:]
 
 
-def standardize(train: torch.Tensor, *others: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def standardize(
+    train: torch.Tensor, *others: torch.Tensor | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel (dim 1) standardisation with the train split's statistics, in place.
 
-    Returns the (mean, std) used, each of shape [C, 1, ..., 1]. A constant channel keeps std 1.
+    Returns the per-channel (mean, std) used, as ``Splits.normalization`` keeps them. A constant
+    channel keeps std 1.
     """
     dims = [0, *range(2, train.dim())]
     std, mean = torch.std_mean(train, dim=dims, keepdim=True)
@@ -99,7 +102,7 @@ def standardize(train: torch.Tensor, *others: torch.Tensor | None) -> tuple[torc
     for x in (train, *others):
         if x is not None and x.numel():
             x.sub_(mean).div_(std)
-    return mean[0], std[0]
+    return tuple(mean.flatten().tolist()), tuple(std.flatten().tolist())
 
 
 class NamedTargets(Dataset):
@@ -124,9 +127,13 @@ class NamedTargets(Dataset):
 Target = torch.Tensor | dict[str, torch.Tensor]
 
 
-def as_normalization(mean: torch.Tensor, std: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """``standardize``'s statistics as plain per-channel floats, for ``Splits.normalization``."""
-    return tuple(mean.flatten().tolist()), tuple(std.flatten().tolist())
+def in_memory(ds: Dataset) -> tuple[torch.Tensor, Target] | None:
+    """(inputs, targets) of a split held in tensors (``TensorDataset`` of two, ``NamedTargets``)."""
+    if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
+        return ds.tensors[0], ds.tensors[1]
+    if isinstance(ds, NamedTargets):
+        return ds.x, ds.targets
+    return None
 
 
 def dataset(x: torch.Tensor, y: Target) -> Dataset:

@@ -64,7 +64,7 @@ def load_digits(p: DigitsParams, ctx: DataContext) -> Splits:
     parts = [(x[i], labels[i]) for i in (train, val, test)]
     normalization = None
     if p.normalize:
-        normalization = _common.as_normalization(*_common.standardize(parts[0][0], parts[1][0], parts[2][0]))
+        normalization = _common.standardize(parts[0][0], parts[1][0], parts[2][0])
     return _common.pack(
         parts[0], parts[1], parts[2] if len(test) else None, num_classes=10, normalization=normalization
     )

@@ -171,7 +171,7 @@ def load_shapes(p: ShapesParams, ctx: DataContext) -> Splits:
     parts = [(x[i], masks[i]) for i in (train, val, test)]
     normalization = None
     if p.normalize:
-        normalization = _common.as_normalization(*_common.standardize(parts[0][0], parts[1][0], parts[2][0]))
+        normalization = _common.standardize(parts[0][0], parts[1][0], parts[2][0])
     return _common.pack(
         parts[0],
         parts[1],

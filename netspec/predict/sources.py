@@ -3,24 +3,25 @@ and float32 tensors [n, *input] for any range of its samples, read only when the
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from netspec.predict.images import read_image
 
 
-class Source:
+class Source(ABC):
     """Some inputs: a label for each, and batches of them as float32 [n, *input] tensors."""
 
     kind = ""
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
-    def labels(self, start: int, stop: int) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def labels(self, start: int, stop: int) -> list[str]: ...
 
-    def load(self, start: int, stop: int):
-        raise NotImplementedError
+    @abstractmethod
+    def load(self, start: int, stop: int): ...
 
 
 class ImageFiles(Source):

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from netspec.predict.problems import Log, refuse
 from netspec.shapes import describe
 from netspec.spec import Spec
+from netspec.training.tasks import (  # torch-free: what training records is what predict reads
+    CLASS_LOSSES,
+    CLASSIFICATION,
+    RECONSTRUCTION,
+    REGRESSION,
+    SEGMENTATION,
+)
 
-CLASSIFICATION, SEGMENTATION = "classification", "segmentation"
-RECONSTRUCTION, REGRESSION = "reconstruction", "regression"
-CLASS_LOSSES = ("cross_entropy", "dice", "cross_entropy_dice")
 OF_THIS_SPEC = "use a checkpoint of a run of this spec (its spec.yaml is in the run directory)"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ class Context:
         return save_comparison(path, [*columns, (column, pictures)])
 
 
-class Writer:
+class Writer(ABC):
     """Writes one output's predictions as batches come; ``close`` returns the files written."""
 
     def __init__(self, task: OutputTask, context: Context):
@@ -123,9 +124,9 @@ class Writer:
         self.rows: list[list[str]] = []  # the first TABLE_ROWS rows of the stdout table
         self.open_files = contextlib.ExitStack()
 
+    @abstractmethod
     def add(self, index: int, labels: list[str], names: list[str], x, y) -> None:
         """One batch: its first input's number, labels, file stems, inputs and this output."""
-        raise NotImplementedError
 
     def close(self) -> list[Path]:
         self.open_files.close()

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from netspec.data import DataContext, Splits
-from netspec.datasets._common import NamedTargets
+from netspec.datasets._common import in_memory
 
 Target = torch.Tensor | dict[str, torch.Tensor]  # one target, or several by name
 
@@ -139,12 +139,14 @@ class SpecDataModule(pl.LightningDataModule):
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
     def _tensors(self, ds: Dataset) -> tuple[torch.Tensor, Target] | None:
+        held = in_memory(ds)
+        if held is None:
+            return None
         device = self._device()
-        if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
-            return ds.tensors[0].to(device), ds.tensors[1].to(device)
-        if isinstance(ds, NamedTargets):
-            return ds.x.to(device), {name: y.to(device) for name, y in ds.targets.items()}
-        return None
+        x, y = held
+        return x.to(device), (
+            {k: v.to(device) for k, v in y.items()} if isinstance(y, dict) else y.to(device)
+        )
 
     def _rank_world(self) -> tuple[int, int]:
         if self.trainer is None:

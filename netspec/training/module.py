@@ -12,16 +12,9 @@ from netspec.errors import NetspecError
 from netspec.spec import Spec
 from netspec.training import fast
 from netspec.training.losses import HeadLoss, build_metrics, metric_inputs
-from netspec.training.tasks import INPUT, Head
+from netspec.training.tasks import Head, target_of
 
 LOG_EVERY = 10  # optimizer steps between per-step loss points in metrics.csv and the progress bar
-
-
-def _target(head: Head, x: torch.Tensor, y):
-    """A head's target in a batch: the input (reconstruction), a named target, or the only one."""
-    if head.target == INPUT:
-        return x
-    return y[head.target] if isinstance(y, dict) else y
 
 
 class NonFiniteLoss(NetspecError):
@@ -74,7 +67,7 @@ class SpecModule(pl.LightningModule):
     def _head_losses(self, x, y, outs) -> list[torch.Tensor]:
         """Each head's loss on its output and target."""
         return [
-            loss_fn(outs[head.index] if self.several_outputs else outs, _target(head, x, y))
+            loss_fn(outs[head.index] if self.several_outputs else outs, target_of(head, x, y))
             for head, loss_fn in zip(self.heads, self.losses, strict=True)
         ]
 
@@ -82,15 +75,13 @@ class SpecModule(pl.LightningModule):
         x, y = batch
         outs = self(x)
         parts = self._head_losses(x, y, outs)
-        loss = (
-            parts[0] * self.heads[0].weight
-            if len(parts) == 1
-            else sum(part * head.weight for part, head in zip(parts, self.heads, strict=True))
-        )
+        loss = parts[0] * self.heads[0].weight  # the weighted sum of the heads' losses
+        for part, head in zip(parts[1:], self.heads[1:], strict=True):
+            loss = loss + part * head.weight
         for head, metrics in zip(self.heads, self.metrics[f"{stage}_metrics"], strict=True):
             if metrics:
                 out = outs[head.index] if self.several_outputs else outs
-                pred, target = metric_inputs(head, out, _target(head, x, y))
+                pred, target = metric_inputs(head, out, target_of(head, x, y))
                 for metric in metrics.values():
                     metric.update(pred, target)
         if stage == "train":

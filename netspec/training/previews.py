@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netspec.training.tasks import INPUT, RECONSTRUCTION, SEGMENTATION
+from netspec.training.tasks import INPUT, RECONSTRUCTION, SEGMENTATION, target_of
 
 PREVIEW_SAMPLES = 8
 
@@ -48,7 +48,7 @@ def write_previews(module, splits, run_dir: Path, count: int = PREVIEW_SAMPLES) 
         out = (outs[head.index] if module.several_outputs else outs).float().cpu()
         columns = [("input", inputs)] if inputs is not None else []
         if head.task == SEGMENTATION:
-            true = [item[1][head.target] if isinstance(item[1], dict) else item[1] for item in items]
+            true = [target_of(head, *item) for item in items]
             classes, ignore = head.num_classes, head.ignore_index
             columns.append(("predicted", [mask_to_rgb(m, classes, ignore) for m in out.argmax(1)]))
             columns.append(("true", [mask_to_rgb(torch.as_tensor(m), classes, ignore) for m in true]))

@@ -111,40 +111,23 @@ def heads(spec: Spec, cfg, splits: Splits) -> list:
     """Each trained output's task, loss, target and metrics, checked against the shapes and data."""
     from dataclasses import replace
 
-    from netspec.training.tasks import PSNR_NEEDS_RANGE, resolve_heads
+    from netspec.training.tasks import resolve_heads
 
     found = resolve_heads(spec, cfg, splits)
-    return [
-        replace(head, value_range=_value_range(splits, head))
-        if PSNR_NEEDS_RANGE & set(head.metrics)
-        else head
-        for head in found
-    ]
+    return [replace(h, value_range=_value_range(splits, h)) if "psnr" in h.metrics else h for h in found]
 
 
 def _value_range(splits: Splits, head) -> tuple[float, float]:
     """(min, max) of a head's training targets: PSNR's data range."""
-    import torch
+    from torch.utils.data import default_collate
 
-    from netspec.training.tasks import INPUT
+    from netspec.datasets._common import in_memory
+    from netspec.training.tasks import target_of
 
-    ds = splits.train
-    if head.target == INPUT:
-        values = ds.x if hasattr(ds, "x") else ds.tensors[0] if hasattr(ds, "tensors") else None
-    elif hasattr(ds, "targets") and isinstance(getattr(ds, "targets", None), dict):
-        values = ds.targets[head.target]
-    else:
-        values = ds.tensors[1] if hasattr(ds, "tensors") else None
-    if values is None:  # not in memory: the first few hundred samples stand for the rest
-        index = 0 if head.target == INPUT else 1
-        values = torch.stack(
-            [
-                torch.as_tensor(
-                    item[index][head.target] if isinstance(item[index], dict) else item[index]
-                ).float()
-                for item in (ds[i] for i in range(min(len(ds), 512)))
-            ]
-        )
+    held = in_memory(splits.train)
+    if held is None:  # not in memory: the first few hundred samples stand for the rest
+        held = default_collate([splits.train[i] for i in range(min(len(splits.train), 512))])
+    values = target_of(head, *held).float()
     low, high = float(values.min()), float(values.max())
     return (low, high) if high > low else (low, low + 1.0)
 

@@ -39,8 +39,7 @@ METRICS = {  # (allowed, default)
     RECONSTRUCTION: (("psnr", "mse", "mae", "r2"), ("psnr",)),
     REGRESSION: (("mae", "mse", "r2"), ("mae", "r2")),
 }
-PSNR_NEEDS_RANGE = frozenset({"psnr"})  # metrics that need the targets' value range
-CLASS_LOSSES = frozenset({"cross_entropy", "dice", "cross_entropy_dice"})
+CLASS_LOSSES = ("cross_entropy", "dice", "cross_entropy_dice")  # losses that score classes
 SHORT = {
     "accuracy": "acc",
     "top3_accuracy": "top3_acc",
@@ -82,6 +81,14 @@ class Head:
             "num_classes": self.num_classes,
             "ignore_index": self.ignore_index,
         }
+
+
+def target_of(head: Head, x, y):
+    """A head's target among a batch's or a sample's (input, targets): the input (reconstruction),
+    a named target, or the only one."""
+    if head.target == INPUT:
+        return x
+    return y[head.target] if isinstance(y, dict) else y
 
 
 @dataclass(frozen=True)
