@@ -58,6 +58,21 @@ def fit_images(images: torch.Tensor, shape: Sequence[int], scale: float) -> torc
     return out
 
 
+MAX_GENERATED_BYTES = 8 * 2**30  # what a generated dataset may hold in memory
+
+
+def check_generated_size(dataset: str, samples: int, shape: Sequence[int], bytes_per_sample: int) -> None:
+    """A generated set that would not fit in memory is a DataError before anything is allocated
+    (the count comes from the spec: a typo must not become an out-of-memory crash)."""
+    total = samples * bytes_per_sample
+    if total > MAX_GENERATED_BYTES:
+        raise DataError(
+            f"dataset {dataset!r}: {samples:,} samples of shape {shape_text(shape)} would take "
+            f"{total / 2**30:,.1f} GiB; at most {MAX_GENERATED_BYTES // 2**30} GiB are generated: lower "
+            f"num_samples (at most {max(1, MAX_GENERATED_BYTES // bytes_per_sample):,} at this shape)"
+        )
+
+
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -163,6 +163,8 @@ def load_shapes(p: ShapesParams, ctx: DataContext) -> Splits:
     from netspec.datasets import _common
 
     shape = check_shape(ctx.input_shape)
+    # float32 pixels of C channels and an int64 mask: (4·C + 8) bytes per pixel
+    _common.check_generated_size("shapes", p.num_samples, shape, (4 * shape[0] + 8) * shape[1] * shape[2])
     gen = _common.generator(ctx.seed)
     x, masks = draw(p.num_samples, shape, p.num_classes - 1, p.max_shapes, p.noise, gen)
     train, (test, val) = _common.random_split(

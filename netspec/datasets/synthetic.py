@@ -8,6 +8,8 @@ from ``ctx.seed``.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field
 
 from netspec.data import DataContext, DatasetParams, DatasetType, Splits
@@ -34,6 +36,7 @@ def load_synthetic(p: SyntheticParams, ctx: DataContext) -> Splits:
     from netspec.datasets import _common
 
     shape = tuple(p.shape) if p.shape is not None else tuple(ctx.input_shape)
+    _common.check_generated_size("synthetic", p.num_samples, shape, 4 * math.prod(shape))
     gen = _common.generator(ctx.seed)
     prototypes = torch.randn((p.num_classes, *shape), generator=gen)
     labels = torch.arange(p.num_samples) % p.num_classes
