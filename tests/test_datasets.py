@@ -954,3 +954,36 @@ def test_download_failures_are_data_errors(load, tmp_path, monkeypatch):
     with pytest.raises(DataError, match="checksum mismatch"):
         load("mnist", download=True)
     assert list((tmp_path / "MNIST" / "raw").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "data", "message"),
+    [
+        (
+            "unet.yaml",
+            "{name: shapes, num_samples: 100000000000}",
+            "'shapes': 100,000,000,000 samples of shape [1, 60, 60]",
+        ),
+        (
+            "lenet.yaml",
+            "{name: synthetic, num_samples: 100000000000}",
+            "'synthetic': 100,000,000,000 samples",
+        ),
+    ],
+)
+def test_a_generated_set_too_big_for_memory_is_refused_before_allocating(spec, data, message, capsys):
+    from conftest import REPO
+
+    from netspec.cli import main
+
+    args = [
+        "train",
+        str(REPO / "specs" / spec),
+        "--set",
+        f"train.data={data}",
+        "--set",
+        "train.progress=none",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "lower num_samples" in err and "Traceback" not in err
