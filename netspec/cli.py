@@ -158,7 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(tune)
     tune.add_argument("--out", metavar="DIR", default=None, help="directory for the plot and points")
     tune.add_argument(
-        "--steps", metavar="N", type=_positive, default=100, help="learning rates to try, one step each (100)"
+        "--steps",
+        metavar="N",
+        type=_finder_steps,
+        default=100,
+        help=f"learning rates to try, one step each (100; at most {MAX_FINDER_STEPS:,})",
     )
     tune.add_argument("--min-lr", metavar="LR", type=_rate, default=1e-7, help="first rate (1e-7)")
     tune.add_argument("--max-lr", metavar="LR", type=_rate, default=1.0, help="last rate (1)")
@@ -591,6 +595,16 @@ def _rate(text: str) -> float:
     if not (0 < value <= 1e3):  # NaN fails too
         raise argparse.ArgumentTypeError(f"expected a learning rate in (0, 1000]; got {text!r}")
     return value
+
+
+MAX_FINDER_STEPS = 100_000  # a range test longer than this is a typo, not a finer curve
+
+
+def _finder_steps(text: str) -> int:
+    steps = _positive(text)
+    if steps > MAX_FINDER_STEPS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_FINDER_STEPS:,} steps; got {text!r}")
+    return steps
 
 
 def _positive(text: str) -> int:

@@ -239,3 +239,10 @@ def test_the_suggestion_is_where_the_smoothed_loss_falls_fastest_per_decade():
     assert suggest(lrs, smoothed([2.34 - 0.00005 * i for i in range(100)])) is None  # falls by 0.2 %: noise
     assert suggest(lrs[:12], smoothed(falls_at_1e_3[:12])) is None  # too few points
     assert smoothed([1.0, math.nan, 3.0])[0] == 1.0 and math.isnan(smoothed([1.0, math.nan])[1])
+
+
+def test_tune_refuses_a_range_test_of_absurd_length(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["tune", LENET, "--steps", "1000000000000"])
+    assert info.value.code == 2
+    assert "expected at most 100,000 steps" in capsys.readouterr().err
