@@ -471,3 +471,21 @@ def test_data_options_without_a_name_tune_the_default_digits():
     assert (cfg.data.name, cfg.data.batch_size) == ("digits", 32)
     _, cfg = prepare({"input": [1, 8, 8], "layers": CLASSIFIER}, ["train.data.batch_size=16"])
     assert (cfg.data.name, cfg.data.batch_size) == ("digits", 16)
+
+
+def test_dice_loss_is_zero_for_a_perfect_mask_and_ignores_unlabelled_pixels():
+    from netspec.training.losses import dice_loss
+
+    target = torch.randint(0, 3, (2, 5, 5))
+    perfect = torch.nn.functional.one_hot(target, 3).movedim(-1, 1).float() * 50  # softmax ≈ one-hot
+    assert float(dice_loss(perfect, target, None)) == pytest.approx(0.0, abs=1e-4)
+    wrong = torch.roll(perfect, 1, dims=1)  # every pixel scored as the next class
+    assert float(dice_loss(wrong, target, None)) > 0.9
+    # an ignored pixel counts nowhere: whatever is predicted there, the loss stays the same
+    marked = target.clone()
+    marked[:, 0, :] = 255
+    noisy = perfect.clone()
+    noisy[:, :, 0, :] = torch.randn(2, 3, 5) * 50
+    assert float(dice_loss(noisy, marked, 255)) == pytest.approx(
+        float(dice_loss(perfect, marked, 255)), abs=1e-5
+    )
