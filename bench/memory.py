@@ -12,7 +12,8 @@ op (cuDNN/oneDNN workspaces). On a GPU, ``max_memory_allocated`` growth is measu
 CPU, dropout keeps a mask in the input's type where CUDA's fused dropout keeps one byte (what
 the estimate assumes), so dropout-heavy networks measure a little higher. Precisions: float32
 and bf16-mixed (``torch.autocast`` on the device, float32 weights); optimizers: SGD, SGD with
-momentum 0.9 and Adam, PyTorch's foreach implementations (the CUDA default). Ratios are
+momentum 0.9 and Adam, made as ``netspec train`` makes them (fused kernels where the device has
+them: the update in place, no weight-sized temporaries). Ratios are
 estimate ÷ measured (the issue's target: within ±20 %).
 
     python -m bench.memory [--quick] [MODEL ...]   # the table (--quick: LeNet only; MODEL: a name of MODELS)
@@ -103,6 +104,9 @@ def training_step_peak(
     import torch
     import torch.nn.functional as F
 
+    from netspec.training.config import OptimizerSpec
+    from netspec.training.module import make_optimizer
+
     name, _, momentum = optimizer.partition(":")
     cuda = device == "cuda"
     if cuda:
@@ -113,11 +117,10 @@ def training_step_peak(
     torch.manual_seed(0)
     with storage_tracker() as tracker:
         model = spec.build().to(device)
-        params = model.parameters()
-        if name == "sgd":
-            opt = torch.optim.SGD(params, lr=1e-3, momentum=float(momentum or 0), foreach=True)
-        else:
-            opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name](params, lr=1e-3, foreach=True)
+        # the optimizer netspec trains with (fused where the device has the kernels)
+        opt = make_optimizer(
+            OptimizerSpec(name=name, lr=1e-3, momentum=float(momentum or 0)), list(model.parameters())
+        )
         x = torch.randn(batch, *spec.input_shape, device=device)
         targets = [torch.randn(batch, *shape, device=device) for shape in spec.output_shapes()]
         for _ in range(2):

@@ -57,20 +57,6 @@ class Training:
             return 2
         return 1 if self.momentum else 0
 
-    @property
-    def step_temporaries(self) -> int:
-        """Weight-sized temporaries of PyTorch's default (foreach) optimizer step.
-
-        Adam: sqrt(v) / bias correction + eps; an L2 weight decay (Adam, SGD) adds a copy of the
-        gradients (AdamW decays the weights in place); Nesterov adds grad + momentum · buffer.
-        """
-        temporaries = 1 if self.optimizer in ("adam", "adamw") else 0
-        if self.weight_decay and self.optimizer != "adamw":
-            temporaries += 1
-        if self.optimizer == "sgd" and self.nesterov:
-            temporaries += 1
-        return temporaries
-
     def describe(self) -> str:
         opt = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}[self.optimizer]
         if self.optimizer == "sgd":
@@ -470,17 +456,19 @@ def estimate(
             run.drop_grad(gid)
         if not released:
             release(layer.name)
-    # the optimizer step: every weight gradient, the state and the step's temporaries
+    # the optimizer step: every weight gradient and the state; netspec's fused step (one kernel
+    # per tensor, in place) makes no weight-sized temporaries
     for gid in list(run.grads):
         run.grad_bytes -= run.grads.pop(gid)[0]
-    run.temporary = trainable * training.step_temporaries * FP32
+    run.temporary = 0
     run.check("the optimizer step")
 
     _, where, grads, acts, work = run.peak
     assumptions = [
         f"{training.describe()} ({training.source})",
         f"batch of {batch}: float32 inputs, one float32 target per output element",
-        "PyTorch's default (foreach) optimizer step; weights, gradients and optimizer state in float32",
+        "netspec's fused optimizer step (in place; PyTorch's default on devices without fused kernels "
+        "adds one or two weight-sized temporaries); weights, gradients and optimizer state in float32",
         "tensors live as long as autograd keeps them; not counted: allocator rounding, scratch memory "
         "inside one kernel (cuDNN/oneDNN convolution workspaces), cuBLAS's workspace (a few MiB per "
         "stream, 32 MiB on Hopper GPUs) and the CUDA context",

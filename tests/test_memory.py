@@ -75,7 +75,7 @@ def test_precision_and_optimizer_come_from_the_train_section():
     speedrun = netspec.load(REPO / "specs/cifar_speedrun.yaml")  # sgd, momentum 0.85, nesterov, decay
     training = training_of(speedrun)
     assert (training.optimizer, training.momentum, training.nesterov) == ("sgd", 0.85, True)
-    assert training.state_per_weight == 1 and training.step_temporaries == 2  # decay copy + nesterov
+    assert training.state_per_weight == 1  # the momentum buffer
     assert "from the spec's train: section" in summarize(speedrun).totals.memory.assumptions[0]
     unet = netspec.load(REPO / "specs/unet.yaml")  # a train: section with the defaults
     assert training_of(unet) == Training(source="from the spec's train: section")
@@ -90,7 +90,7 @@ def test_options_override_the_train_section():
     adam = training_of(speedrun, optimizer="adam")
     assert (adam.optimizer, adam.momentum, adam.nesterov, adam.weight_decay) == ("adam", 0.0, False, 0.0)
     plain = training_of(speedrun, optimizer="sgd")  # replaces train.optimizer: no momentum, no decay
-    assert plain.state_per_weight == 0 and plain.step_temporaries == 0
+    assert plain.state_per_weight == 0 and plain.weight_decay == 0
     assert training_of(speedrun, optimizer="sgd:0.9").momentum == 0.9
     half = training_of(speedrun, precision="bf16-mixed")
     assert (half.precision, half.optimizer, half.momentum) == ("bf16-mixed", "sgd", 0.85)

@@ -134,17 +134,9 @@ class SpecModule(pl.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        opt = self.cfg.optimizer
         params = [p for p in self.parameters() if p.requires_grad]  # train.freeze: frozen ones stay out
-        if opt.name == "sgd":
-            optimizer = torch.optim.SGD(
-                params, lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay
-            )
-        else:
-            cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
-            extra = {"betas": tuple(opt.betas)} if opt.betas else {}
-            optimizer = cls(params, lr=opt.lr, weight_decay=opt.weight_decay, **extra)
-        schedule = lr_lambda(self.cfg.scheduler, opt.lr, self.total_steps)
+        optimizer = make_optimizer(self.cfg.optimizer, params)
+        schedule = lr_lambda(self.cfg.scheduler, self.cfg.optimizer.lr, self.total_steps)
         if schedule is None:
             return optimizer
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -182,6 +174,37 @@ class SpecModule(pl.LightningModule):
             torch.set_rng_state(state["cpu"])
             if "cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def make_optimizer(opt, params: list) -> torch.optim.Optimizer:
+    """``train.optimizer`` as a torch optimizer, in its fused implementation where the device has one.
+
+    The fused kernel does the whole update in one pass over each tensor, where PyTorch's default on
+    a CPU runs ~8 small ops per parameter tensor: a LeNet step on one CPU thread takes ~7 % less
+    (bench/train_speed.py), and it needs no weight-sized temporaries. Same update rule, same state
+    (checkpoints load either way); devices without fused kernels get PyTorch's default.
+    """
+    if opt.name == "sgd":
+        cls = torch.optim.SGD
+        kwargs = {"momentum": opt.momentum, "nesterov": opt.nesterov}
+    else:
+        cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
+        kwargs = {"betas": tuple(opt.betas)} if opt.betas else {}
+    kwargs.update(lr=opt.lr, weight_decay=opt.weight_decay)
+    if params and fused_on(params):
+        return cls(params, fused=True, **kwargs)
+    return cls(params, **kwargs)
+
+
+def fused_on(params: list) -> bool:
+    """Do PyTorch's fused optimizer kernels take these parameters (floating point, a device that has them)?"""
+    try:  # a private helper: the fused kernels' device list moves with PyTorch releases
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        devices = set(_get_fused_kernels_supported_devices())
+    except ImportError:
+        devices = {"cpu", "cuda"}
+    return all(p.is_floating_point() and p.device.type in devices for p in params)
 
 
 def lr_lambda(sched, base_lr: float, total_steps: float):
