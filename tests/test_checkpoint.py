@@ -140,3 +140,79 @@ def test_a_run_directory_stands_for_its_best_checkpoint(tmp_path):
     assert torch.equal(read_checkpoint(tmp_path / "run")["state_dict"]["model.w"], torch.ones(2))
     with pytest.raises(SpecError, match="is not a file"):  # any other directory is still refused
         read_checkpoint(tmp_path / "run" / "checkpoints")
+
+
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
+@pytest.mark.filterwarnings("ignore:.*does not have many workers.*")
+@pytest.mark.filterwarnings("ignore:.*number of training batches.*")
+def test_an_improving_epoch_writes_its_checkpoint_once_and_the_best_keeps_its_state(tmp_path):
+    """best.ckpt and last.ckpt of the same state are one file (a hard link); writing last.ckpt
+    again later takes it off the link, so best.ckpt still holds the best epoch's weights; and
+    last.ckpt follows every epoch, improving or not (Lightning 2.6 alone leaves it at the best)."""
+    import os
+
+    import pytorch_lightning as pl
+
+    from netspec.training.finetune import checkpoint_callback
+
+    scores = [1.0, 0.5, 0.8]  # val_loss per epoch: best at epoch 1, epoch 2 is worse
+
+    class Scripted(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", scores[self.current_epoch])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Record(pl.Callback):
+        def __init__(self):
+            self.shared, self.weights = [], []
+
+        def on_validation_start(self, trainer, module):  # the epoch's weights, as checkpointed
+            self.weights.append(module.layer.weight.detach().clone())
+
+        def on_train_epoch_start(self, trainer, module):  # the previous epoch's checkpoints are written
+            if trainer.current_epoch:
+                self.look()
+
+        def on_fit_end(self, trainer, module):
+            self.look()
+
+        def look(self):
+            folder = tmp_path / "checkpoints"
+            self.shared.append(os.path.samefile(folder / "best.ckpt", folder / "last.ckpt"))
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 2)), batch_size=4)
+    record = Record()
+    checkpoint = checkpoint_callback(
+        dirpath=tmp_path / "checkpoints",
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_last=True,
+        enable_version_counter=False,
+    )
+    trainer = pl.Trainer(
+        max_epochs=3,
+        callbacks=[checkpoint, record],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+    )
+    trainer.fit(Scripted(), train_dataloaders=data, val_dataloaders=data)
+    best = read_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    last = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert (best["epoch"], last["epoch"]) == (1, 2)
+    assert record.shared == [True, True, False]  # epochs 0 and 1 improved: one file each
+    assert torch.equal(best["state_dict"]["layer.weight"], record.weights[1])
+    assert torch.equal(last["state_dict"]["layer.weight"], record.weights[2])
+    assert not torch.equal(record.weights[1], record.weights[2])
