@@ -35,6 +35,7 @@ class SpecModule(pl.LightningModule):
         super().__init__()
         # this epoch's training loss and the first non-finite step, kept on the device (fast.py)
         self._losses = fast.StepLosses()
+        self._eval_losses = fast.EpochMeans()  # validation or test losses of the running epoch
         self.static_batch: int | None = None  # compiled: evaluation batches padded to this size
         self.channels_last = False  # train.memory_format: channels_last (run.py sets both)
         self.total_steps = total_steps  # for schedules (not trainer.estimated_stepping_batches: asking
@@ -92,16 +93,41 @@ class SpecModule(pl.LightningModule):
                 self._stop_if_nonfinite()
                 self.log("train_loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
                 self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
-        else:
-            log = {"on_epoch": True, "sync_dist": True, "batch_size": len(x)}
-            self.log(f"{stage}_loss", loss, prog_bar=stage == "val", **log)
+        else:  # summed on the device, logged at the epoch's end (_log_evaluation)
+            losses = {f"{stage}_loss": loss}
             if len(parts) > 1:
-                for head, part in zip(self.heads, parts, strict=True):
-                    self.log(f"{stage}_{head.prefix}loss", part, **log)
-            for metrics in self.metrics[f"{stage}_metrics"]:
-                for name, metric in metrics.items():
-                    self.log(f"{stage}_{name}", metric, prog_bar=stage == "val", on_epoch=True)
+                losses.update(
+                    (f"{stage}_{head.prefix}loss", part) for head, part in zip(self.heads, parts, strict=True)
+                )
+            self._eval_losses.add(losses, len(x))
         return loss
+
+    def _log_evaluation(self, stage: str) -> None:
+        """The epoch's validation or test losses and metrics (as Lightning's on_epoch logging would)."""
+        shown = stage == "val"
+        for name, value in self._eval_losses.means().items():
+            self.log(name, value, prog_bar=shown and name == f"{stage}_loss", sync_dist=True)
+        self._log_metrics(stage, prog_bar=shown)
+
+    def _log_metrics(self, stage: str, prog_bar: bool = False) -> None:
+        """Each head's metrics over the epoch (torchmetrics syncs them across processes), then reset."""
+        for metrics in self.metrics[f"{stage}_metrics"]:
+            for name, metric in metrics.items():
+                if metric.update_called:
+                    self.log(f"{stage}_{name}", metric.compute(), prog_bar=prog_bar, sync_dist=True)
+                metric.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_losses.reset()  # nothing left from an interrupted pass
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_losses.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
 
     def _stop_if_nonfinite(self) -> None:
         """Checked every LOG_EVERY steps, at epoch end and before a checkpoint is written."""
@@ -119,10 +145,7 @@ class SpecModule(pl.LightningModule):
         self._stop_if_nonfinite()
         if self._losses.seen:
             self.log("train_loss_epoch", self._losses.total / self._losses.seen, sync_dist=True)
-        for metrics in self.metrics["train_metrics"]:
-            for name, metric in metrics.items():
-                self.log(f"train_{name}", metric.compute(), sync_dist=True)
-                metric.reset()
+        self._log_metrics("train")
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
