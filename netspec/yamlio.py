@@ -294,6 +294,12 @@ def load_yaml(text: str, source: str = "<spec>") -> Document:
     if len(encoded) > MAX_BYTES:
         raise _refuse(f"spec is larger than {MAX_BYTES // 1024} KiB; refusing to read it", source, None)
     _check_event_count(text, source)
+    if _CParser is not None:
+        from netspec.yamlplain import read_plain  # builds on this module
+
+        doc = read_plain(text, source)
+        if doc is not None:
+            return doc
     try:
         loader = _CLoader(text) if _CParser is not None else _PyLoader(text)
         try:

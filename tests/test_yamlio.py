@@ -156,6 +156,41 @@ def test_specs_read_the_same_with_both_loaders(monkeypatch):
         assert (fast.positions, fast.key_positions) == (slow.positions, slow.key_positions)
 
 
+@pytest.mark.skipif(yamlio._CParser is None, reason="the one-pass reader needs libyaml")
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("a: 1\nb:\n  - x\n  - {k: 2, é: [3, '4']}\n", True),
+        ("~: 1\n2: 2\n'1': 3\ntrue: x\nn:\ne: 1e-3\nh: 0x1F\ni: .inf\n", True),
+        ("---\n", True),
+        ("", False),
+        ("a: &x 1\nb: *x\n", False),
+        ("c: {d: 4}\ne: {<<: {d: 5}, f: 5}\n", False),
+        ("a: !!str 1\n", False),
+        ("a: 2020-01-01\n", False),
+        ("a: 1\na: 2\n", False),
+        ("<key>: 1\n", False),
+        ('a: "x\\x01"\n', False),
+        ("a: [1\n", False),
+        ("a\n---\nb\n", False),
+    ],
+)
+def test_the_one_pass_reader_reads_plain_yaml_as_the_full_reader_does(text, plain, monkeypatch):
+    from netspec import yamlplain
+
+    fast = yamlplain.read_plain(text, "s.yaml")
+    assert (fast is not None) == plain
+    monkeypatch.setattr(yamlplain, "read_plain", lambda text, source: None)
+    try:
+        full = load_yaml(text, "s.yaml")
+    except SpecError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert repr(fast.data) == repr(full.data)  # repr: 1 and True, 1 and 1.0 differ
+        assert (fast.positions, fast.key_positions) == (full.positions, full.key_positions)
+
+
 @pytest.mark.skipif(yamlio._CParser is None, reason="the pure-Python parser takes seconds per 100k nodes")
 def test_a_megabyte_of_flow_items_is_refused_while_composing():
     text = "a: [" + ",".join(["1"] * 499_990) + "]\n"
