@@ -102,17 +102,26 @@ def uses_language(data: Any) -> bool:
         return True
     layers = data.get("layers")
     return isinstance(layers, list) and any(
-        isinstance(item, dict) and (any(k in item for k in (*ITEM_KEYS, "layers")) or _has_expression(item))
+        isinstance(item, dict) and (not _ITEM_STRUCTURE.isdisjoint(item) or _has_expression(item))
         for item in layers
     )
 
 
+_ITEM_STRUCTURE = frozenset((*ITEM_KEYS, "layers"))
+
+
 def _has_expression(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_has_expression(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_expression(v) for v in value)
-    return is_expression(value)
+    """Whether ``value`` holds an ``=expression``; scalars are tested in the loop, not by a call each
+    (this scan reads every value of a flat spec)."""
+    if not isinstance(value, (dict, list)):
+        return is_expression(value)
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, str):
+            if is_expression(item):
+                return True
+        elif isinstance(item, (dict, list)) and _has_expression(item):
+            return True
+    return False
 
 
 def expand(
