@@ -153,7 +153,7 @@ def test_an_improving_epoch_writes_its_checkpoint_once_and_the_best_keeps_its_st
 
     import pytorch_lightning as pl
 
-    from netspec.training.finetune import checkpoint_callback
+    from netspec.training.checkpoint_io import RunCheckpointIO, checkpoint_callback
 
     scores = [1.0, 0.5, 0.8]  # val_loss per epoch: best at epoch 1, epoch 2 is worse
 
@@ -180,12 +180,13 @@ def test_an_improving_epoch_writes_its_checkpoint_once_and_the_best_keeps_its_st
 
         def on_train_epoch_start(self, trainer, module):  # the previous epoch's checkpoints are written
             if trainer.current_epoch:
-                self.look()
+                self.look(trainer)
 
         def on_fit_end(self, trainer, module):
-            self.look()
+            self.look(trainer)
 
-        def look(self):
+        def look(self, trainer):
+            trainer.strategy.checkpoint_io.wait()  # written in the background
             folder = tmp_path / "checkpoints"
             self.shared.append(os.path.samefile(folder / "best.ckpt", folder / "last.ckpt"))
 
@@ -202,6 +203,7 @@ def test_an_improving_epoch_writes_its_checkpoint_once_and_the_best_keeps_its_st
     trainer = pl.Trainer(
         max_epochs=3,
         callbacks=[checkpoint, record],
+        plugins=[RunCheckpointIO()],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -216,3 +218,26 @@ def test_an_improving_epoch_writes_its_checkpoint_once_and_the_best_keeps_its_st
     assert torch.equal(best["state_dict"]["layer.weight"], record.weights[1])
     assert torch.equal(last["state_dict"]["layer.weight"], record.weights[2])
     assert not torch.equal(record.weights[1], record.weights[2])
+
+
+def test_the_background_writer_saves_a_snapshot_atomically_and_reports_a_failed_write(tmp_path):
+    from netspec.training.checkpoint_io import RunCheckpointIO
+
+    writer = RunCheckpointIO()
+    weights = torch.arange(4.0)
+    writer.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "a.ckpt")
+    weights.add_(100)  # training goes on: the checkpoint keeps the state it was given
+    assert torch.equal(writer.load_checkpoint(tmp_path / "a.ckpt")["state_dict"]["w"], torch.arange(4.0))
+    writer.link(tmp_path / "a.ckpt", tmp_path / "b.ckpt")
+    writer.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "a.ckpt")  # a.ckpt anew
+    writer.wait()
+    assert torch.equal(
+        torch.load(tmp_path / "b.ckpt", weights_only=True)["state_dict"]["w"], torch.arange(4.0)
+    )
+    assert torch.equal(torch.load(tmp_path / "a.ckpt", weights_only=True)["state_dict"]["w"], weights)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt", "b.ckpt"]  # no temporary files left
+    (tmp_path / "file").write_text("not a directory")
+    writer.save_checkpoint({"x": torch.zeros(1)}, tmp_path / "file" / "c.ckpt")
+    with pytest.raises(OSError):
+        writer.teardown()
+    writer.teardown()  # each error is raised once

@@ -449,6 +449,7 @@ def _trainer(spec: Spec, cfg, run_dir: Path, history: list[dict]):
             deterministic=cfg.deterministic,
             logger=_loggers(run_dir, history),
             callbacks=callbacks,
+            plugins=_checkpoint_writer(cfg),
             enable_progress_bar=cfg.progress != "none",
             enable_model_summary=False,
             log_every_n_steps=LOG_EVERY,
@@ -468,6 +469,15 @@ def _trainer(spec: Spec, cfg, run_dir: Path, history: list[dict]):
             ]
         ) from None
     return trainer, checkpoint
+
+
+def _checkpoint_writer(cfg) -> list:
+    """netspec's background checkpoint writer, where one process writes one file per checkpoint
+    (one device, DDP); FSDP, DeepSpeed and XLA keep the writers their strategies bring."""
+    from netspec.training.checkpoint_io import RunCheckpointIO
+
+    own = cfg.strategy == "auto" or cfg.strategy.startswith("ddp")
+    return [RunCheckpointIO()] if own and cfg.accelerator != "tpu" else []
 
 
 def _notice_nondeterminism(spec: Spec, cfg, device: str, heads: list) -> None:
@@ -561,7 +571,8 @@ def _total_steps(cfg, splits: Splits) -> int:
 def _callbacks(cfg, run_dir: Path):
     from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 
-    from netspec.training.finetune import checkpoint_callback, early_stopping_callback
+    from netspec.training.checkpoint_io import checkpoint_callback
+    from netspec.training.finetune import early_stopping_callback
 
     checkpoint = checkpoint_callback(
         dirpath=run_dir / "checkpoints",
