@@ -345,3 +345,66 @@ def test_errors_in_what_set_wrote_name_the_set():
 def test_set_creates_missing_mappings():
     spec = netspec.load("specs/lenet.yaml", overrides=["expect.output=[10]"])
     assert spec.model.expect.output == [10]
+
+
+@pytest.mark.skipif(yamlio._CParser is None, reason="the one-pass reader needs libyaml")
+def test_the_one_pass_reader_agrees_with_the_full_reader_on_mutated_specs(monkeypatch):
+    """A differential fuzz: the gallery's specs with random edits (YAML's special characters,
+    indentation, quotes, unicode, control characters) read the same with the one-pass reader as
+    with the full one, or the one-pass reader gives way; it never raises and never differs."""
+    import random
+    from pathlib import Path
+
+    from netspec import yamlplain
+
+    texts = [path.read_text() for path in sorted(Path("specs").glob("*.yaml"))]
+    pieces = [
+        ":",
+        "- ",
+        "&a ",
+        "*a",
+        "!!str ",
+        "<<: ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "'",
+        '"',
+        "\t",
+        "  ",
+        "\n",
+        "#",
+        ",",
+        "~",
+        "é",
+        "\x01",
+        "\ufeff",
+        "0x1F",
+        "1e3",
+        ".inf",
+        "yes",
+        "2020-01-01",
+        "? ",
+    ]
+    rng = random.Random(20261130)
+    plain_read = 0
+    for case in range(400):
+        text = rng.choice(texts)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(text) + 1)
+            cut = rng.choice([0, 0, 1, rng.randint(1, 20)])
+            text = text[:at] + rng.choice(pieces + [""]) + text[at + cut :]
+        fast = yamlplain.read_plain(text, "s.yaml")
+        with monkeypatch.context() as patched:
+            patched.setattr(yamlplain, "read_plain", lambda text, source: None)
+            try:
+                full = load_yaml(text, "s.yaml")
+            except SpecError:
+                assert fast is None, (case, text)
+                continue
+        if fast is not None:
+            plain_read += 1
+            assert repr(fast.data) == repr(full.data), (case, text)
+            assert (fast.positions, fast.key_positions) == (full.positions, full.key_positions), (case, text)
+    assert plain_read > 50  # the fuzz reaches the one-pass reader, not only its refusals
