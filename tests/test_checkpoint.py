@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from conftest import REPO
 
 from netspec.cli import main
+from netspec.errors import SpecError
 from netspec.training.checkpoint import read_checkpoint
 
 LENET = str(REPO / "specs/lenet.yaml")
@@ -238,6 +240,24 @@ def test_the_background_writer_saves_a_snapshot_atomically_and_reports_a_failed_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt", "b.ckpt"]  # no temporary files left
     (tmp_path / "file").write_text("not a directory")
     writer.save_checkpoint({"x": torch.zeros(1)}, tmp_path / "file" / "c.ckpt")
-    with pytest.raises(OSError):
+    with pytest.raises(SpecError, match="cannot write the checkpoint .*c.ckpt"):
         writer.teardown()
     writer.teardown()  # each error is raised once
+
+
+def test_a_disk_that_refuses_a_checkpoint_is_exit_2_naming_the_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from netspec.training import checkpoint_io
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", full)
+    run = tmp_path / "run"
+    argv = ["train", LENET, "--set", "train.max_epochs=1", "--set", "train.progress=none"]
+    assert main([*argv, "--set", f"train.run_dir={run}"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the checkpoint {run / 'checkpoints'}" in err and "No space left on device" in err
+    assert "internal error" not in err and "Traceback" not in err
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]

@@ -16,11 +16,13 @@ goes on changing the originals) and a single writer thread, in order:
 - removes checkpoints Lightning retires.
 
 Reading a checkpoint, and the end of ``fit``/``test``, first wait for the writes before them;
-an error of a background write (a full disk) is raised there, or at the next save.
+an error of a background write (a full disk) is raised there, or at the next save, as a
+located error (exit 2) naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +32,8 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_utilities.core.apply_func import apply_to_collection
+
+from netspec.errors import Problem, SpecError
 
 
 def _as_saved(storage, location):
@@ -100,14 +104,31 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
 def _write(checkpoint: dict[str, Any], path: str) -> None:
     """``torch.save`` to a temporary file in the same directory, renamed over ``path`` when complete."""
     folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
+        os.makedirs(folder, exist_ok=True)
         torch.save(checkpoint, temporary)
         os.replace(temporary, path)
+    except OSError as exc:
+        raise _not_written(path, exc) from None
     finally:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
+        with contextlib.suppress(OSError):
+            if os.path.lexists(temporary):
+                os.unlink(temporary)
+
+
+def _not_written(path: str, exc: OSError) -> SpecError:
+    """A checkpoint the disk refused (full, read-only, gone): exit 2 naming the file, not a bug."""
+    return SpecError(
+        [
+            Problem(
+                f"cannot write the checkpoint {path}: {exc.strerror or exc}",
+                path,
+                hint="free disk space or choose a writable train.run_dir; the checkpoints written "
+                "before this one are complete",
+            )
+        ]
+    )
 
 
 def share(written: str, path: str) -> None:
@@ -115,13 +136,16 @@ def share(written: str, path: str) -> None:
     a copy where hard links are not allowed."""
     folder = os.path.dirname(path) or "."
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.link")
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
     try:
-        os.link(written, temporary)
-    except OSError:  # a file system without hard links (some network and FUSE mounts)
-        shutil.copyfile(written, temporary)
-    os.replace(temporary, path)
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        try:
+            os.link(written, temporary)
+        except OSError:  # a file system without hard links (some network and FUSE mounts)
+            shutil.copyfile(written, temporary)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise _not_written(path, exc) from None
 
 
 def checkpoint_callback(**kwargs: Any):
