@@ -394,7 +394,7 @@ def test_the_one_pass_reader_agrees_with_the_full_reader_on_mutated_specs(monkey
         for _ in range(rng.randint(1, 4)):
             at = rng.randrange(len(text) + 1)
             cut = rng.choice([0, 0, 1, rng.randint(1, 20)])
-            text = text[:at] + rng.choice(pieces + [""]) + text[at + cut :]
+            text = text[:at] + rng.choice([*pieces, ""]) + text[at + cut :]
         fast = yamlplain.read_plain(text, "s.yaml")
         with monkeypatch.context() as patched:
             patched.setattr(yamlplain, "read_plain", lambda text, source: None)
