@@ -95,6 +95,30 @@ def test_early_stopping_stops_a_run(tmp_path):
     assert result.epochs < 30
 
 
+@pytest.mark.parametrize("max_steps", [3, 25])  # digits: 21 steps an epoch
+def test_a_run_that_stops_at_max_steps_mid_epoch_validates_and_checkpoints_its_last_steps(
+    tmp_path, max_steps
+):
+    import csv
+
+    from conftest import REPO
+
+    from netspec.training import fit
+    from netspec.training.checkpoint import read_checkpoint
+
+    result = fit(
+        REPO / "specs/lenet.yaml",
+        overrides=[f"train.max_steps={max_steps}", "train.progress=none", f"train.run_dir={tmp_path}"],
+    )
+    assert result.steps == max_steps and "val_loss" in result.metrics
+    assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
+    assert read_checkpoint(result.last_checkpoint)["global_step"] == max_steps
+    with (tmp_path / "metrics.csv").open() as file:
+        validated = [int(row["step"]) for row in csv.DictReader(file) if row.get("val_loss")]
+    assert validated[-1] == max_steps - 1  # Lightning's row step: the last optimizer step's index
+    assert len(validated) == 1 + max_steps // 21
+
+
 def test_the_determinism_table_names_each_layer_without_a_deterministic_kernel():
     import netspec
     from netspec.training.determinism import nondeterministic_layers

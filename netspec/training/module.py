@@ -141,6 +141,13 @@ class SpecModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._losses.reset()
 
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # max_steps reached mid-epoch: Lightning would stop without validating the last steps (no
+        # val metrics, no best.ckpt for a run shorter than an epoch); a run asked to stop validates
+        trainer = self.trainer
+        if 0 < trainer.max_steps <= self.global_step and batch_idx + 1 < trainer.num_training_batches:
+            trainer.should_stop = True
+
     def on_train_epoch_end(self) -> None:
         self._stop_if_nonfinite()
         if self._losses.seen:
