@@ -261,3 +261,29 @@ def test_a_disk_that_refuses_a_checkpoint_is_exit_2_naming_the_file(tmp_path, ca
     assert f"cannot write the checkpoint {run / 'checkpoints'}" in err and "No space left on device" in err
     assert "internal error" not in err and "Traceback" not in err
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_background_writer_holds_at_most_two_snapshots(tmp_path, monkeypatch):
+    """Saving faster than the disk writes makes the run wait, instead of piling copies of the state."""
+    import threading
+
+    from netspec.training import checkpoint_io
+
+    gate, written = threading.Event(), []
+
+    def slow(checkpoint, path):
+        gate.wait(10)
+        written.append(path)
+
+    monkeypatch.setattr(checkpoint_io, "_write", slow)
+    writer = checkpoint_io.RunCheckpointIO()
+    writer.save_checkpoint({"w": torch.zeros(1)}, tmp_path / "1.ckpt")
+    writer.save_checkpoint({"w": torch.zeros(1)}, tmp_path / "2.ckpt")  # queued behind the first
+    third = threading.Thread(target=writer.save_checkpoint, args=({"w": torch.zeros(1)}, tmp_path / "3.ckpt"))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive() and not written  # waits for the first write
+    gate.set()
+    third.join(10)
+    writer.teardown()
+    assert [os.path.basename(p) for p in written] == ["1.ckpt", "2.ckpt", "3.ckpt"]

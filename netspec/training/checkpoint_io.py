@@ -35,6 +35,8 @@ from lightning_utilities.core.apply_func import apply_to_collection
 
 from netspec.errors import Problem, SpecError
 
+MAX_QUEUED = 1  # snapshots waiting for the writer besides the new one: at most two copies in memory
+
 
 def _as_saved(storage, location):
     return storage  # Lightning's default map_location: tensors where the checkpoint says
@@ -71,8 +73,14 @@ class RunCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError("netspec's checkpoint writer takes no storage_options")
+        self._settle(MAX_QUEUED)  # a run saving faster than the disk writes waits, not piles up copies
         snapshot = apply_to_collection(checkpoint, torch.Tensor, _to_host)
         self._submit(_write, snapshot, os.fspath(path))
+
+    def _settle(self, most: int) -> None:
+        """Wait until at most ``most`` writes are pending (each holds a copy of the state in memory)."""
+        while len(self._pending) > most:
+            self._pending.pop(0).result()
 
     def link(self, written, path) -> None:
         """``path`` as a second name of the checkpoint file ``written`` (after its write)."""
