@@ -54,3 +54,19 @@ def test_quick_suite_writes_every_section(tmp_path):
     assert summary_rows and all("agree:" in r["note"] for r in summary_rows)
     markdown = (tmp_path / "quick.md").read_text()
     assert markdown.count("\n| ") == len(result["rows"]) + 1  # a line per row, plus the separator
+
+
+def test_lightning_overhead_bench_runs():
+    """``bench/lightning_overhead.py`` (the data behind netspec's choice of Lightning loop) never rots."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.lightning_overhead", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    for loop in ("plain loop", "automatic", "manual K=1", "manual K=4", "manual K=8"):
+        assert any(line.strip().startswith(loop) and "calls a step" in line for line in lines), done.stdout
