@@ -75,10 +75,9 @@ def __dir__() -> list[str]:
 
 def build(spec: Spec | str | dict) -> fx.GraphModule:
     """Build the network of a spec (a loaded :class:`Spec`, a path, YAML text or a dict)."""
-    from netspec.builder import build as _build
     from netspec.spec import Spec, load
 
-    return _build(spec if isinstance(spec, Spec) else load(spec))
+    return (spec if isinstance(spec, Spec) else load(spec)).build()
 
 
 __all__ = [
