@@ -597,10 +597,22 @@ def _callbacks(cfg, run_dir: Path):
     if cfg.early_stopping is not None:
         callbacks.append(early_stopping_callback(cfg.early_stopping))
     if cfg.progress == "rich":
-        callbacks.append(RichProgressBar())
+        callbacks.append(_with_step_metrics(RichProgressBar)())
     elif cfg.progress == "tqdm":
-        callbacks.append(TQDMProgressBar())
+        callbacks.append(_with_step_metrics(TQDMProgressBar)())
     return callbacks, checkpoint
+
+
+def _with_step_metrics(bar: type) -> type:
+    """A Lightning progress bar that also shows the module's per-step values (``SpecModule.step_metrics``,
+    logged without ``self.log``)."""
+
+    class Bar(bar):
+        def get_metrics(self, trainer, pl_module):
+            return {**super().get_metrics(trainer, pl_module), **getattr(pl_module, "step_metrics", {})}
+
+    Bar.__name__ = Bar.__qualname__ = bar.__name__  # Lightning names callbacks' state by class
+    return Bar
 
 
 def _loggers(run_dir: Path, history: list[dict]) -> list:
