@@ -235,6 +235,9 @@ def test_deep_supervision_trains_both_outputs_and_logs_each(tmp_path):
     result = _fit(doc, tmp_path)
     for name in ("test_logits_acc", "test_aux_acc", "test_aux_top3_acc", "val_logits_loss", "val_aux_loss"):
         assert name in result.metrics, sorted(result.metrics)
+    header = (result.run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    # each head's training loss is logged (early stopping may monitor it: tasks.logged_metrics)
+    assert {"train_logits_loss", "train_aux_loss", "train_loss_epoch"} <= set(header)
     assert result.metrics["test_aux_acc"] > 0.5 and result.metrics["test_logits_acc"] > 0.3
     # the total is the weighted sum of the parts
     total = result.metrics["val_logits_loss"] + 0.4 * result.metrics["val_aux_loss"]

@@ -209,6 +209,23 @@ def test_curves_give_each_split_one_colour_and_show_the_learning_rate(tmp_path):
     assert plot_curves(tmp_path / "missing.csv", tmp_path / "none.png") is None
 
 
+def test_epoch_means_weigh_batches_by_size_and_survive_a_checkpoint():
+    from netspec.training.fast import EpochMeans
+
+    means = EpochMeans()
+    means.add({"a": torch.tensor(1.0), "b": torch.tensor(4.0)}, 3)
+    means.add({"a": torch.tensor(2.0), "b": torch.tensor(0.0)}, 1)
+    state = means.state()  # taken mid-epoch: the sums go on
+    assert state == {"a": [pytest.approx(1.25), 4], "b": [pytest.approx(3.0), 4]}
+    resumed = EpochMeans()
+    resumed.load(state)
+    for running in (means, resumed):
+        running.add({"a": torch.tensor(5.0), "b": torch.tensor(3.0)}, 4)
+        got = {name: float(value) for name, value in running.means().items()}
+        assert got == {"a": pytest.approx(3.125), "b": pytest.approx(3.0)}
+        assert running.means() == {}  # and the next epoch starts empty
+
+
 def test_step_losses_sum_the_epoch_and_name_the_first_non_finite_step():
     from netspec.training.fast import StepLosses
 

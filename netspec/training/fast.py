@@ -7,7 +7,8 @@
   dropped, a short evaluation batch padded and its outputs cut back), so validation and test
   reuse one graph instead of recompiling; ``train.memory_format: channels_last`` puts image
   batches in NHWC.
-- ``EpochMeans``: validation and test losses summed on the device and logged once per epoch;
+- ``EpochMeans``: validation and test losses (and each head's training loss, with several
+  heads) summed on the device and logged once per epoch;
   a ``self.log`` per batch costs ~0.3 ms, one of a torchmetrics object ~1 ms (Lightning moves
   the whole metric module to the device at every call).
 - ``compile_counts``: how many graphs ``torch.compile`` built (bench/train_speed.py and the
@@ -79,7 +80,7 @@ class StepLosses:
 
 
 class EpochMeans:
-    """Sample-weighted means over an epoch of per-batch values (validation and test losses).
+    """Sample-weighted means over an epoch of per-batch values (evaluation losses, heads' training losses).
 
     ``add`` keeps a reference to the batch's value; ``means`` folds them in one op per name.
     """
@@ -95,6 +96,19 @@ class EpochMeans:
 
     def reset(self) -> None:
         self._values, self._sizes = {}, []
+
+    def state(self) -> dict[str, list[float]]:
+        """For checkpoints: each name's [mean, samples] so far (a resumed epoch continues them)."""
+        samples = sum(self._sizes)
+        state = {name: [float(mean), samples] for name, mean in self.means().items()}
+        self.load(state)  # means() started the epoch's sums again: put them back
+        return state
+
+    def load(self, state: dict[str, list[float]]) -> None:
+        self.reset()
+        for name, (mean, samples) in state.items():
+            self._values[name] = [torch.tensor(float(mean))]
+            self._sizes = [int(samples)]
 
     def means(self) -> dict[str, torch.Tensor]:
         """Each name's mean over the samples added since the last call (then starts again)."""

@@ -36,6 +36,7 @@ class SpecModule(pl.LightningModule):
         # this epoch's training loss and the first non-finite step, kept on the device (fast.py)
         self._losses = fast.StepLosses()
         self._eval_losses = fast.EpochMeans()  # validation or test losses of the running epoch
+        self._train_parts = fast.EpochMeans()  # with several heads: each one's training loss
         self._logged_step = -1  # the optimizer step of the last per-step row
         self.step_metrics: dict[str, float] = {}  # the latest per-step values, for the progress bar
         self.static_batch: int | None = None  # compiled: evaluation batches padded to this size
@@ -91,6 +92,10 @@ class SpecModule(pl.LightningModule):
             # sum the loss on the device and log once per epoch; a per-step point every LOG_EVERY
             # steps (bench/train_speed.py)
             self._losses.add(loss.detach(), len(x), self.global_step)
+            if len(parts) > 1:  # each head's own loss, for metrics.csv and early stopping
+                self._train_parts.add(
+                    {f"train_{h.prefix}loss": p for h, p in zip(self.heads, parts, strict=True)}, len(x)
+                )
             if (self.global_step + 1) % LOG_EVERY == 0 and self._logged_step != self.global_step:
                 self._stop_if_nonfinite()
                 self._log_step(loss)
@@ -155,6 +160,7 @@ class SpecModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._losses.reset()
+        self._train_parts.reset()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # max_steps reached mid-epoch: Lightning would stop without validating the last steps (no
@@ -167,6 +173,8 @@ class SpecModule(pl.LightningModule):
         self._stop_if_nonfinite()
         if self._losses.seen:
             self.log("train_loss_epoch", self._losses.total / self._losses.seen, sync_dist=True)
+        for name, value in self._train_parts.means().items():
+            self.log(name, value, sync_dist=True)
         self._log_metrics("train")
 
     def training_step(self, batch, batch_idx):
@@ -192,6 +200,7 @@ class SpecModule(pl.LightningModule):
         # dropout and friends draw from the global generator: save it for an exact resume
         checkpoint["netspec_rng"] = {"cpu": torch.get_rng_state()}
         checkpoint["netspec_epoch_loss"] = self._losses.state()  # a resume mid-epoch keeps it
+        checkpoint["netspec_epoch_head_losses"] = self._train_parts.state()
         # this epoch's train metrics so far (torchmetrics keeps them out of state_dict)
         checkpoint["netspec_train_metrics"] = {
             name: {"state": dict(metric.metric_state), "updates": metric._update_count}
@@ -208,6 +217,7 @@ class SpecModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._losses.load(checkpoint.get("netspec_epoch_loss", (0.0, 0)))
+        self._train_parts.load(checkpoint.get("netspec_epoch_head_losses", {}))
         train_metrics = {name: m for metrics in self.metrics["train_metrics"] for name, m in metrics.items()}
         for name, saved in checkpoint.get("netspec_train_metrics", {}).items():
             metric = train_metrics[name]
