@@ -460,7 +460,6 @@ def estimate(
     # per tensor, in place) makes no weight-sized temporaries
     for gid in list(run.grads):
         run.grad_bytes -= run.grads.pop(gid)[0]
-    run.temporary = 0
     run.check("the optimizer step")
 
     _, where, grads, acts, work = run.peak
