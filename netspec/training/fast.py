@@ -100,9 +100,7 @@ class EpochMeans:
     def state(self) -> dict[str, list[float]]:
         """For checkpoints: each name's [mean, samples] so far (a resumed epoch continues them)."""
         samples = sum(self._sizes)
-        state = {name: [float(mean), samples] for name, mean in self.means().items()}
-        self.load(state)  # means() started the epoch's sums again: put them back
-        return state
+        return {name: [float(mean), samples] for name, mean in self._current().items()}
 
     def load(self, state: dict[str, list[float]]) -> None:
         self.reset()
@@ -112,15 +110,18 @@ class EpochMeans:
 
     def means(self) -> dict[str, torch.Tensor]:
         """Each name's mean over the samples added since the last call (then starts again)."""
-        if not self._sizes:
+        current = self._current()
+        self.reset()
+        return current
+
+    def _current(self) -> dict[str, torch.Tensor]:
+        if not self._values:
             return {}
-        values, sizes = self._values, self._sizes
-        self._values, self._sizes = {}, []
-        device = next(iter(values.values()))[0].device
-        weights = torch.tensor(sizes, dtype=torch.float32).to(device, non_blocking=True)
+        device = next(iter(self._values.values()))[0].device
+        weights = torch.tensor(self._sizes, dtype=torch.float32).to(device, non_blocking=True)
         return {
             name: (torch.stack(parts).float() * weights).sum() / weights.sum()
-            for name, parts in values.items()
+            for name, parts in self._values.items()
         }
 
 
