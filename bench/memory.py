@@ -105,7 +105,7 @@ def training_step_peak(
     import torch.nn.functional as F
 
     from netspec.training.config import OptimizerSpec
-    from netspec.training.module import make_optimizer
+    from netspec.training.optim import make_optimizer
 
     name, _, momentum = optimizer.partition(":")
     cuda = device == "cuda"

@@ -95,7 +95,7 @@ from netspec import inputcheck
 from netspec.data import DataContext
 from netspec.plugins import default_registry
 from netspec.training.fast import compile_counts
-from netspec.training.module import make_optimizer
+from netspec.training.optim import make_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "lenet.yaml"
