@@ -208,6 +208,12 @@ class TrainBase(_LossOptions):
     )
     run_dir: str | None = Field(None, min_length=1, description="Default: runs/<name>-<timestamp>.")
     progress: Literal["rich", "tqdm", "none"] = "rich"
+    loop: Literal["fast", "lightning"] = Field(
+        "fast",
+        description="fast: on one device, several optimizer steps per pass through Lightning's batch loop "
+        "(same steps and results, less overhead); lightning: Lightning's automatic optimization at every "
+        "step. Several processes or devices always use lightning.",
+    )
     init: str | None = Field(
         None,
         min_length=1,

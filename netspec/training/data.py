@@ -19,6 +19,14 @@ def take(y: Target, idx: torch.Tensor) -> Target:
     return {name: t[idx] for name, t in y.items()} if isinstance(y, dict) else y[idx]
 
 
+def on_device(batch, device: torch.device) -> bool:
+    """Is this (x, y) batch on ``device`` already? In-memory data is batched there (TensorBatches):
+    Lightning's walk over the batch (apply_to_collection) is then skipped."""
+    return isinstance(batch, (tuple, list)) and all(
+        isinstance(t, torch.Tensor) and t.device == device for t in batch
+    )
+
+
 class TensorBatches:
     """Shuffled mini-batches straight from tensors: no workers, no collation, no copies.
 
@@ -127,11 +135,7 @@ class SpecDataModule(pl.LightningDataModule):
         self._train: TensorBatches | DataLoader | None = None
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        # in-memory data is batched on the device already (TensorBatches): skip Lightning's walk
-        # over the batch (apply_to_collection) unless a tensor is elsewhere
-        if isinstance(batch, (tuple, list)) and all(
-            isinstance(t, torch.Tensor) and t.device == device for t in batch
-        ):
+        if on_device(batch, device):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 

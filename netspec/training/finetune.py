@@ -34,6 +34,7 @@ CONTINUABLE = (
     "train.max_steps",
     "train.early_stopping",
     "train.progress",
+    "train.loop",
     "train.run_dir",
     "train.init",
     "expect",

@@ -38,6 +38,7 @@ class SpecModule(pl.LightningModule):
         self._losses = fast.StepLosses()
         self._eval_losses = fast.EpochMeans()  # validation or test losses of the running epoch
         self._train_parts = fast.EpochMeans()  # with several heads: each one's training loss
+        self._pooled = fast.PooledUpdates()  # metric updates made once per few batches
         self._logged_step = -1  # the optimizer step of the last per-step row
         self.step_metrics: dict[str, float] = {}  # the latest per-step values, for the progress bar
         self.static_batch: int | None = None  # compiled: evaluation batches padded to this size
@@ -78,26 +79,26 @@ class SpecModule(pl.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
-        outs = self(x)
+        outs = self.forward(x)
         parts = self._head_losses(x, y, outs)
-        loss = parts[0] * self.heads[0].weight  # the weighted sum of the heads' losses
+        # the weighted sum of the heads' losses (a lone head of weight 1: its loss, no extra op)
+        loss = parts[0] if len(parts) == 1 and self.heads[0].weight == 1 else parts[0] * self.heads[0].weight
         for part, head in zip(parts[1:], self.heads[1:], strict=True):
             loss = loss + part * head.weight
         for head, metrics in zip(self.heads, self.metrics[f"{stage}_metrics"], strict=True):
             if metrics:
                 out = outs[head.index] if self.several_outputs else outs
-                pred, target = metric_inputs(head, out, target_of(head, x, y))
-                for metric in metrics.values():
-                    metric.update(pred, target)
+                self._pooled.update(metrics, *metric_inputs(head, out, target_of(head, x, y)))
         if stage == "train":
             # sum the loss on the device and log once per epoch; a per-step point every LOG_EVERY
             # steps (bench/train_speed.py)
-            self._losses.add(loss.detach(), len(x), self.global_step)
+            step = self.global_step
+            self._losses.add(loss.detach(), len(x), step)
             if len(parts) > 1:  # each head's own loss, for metrics.csv and early stopping
                 self._train_parts.add(
                     {f"train_{h.prefix}loss": p for h, p in zip(self.heads, parts, strict=True)}, len(x)
                 )
-            if (self.global_step + 1) % LOG_EVERY == 0 and self._logged_step != self.global_step:
+            if (step + 1) % LOG_EVERY == 0 and self._logged_step != step:
                 self._stop_if_nonfinite()
                 self._log_step(loss)
         else:  # summed on the device, logged at the epoch's end (_log_evaluation)
@@ -127,22 +128,30 @@ class SpecModule(pl.LightningModule):
         """The epoch's validation or test losses and metrics (as Lightning's on_epoch logging would)."""
         shown = stage == "val"
         for name, value in self._eval_losses.means().items():
-            self.log(name, value, prog_bar=shown and name == f"{stage}_loss", sync_dist=True)
+            self._log_epoch(name, value, prog_bar=shown and name == f"{stage}_loss")
         self._log_metrics(stage, prog_bar=shown)
+
+    def _log_epoch(self, name: str, value, prog_bar: bool = False) -> None:
+        """One value per epoch, reduced already: no batch size to weigh it by (and a ``train.loop:
+        fast`` step gives Lightning no batch to measure one from)."""
+        self.log(name, value, prog_bar=prog_bar, sync_dist=True, batch_size=1)
 
     def _log_metrics(self, stage: str, prog_bar: bool = False) -> None:
         """Each head's metrics over the epoch (torchmetrics syncs them across processes), then reset."""
+        self._pooled.flush()
         for metrics in self.metrics[f"{stage}_metrics"]:
             for name, metric in metrics.items():
                 if metric.update_called:
-                    self.log(f"{stage}_{name}", metric.compute(), prog_bar=prog_bar, sync_dist=True)
+                    self._log_epoch(f"{stage}_{name}", metric.compute(), prog_bar=prog_bar)
                 metric.reset()
 
     def on_validation_epoch_start(self) -> None:
         self._eval_losses.reset()  # nothing left from an interrupted pass
+        self._pooled.flush()  # training's pending updates go to the training metrics
 
     def on_test_epoch_start(self) -> None:
         self._eval_losses.reset()
+        self._pooled.flush()
 
     def on_validation_epoch_end(self) -> None:
         self._log_evaluation("val")
@@ -167,15 +176,16 @@ class SpecModule(pl.LightningModule):
         # max_steps reached mid-epoch: Lightning would stop without validating the last steps (no
         # val metrics, no best.ckpt for a run shorter than an epoch); a run asked to stop validates
         trainer = self.trainer
-        if 0 < trainer.max_steps <= self.global_step and batch_idx + 1 < trainer.num_training_batches:
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # batches (train.loop: fast too)
+        if 0 < trainer.max_steps <= self.global_step and done < trainer.num_training_batches:
             trainer.should_stop = True
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_nonfinite()
         if self._losses.seen:
-            self.log("train_loss_epoch", self._losses.total / self._losses.seen, sync_dist=True)
+            self._log_epoch("train_loss_epoch", self._losses.total / self._losses.seen)
         for name, value in self._train_parts.means().items():
-            self.log(name, value, sync_dist=True)
+            self._log_epoch(name, value)
         self._log_metrics("train")
 
     def training_step(self, batch, batch_idx):
@@ -189,7 +199,11 @@ class SpecModule(pl.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]  # train.freeze: frozen ones stay out
-        optimizer = make_optimizer(self.cfg.optimizer, params)
+        # Lightning refuses to clip the gradients of a fused optimizer under mixed precision (the
+        # fused step unscales them itself): clipped mixed-precision runs take the unfused one
+        mixed = self._trainer is not None and "mixed" in str(self.trainer.precision)
+        fused = not (mixed and self.cfg.gradient_clip_val)
+        optimizer = make_optimizer(self.cfg.optimizer, params, fused=fused)
         schedule = lr_lambda(self.cfg.scheduler, self.cfg.optimizer.lr, self.total_steps)
         if schedule is None:
             return optimizer
@@ -198,10 +212,12 @@ class SpecModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self._stop_if_nonfinite()  # never overwrite last.ckpt with NaN weights
+        same_steps_in_both_loops(checkpoint)
         # dropout and friends draw from the global generator: save it for an exact resume
         checkpoint["netspec_rng"] = {"cpu": torch.get_rng_state()}
         checkpoint["netspec_epoch_loss"] = self._losses.state()  # a resume mid-epoch keeps it
         checkpoint["netspec_epoch_head_losses"] = self._train_parts.state()
+        self._pooled.flush()
         # this epoch's train metrics so far (torchmetrics keeps them out of state_dict)
         checkpoint["netspec_train_metrics"] = {
             name: {"state": dict(metric.metric_state), "updates": metric._update_count}
@@ -217,6 +233,7 @@ class SpecModule(pl.LightningModule):
             checkpoint["netspec_rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        same_steps_in_both_loops(checkpoint)  # before Lightning restores its loops from it
         self._losses.load(checkpoint.get("netspec_epoch_loss", (0.0, 0)))
         self._train_parts.load(checkpoint.get("netspec_epoch_head_losses", {}))
         train_metrics = {name: m for metrics in self.metrics["train_metrics"] for name, m in metrics.items()}
@@ -230,6 +247,23 @@ class SpecModule(pl.LightningModule):
             torch.set_rng_state(state["cpu"])
             if "cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def same_steps_in_both_loops(checkpoint: dict) -> None:
+    """Lightning counts optimizer steps in one place under automatic optimization and in another
+    under manual (``train.loop: fast``): give both the count, so either loop resumes the other's
+    checkpoints (and those written before the fast loop existed) at the right ``global_step``."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    automatic = loop.get("epoch_loop.automatic_optimization.optim_progress", {}).get("optimizer", {})
+    counters = [
+        automatic.get("step", {}).get("total"),
+        loop.get("epoch_loop.manual_optimization.optim_step_progress", {}).get("total"),
+    ]
+    if not all(isinstance(c, dict) and isinstance(c.get("completed"), int) for c in counters):
+        return
+    steps = max(c["completed"] for c in counters)
+    for counter in counters:
+        counter["ready"] = counter["completed"] = steps
 
 
 def lr_lambda(sched, base_lr: float, total_steps: float):

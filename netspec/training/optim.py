@@ -6,13 +6,14 @@ from __future__ import annotations
 import torch
 
 
-def make_optimizer(opt, params: list) -> torch.optim.Optimizer:
+def make_optimizer(opt, params: list, fused: bool = True) -> torch.optim.Optimizer:
     """``train.optimizer`` as a torch optimizer, in its fused implementation where the device has one.
 
     The fused kernel does the whole update in one pass over each tensor, where PyTorch's default on
     a CPU runs ~8 small ops per parameter tensor: a LeNet step of a plain loop on one CPU thread
     takes 10.3 instead of 11.7 ms, and it needs no weight-sized temporaries. Same update rule, same state
-    (checkpoints load either way); devices without fused kernels get PyTorch's default.
+    (checkpoints load either way); devices without fused kernels, and ``fused=False``, get PyTorch's
+    default.
     """
     if opt.name == "sgd":
         cls = torch.optim.SGD
@@ -21,7 +22,7 @@ def make_optimizer(opt, params: list) -> torch.optim.Optimizer:
         cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
         kwargs = {"betas": tuple(opt.betas)} if opt.betas else {}
     kwargs.update(lr=opt.lr, weight_decay=opt.weight_decay)
-    if params and fused_on(params):
+    if fused and params and fused_on(params):
         return cls(params, fused=True, **kwargs)
     return cls(params, **kwargs)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import difflib
+import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -250,6 +252,12 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")
     # a continued run may add, drop or change early stopping (finetune.CONTINUABLE)
     warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint.*")
+    # train.loop: fast (chunks.py) takes the loader's iterator and optimizes by hand; its steps
+    # are checkpointed after the optimizer step, as Lightning's own loop does
+    # (its hooks' batch_idx then counts calls: netspec's read the batch count instead)
+    warnings.filterwarnings("ignore", ".*Found `dataloader_iter` argument in the `training_step`.*")
+    warnings.filterwarnings("ignore", ".*You are using the `dataloader_iter` step flavor.*")
+    warnings.filterwarnings("ignore", ".*manual optimization and every_n_train_steps.*")
 
 
 def _resume_checkpoint(spec: Spec, run_dir: Path):
@@ -347,6 +355,7 @@ def _torch_state_restored():
 def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> RunResult:
     import pytorch_lightning as pl
 
+    from netspec.training.chunks import ChunkedSpecModule
     from netspec.training.data import SpecDataModule
     from netspec.training.module import SpecModule
 
@@ -358,8 +367,15 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
     trained = heads(spec, cfg, splits)
     check_monitor(spec, cfg, trained)
     total_steps = _total_steps(cfg, splits)
-    module = SpecModule(spec, cfg, trained, total_steps, splits.normalization)
     ckpt_path = resumed.checkpoint if resumed is not None else None
+    history = []
+    if ckpt_path is not None:
+        from netspec.training.history import read_history
+
+        history = read_history(run_dir / "metrics.csv")
+    trainer, checkpoint = _trainer(spec, cfg, run_dir, history)
+    module_type = ChunkedSpecModule if _fast_loop(cfg, trainer) else SpecModule
+    module = module_type(spec, cfg, trained, total_steps, splits.normalization)
     if resumed is not None:
         from netspec.training.checkpoint import check_fits, read_checkpoint
 
@@ -378,12 +394,6 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         module.static_batch = cfg.data.batch_size  # one graph for evaluation: short batches padded
     # compiled: every training batch the same size (the last partial one of each epoch dropped)
     datamodule = SpecDataModule(splits, cfg.data, cfg.seed, drop_last=cfg.compile)
-    history = []
-    if ckpt_path is not None:
-        from netspec.training.history import read_history
-
-        history = read_history(run_dir / "metrics.csv")
-    trainer, checkpoint = _trainer(spec, cfg, run_dir, history)
     if trainer.is_global_zero:
         from netspec.training.fast import preload
         from netspec.training.tasks import notice
@@ -469,6 +479,17 @@ def _trainer(spec: Spec, cfg, run_dir: Path, history: list[dict]):
             ]
         ) from None
     return trainer, checkpoint
+
+
+def _fast_loop(cfg, trainer) -> bool:
+    """``train.loop: fast`` where it applies (one process, one device): the module then makes
+    several optimizer steps per Lightning batch, and clips and accumulates itself."""
+    from netspec.training.chunks import fast_loop_applies, take_over
+
+    if cfg.loop != "fast" or not fast_loop_applies(trainer):
+        return False
+    take_over(trainer)
+    return True
 
 
 def _checkpoint_writer(cfg) -> list:
@@ -603,13 +624,29 @@ def _callbacks(cfg, run_dir: Path):
     return callbacks, checkpoint
 
 
+REDRAW_SECONDS = 0.1  # the training bar redraws at most this often (and at the epoch's last batch)
+
+
 def _with_step_metrics(bar: type) -> type:
     """A Lightning progress bar that also shows the module's per-step values (``SpecModule.step_metrics``,
-    logged without ``self.log``)."""
+    logged without ``self.log``), counts batches under ``train.loop: fast`` too (one Lightning
+    batch is several there), and redraws at most every ``REDRAW_SECONDS``: Lightning's bars redraw
+    at every batch, ~260 Python calls a step for rich and ~1,000 for tqdm (unicode widths)."""
 
     class Bar(bar):
+        _drawn = -math.inf
+
         def get_metrics(self, trainer, pl_module):
             return {**super().get_metrics(trainer, pl_module), **getattr(pl_module, "step_metrics", {})}
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+            now = time.monotonic()
+            last = done >= trainer.num_training_batches or trainer.should_stop
+            if now - self._drawn < REDRAW_SECONDS and not last:
+                return
+            self._drawn = now
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, done - 1)
 
     Bar.__name__ = Bar.__qualname__ = bar.__name__  # Lightning names callbacks' state by class
     return Bar
