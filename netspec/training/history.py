@@ -1,8 +1,10 @@
 """metrics.csv that survives a kill and a resume: the whole history, as if the run never stopped.
 
 Lightning's CSVLogger deletes metrics.csv when a run starts and writes rows in batches, so a
-resumed run loses the first part's rows and a killed run the unflushed ones. Here every row is
-written when it is logged, and a resumed run starts from the rows of the file it continues.
+resumed run loses the first part's rows and a killed run the unflushed ones. Here rows reach the
+file at least every ``WRITE_SECONDS``, before each checkpoint is written (``write_rows``: a kill
+never loses a row that the resumed run would not log again) and at the end; a resumed run starts
+from the rows of the file it continues.
 Rows that the resumed run logs again (the steps between its checkpoint and the kill replay
 exactly) replace the old ones with the same step and columns; the others are kept.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 Row = dict[str, Any]
+WRITE_SECONDS = 5.0  # Lightning asks for a write after every row (~0.5 ms each): at most this often
 
 
 def read_history(path: Path) -> list[Row]:
@@ -59,9 +63,22 @@ class HistoryCSVLogger(CSVLogger):
         super().__init__(save_dir=run_dir, name="", version="", flush_logs_every_n_steps=1)
         self._history = history
         self._rows: list[Row] = []
+        self._written = time.monotonic()
 
     @rank_zero_only
     def save(self) -> None:
+        if time.monotonic() - self._written >= WRITE_SECONDS:
+            self.write()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if self._experiment is not None:
+            self.write()
+
+    @rank_zero_only
+    def write(self) -> None:
+        """The rows logged so far, to the file."""
+        self._written = time.monotonic()
         if not self._history:  # a fresh run: Lightning appends the new rows
             super().save()
             return
@@ -78,3 +95,11 @@ class HistoryCSVLogger(CSVLogger):
             out.writeheader()
             out.writerows(rows)
         os.replace(partial, target)  # a kill while writing leaves the previous file whole
+
+
+def write_rows(loggers) -> None:
+    """Before a checkpoint: the rows logged until then, on disk (a run killed after the checkpoint
+    resumes from it and logs only the later rows again)."""
+    for logger in loggers:
+        if isinstance(logger, HistoryCSVLogger):
+            logger.write()

@@ -11,6 +11,7 @@ from torch import nn
 from netspec.errors import NetspecError
 from netspec.spec import Spec
 from netspec.training import fast
+from netspec.training.history import write_rows
 from netspec.training.losses import HeadLoss, build_metrics, metric_inputs
 from netspec.training.optim import make_optimizer
 from netspec.training.tasks import Head, target_of
@@ -213,6 +214,7 @@ class SpecModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self._stop_if_nonfinite()  # never overwrite last.ckpt with NaN weights
         same_steps_in_both_loops(checkpoint)
+        write_rows(self.loggers)
         # dropout and friends draw from the global generator: save it for an exact resume
         checkpoint["netspec_rng"] = {"cpu": torch.get_rng_state()}
         checkpoint["netspec_epoch_loss"] = self._losses.state()  # a resume mid-epoch keeps it
