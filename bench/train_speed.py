@@ -416,6 +416,20 @@ class Clock(pl.Callback):
         self.train_end = time.perf_counter()
 
 
+def warm_up(setup: Setup, initial: list[torch.Tensor]) -> None:
+    """Process warm-up, not counted: imports, oneDNN primitives, torch.compile's caches (whichever
+    side ran first would otherwise pay them in its start-up and whole-run figures), and netspec's
+    first ``fit()``, which pays Lightning's lazy imports and first-run set-up (~0.4 s)."""
+    warm = Plain(setup)
+    warm.epoch()
+    warm.test()
+    if setup.compile:  # netspec's graphs differ from the plain loop's: warm inductor's caches for both
+        netspec_run_once(setup, initial)
+        return
+    with tempfile.TemporaryDirectory(prefix="netspec-train-speed-") as tmp:
+        netspec_run.fit(setup.path, overrides=[*setup.overrides, "train.max_steps=2", f"train.run_dir={tmp}"])
+
+
 def netspec_run_once(setup: Setup, initial: list[torch.Tensor], plains: tuple[Plain, ...] = ()) -> Times:
     """One ``fit``; an epoch of each of ``plains`` before each of its epochs (taken out of its times)."""
     clock = Clock(setup, initial, list(plains))
@@ -673,11 +687,7 @@ def _bench_case(label: str, quick: bool, **kw) -> list[dict]:
     setup = load_setup(args)
     torch.manual_seed(setup.cfg.seed)
     initial = [p.detach().clone() for p in setup.spec.build().parameters()]
-    warm = Plain(setup)  # process warm-up, not counted
-    warm.epoch()
-    warm.test()
-    if setup.compile:  # netspec's graphs differ from the plain loop's: warm inductor's caches for both
-        netspec_run_once(setup, initial)
+    warm_up(setup, initial)
     plain: list[Times] = []
     ours: list[Times] = []
     user: list[Times] = []  # a user's own loop: torch's default flags and optimizer implementation
@@ -839,13 +849,7 @@ def main() -> None:
     setup = load_setup(args)
     torch.manual_seed(setup.cfg.seed)
     initial = [p.detach().clone() for p in setup.spec.build().parameters()]
-    # process warm-up, not counted: imports, oneDNN primitives, torch.compile's caches (whichever
-    # side ran first would otherwise pay them in its start-up and whole-run figures)
-    warm = Plain(setup)
-    warm.epoch()
-    warm.test()
-    if setup.compile:  # netspec's graphs differ from the plain loop's: warm inductor's caches for both
-        netspec_run_once(setup, initial)
+    warm_up(setup, initial)
     plain: list[Times] = []
     ours: list[Times] = []
     user: list[Times] = []  # plain with torch's defaults: flags and optimizer implementation

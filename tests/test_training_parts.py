@@ -269,3 +269,27 @@ def test_drop_last_gives_one_batch_size_unless_there_is_only_one_batch():
     sizes = [len(b) for _, b in TensorBatches(x, y, 4, shuffle=True, drop_last=True)]
     assert sizes == [4, 4] and len(TensorBatches(x, y, 4, shuffle=True, drop_last=True)) == 2
     assert [len(b) for _, b in TensorBatches(x, y, 16, shuffle=True, drop_last=True)] == [10]
+
+
+def test_the_test_pass_uses_the_best_weights_in_memory_when_no_step_followed_them(tmp_path, monkeypatch):
+    """Reading best.ckpt back (134 MB for ResNet-18 with Adam) is skipped when it holds the weights
+    in memory; the test metrics are still those of best.ckpt."""
+    import pytorch_lightning as pl
+    from conftest import REPO
+
+    from netspec.training import evaluate, fit
+
+    paths = []
+    test = pl.Trainer.test
+
+    def spy(self, *args, **kwargs):
+        paths.append(kwargs.get("ckpt_path"))
+        return test(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "test", spy)
+    sets = ["train.max_epochs=2", "train.progress=none", f"train.run_dir={tmp_path}"]
+    result = fit(REPO / "specs/lenet.yaml", overrides=sets)
+    assert torch.load(result.best_checkpoint, weights_only=True)["global_step"] == result.steps == 42
+    assert paths == [None]  # the last epoch was the best: nothing read back
+    read_back = evaluate(REPO / "specs/lenet.yaml", result.best_checkpoint, overrides=sets)
+    assert {k: v for k, v in result.metrics.items() if k.startswith("test_")} == read_back

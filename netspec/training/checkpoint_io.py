@@ -165,6 +165,8 @@ def checkpoint_callback(**kwargs: Any):
       best checkpoint was written at the same step, so after an epoch that did not improve (the
       last ``patience`` epochs of an early-stopped run, by definition) ``--resume`` started over
       from an older epoch;
+    - ``best_step`` says when this run wrote its best checkpoint: the test pass skips reading it
+      back when the weights in memory are still that state;
     - with netspec's checkpoint writer (:mod:`netspec.training.checkpoint_io`), an epoch that
       improves the best score writes its checkpoint once: ``last.ckpt`` becomes a second name
       of the ``best.ckpt`` just written from the same state (Lightning serializes it twice).
@@ -172,6 +174,12 @@ def checkpoint_callback(**kwargs: Any):
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     class RunCheckpoint(ModelCheckpoint):
+        best_step: int | None = None  # the optimizer step of the best checkpoint written by this run
+
+        def _update_best_and_save(self, current: Any, trainer: Any, monitor_candidates: dict) -> None:
+            super()._update_best_and_save(current, trainer, monitor_candidates)
+            self.best_step = trainer.global_step
+
         def _generate_state_key(self, **key: Any) -> str:
             return f"ModelCheckpoint{key!r}"  # the plain callback's key: checkpoints of either load
 

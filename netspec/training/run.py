@@ -411,8 +411,14 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     validated = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    # the best weights are those in memory when no step followed its save (often the last epoch)
+    reload = best is not None and checkpoint.best_step != trainer.global_step
     tested = trainer.test(
-        module, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False, weights_only=True
+        module,
+        datamodule=datamodule,
+        ckpt_path=str(best) if reload else None,
+        verbose=False,
+        weights_only=True,
     )
     metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     metrics.update(validated)
