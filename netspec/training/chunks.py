@@ -1,4 +1,5 @@
-"""``train.loop: fast``: several optimizer steps per pass through Lightning's batch loop.
+"""``train.loop: fast``: several optimizer steps per pass through Lightning's batch loop
+(and several evaluation batches per pass through its evaluation loop).
 
 Lightning's automatic optimization costs ~1,600 Python calls per optimizer step (hooks, the
 closure, progress tracking, logger bookkeeping): 0.3–0.8 ms, ~15 % of a LeNet step on one CPU
@@ -87,6 +88,26 @@ class ChunkedSpecModule(SpecModule):
             self._optimizer_step(optimizer, scaler, scheduler)
             steps += 1
         _count(loop, batches, steps)
+
+    def validation_step(self, dataloader_iter):
+        self._evaluate(dataloader_iter, "val")
+
+    def test_step(self, dataloader_iter):
+        self._evaluate(dataloader_iter, "test")
+
+    def _evaluate(self, dataloader_iter, stage: str) -> None:
+        """Up to ``CHUNK_BATCHES`` evaluation batches per call (Lightning's evaluation loop costs
+        ~0.6 ms a batch around the step: a LeNet validation batch takes ~2.5 ms on a CPU)."""
+        batches, start = 0, time.perf_counter()
+        while not dataloader_iter.done:
+            try:
+                batch, _, _ = next(dataloader_iter)
+            except StopIteration:
+                break
+            self._step(self._on_device(batch), stage)
+            batches += 1
+            if batches >= CHUNK_BATCHES or time.perf_counter() - start >= CHUNK_SECONDS:
+                break
 
     def _on_device(self, batch):
         """What Lightning's loop does to a batch before the step (it leaves that to a

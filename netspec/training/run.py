@@ -255,7 +255,7 @@ def _quiet_lightning() -> None:
     # train.loop: fast (chunks.py) takes the loader's iterator and optimizes by hand; its steps
     # are checkpointed after the optimizer step, as Lightning's own loop does
     # (its hooks' batch_idx then counts calls: netspec's read the batch count instead)
-    warnings.filterwarnings("ignore", ".*Found `dataloader_iter` argument in the `training_step`.*")
+    warnings.filterwarnings("ignore", ".*Found `dataloader_iter` argument in the `[a-z]+_step`.*")
     warnings.filterwarnings("ignore", ".*You are using the `dataloader_iter` step flavor.*")
     warnings.filterwarnings("ignore", ".*manual optimization and every_n_train_steps.*")
 
