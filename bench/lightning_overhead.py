@@ -9,6 +9,10 @@ by four loops, each interleaved epoch by epoch with a plain PyTorch loop:
   making K optimizer steps (``manual_backward``, ``opt.step``, ``opt.zero_grad``): Lightning's
   per-batch machinery is paid once per K steps.
 
+and, for the Python calls only, ``netspec train`` itself in both of its loops (``train.loop:
+lightning``, automatic optimization; ``fast``, the manual K-step loop netspec builds on the last
+rows' finding: :mod:`netspec.training.chunks`).
+
 Two figures per loop: Python function calls per optimizer step (cProfile over one epoch; does not
 depend on the machine's load) and the time per step of the fastest 3 epochs of each side (this
 VM's epochs come in two speed bands; the fastest ones of both sides are comparable). glibc's
@@ -22,7 +26,9 @@ About 2 minutes on 2 cores; ``--quick`` (tiny, for the test suite: its figures m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import io
 import logging
 import pstats
 import statistics
@@ -134,6 +140,47 @@ def plain_calls(spec, x, y) -> float:
     return _calls(profiler) / (len(x) // BATCH)
 
 
+def netspec_calls(loop: str, samples: int) -> float:
+    """Python calls a training step of ``netspec train`` (synthetic data, LeNet, fused Adam), over
+    its second epoch: from the epoch's start to its validation."""
+    import tempfile
+
+    from netspec.training import fit, run
+
+    profiler, state = cProfile.Profile(), {}
+
+    class Profile(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                profiler.enable()
+
+        def on_validation_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                profiler.disable()
+                state["steps"] = trainer.num_training_batches
+
+    made = run._callbacks
+    run._callbacks = lambda *a, **k: ([*made(*a, **k)[0], Profile()], made(*a, **k)[1])
+    try:
+        with tempfile.TemporaryDirectory(prefix="netspec-overhead-") as tmp:
+            sets = [
+                "train.data.name=synthetic",
+                f"train.data.num_samples={samples * 3 // 2}",  # train split ≈ samples (the rest: val, test)
+                f"train.data.batch_size={BATCH}",
+                "train.optimizer={name: adam, lr: 0.001}",
+                "train.scheduler={name: none, warmup_steps: 0}",
+                "train.max_epochs=2",
+                "train.progress=none",
+                f"train.loop={loop}",
+                f"train.run_dir={tmp}",
+            ]
+            with contextlib.redirect_stderr(io.StringIO()):  # its notice of the task
+                fit(SPEC, overrides=sets)
+    finally:
+        run._callbacks = made
+    return _calls(profiler) / state["steps"]
+
+
 def _calls(profiler: cProfile.Profile) -> int:
     return sum(stats[1] for stats in pstats.Stats(profiler).stats.values())
 
@@ -160,6 +207,8 @@ def main() -> None:
         f"torch {torch.__version__}, pytorch-lightning {pl.__version__}"
     )
     print(f"  plain loop: {plain_calls(spec, x, y):,.0f} Python calls a step")
+    for loop in ("lightning", "fast"):
+        print(f"  netspec train, train.loop: {loop}: {netspec_calls(loop, samples):,.0f} Python calls a step")
     loops = (
         ("automatic", Automatic, 1),
         ("manual K=1", Manual, 1),
