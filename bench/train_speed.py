@@ -777,7 +777,7 @@ def run(quick: bool) -> list[dict]:
         )
     else:
         # torch.compile: the graph count (LeNet compiles in ~10 s per graph on 2 CPU cores)
-        rows += _bench_case("LeNet digits, CPU, torch.compile", quick, **lenet, compile=True, epochs=3)
+        rows += _bench_case("LeNet digits, CPU, torch.compile", quick, **lenet, compile=True, epochs=8)
         rows += _bench_case("ResNet-18 synthetic 3×32×32, CPU", quick, **resnet, samples=800, epochs=3)
     if torch.cuda.is_available():
         rows += _bench_case(

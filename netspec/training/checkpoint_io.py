@@ -15,7 +15,8 @@ goes on changing the originals) and a single writer thread, in order:
   leaves the other name its own state;
 - removes checkpoints Lightning retires.
 
-Reading a checkpoint, and the end of ``fit``/``test``, first wait for the writes before them;
+Reading a checkpoint, and the end of ``fit``/``test`` (or of netspec's whole run, which lets the
+last write overlap its test pass), first wait for the writes before them;
 an error of a background write (a full disk) is raised there, or at the next save, as a
 located error (exit 2) naming the file.
 """
@@ -45,10 +46,13 @@ def _as_saved(storage, location):
 class RunCheckpointIO(TorchCheckpointIO):
     """Checkpoint files written in order by one background thread (see the module's docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait_at_teardown: bool = True) -> None:
         super().__init__()
         self._executor: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        # False: whoever made it calls close() (netspec's fit does, after the test pass and
+        # curves.png, which the last checkpoint's write then overlaps)
+        self.wait_at_teardown = wait_at_teardown
 
     def _submit(self, fn, *args: Any) -> None:
         self._raise_failed()
@@ -96,6 +100,11 @@ class RunCheckpointIO(TorchCheckpointIO):
         return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
 
     def teardown(self) -> None:
+        if self.wait_at_teardown:
+            self.close()
+
+    def close(self) -> None:
+        """Wait for every write, then stop the writer thread (a later save starts a new one)."""
         try:
             self.wait()
         finally:

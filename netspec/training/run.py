@@ -407,8 +407,26 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         print(notice(trained, cfg.data.name), file=sys.stderr)
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
         _make_run_dir(spec, run_dir)
-    with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with _writes_finished(trainer):
+        with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        metrics, best = _test_and_report(spec, run_dir, trainer, checkpoint, module, datamodule, splits)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return RunResult(
+        run_dir,
+        metrics,
+        best,
+        last if last.exists() else None,
+        trainer.current_epoch,
+        trainer.global_step,
+        trainer.global_rank,
+        splits.test is not None,
+    )
+
+
+def _test_and_report(spec: Spec, run_dir: Path, trainer, checkpoint, module, datamodule, splits):
+    """After fit: the test pass, curves.png and previews, while the last checkpoint may still be
+    writing; the metrics (test and validation) and the best checkpoint."""
     validated = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     # the best weights are those in memory when no step followed its save (often the last epoch)
@@ -429,17 +447,7 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         from netspec.training.previews import write_previews
 
         write_previews(module, splits, run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    return RunResult(
-        run_dir,
-        metrics,
-        best,
-        last if last.exists() else None,
-        trainer.current_epoch,
-        trainer.global_step,
-        trainer.global_rank,
-        splits.test is not None,
-    )
+    return metrics, best
 
 
 def _trainer(spec: Spec, cfg, run_dir: Path, history: list[dict]):
@@ -500,11 +508,36 @@ def _fast_loop(cfg, trainer) -> bool:
 
 def _checkpoint_writer(cfg) -> list:
     """netspec's background checkpoint writer, where one process writes one file per checkpoint
-    (one device, DDP); FSDP, DeepSpeed and XLA keep the writers their strategies bring."""
+    (one device, DDP); FSDP, DeepSpeed and XLA keep the writers their strategies bring. The run
+    closes it (``_writes_finished``): the last write overlaps the test pass and curves.png."""
     from netspec.training.checkpoint_io import RunCheckpointIO
 
     own = cfg.strategy == "auto" or cfg.strategy.startswith("ddp")
-    return [RunCheckpointIO()] if own and cfg.accelerator != "tpu" else []
+    return [RunCheckpointIO(wait_at_teardown=False)] if own and cfg.accelerator != "tpu" else []
+
+
+def _writer_of(trainer):
+    """The trainer's netspec checkpoint writer, if it has one."""
+    from netspec.training.checkpoint_io import RunCheckpointIO
+
+    writer = trainer.strategy.checkpoint_io
+    return writer if isinstance(writer, RunCheckpointIO) else None
+
+
+@contextlib.contextmanager
+def _writes_finished(trainer):
+    """Every checkpoint on disk when the run returns or fails (a failed write is the error then,
+    unless the run already failed for another reason)."""
+    writer = _writer_of(trainer)
+    try:
+        yield
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        raise
+    if writer is not None:
+        writer.close()
 
 
 def _notice_nondeterminism(spec: Spec, cfg, device: str, heads: list) -> None:
