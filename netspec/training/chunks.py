@@ -68,13 +68,9 @@ class ChunkedSpecModule(SpecModule):
         before = loop.batch_progress.current.ready - 1  # this epoch's batches before this call
         batches = steps = pending = 0
         start = time.perf_counter()
-        while not dataloader_iter.done:
-            try:
-                batch, _, _ = next(dataloader_iter)
-            except StopIteration:
-                break
+        for batch in self._batches(dataloader_iter):
             batches += 1
-            loss = self._step(self._on_device(batch), "train")
+            loss = self._step(batch, "train")
             # as Lightning's closure: each batch's share of the accumulated gradient
             self._backward(loss / accumulate if accumulate > 1 else loss, scaler)
             pending += 1
@@ -98,16 +94,20 @@ class ChunkedSpecModule(SpecModule):
     def _evaluate(self, dataloader_iter, stage: str) -> None:
         """Up to ``CHUNK_BATCHES`` evaluation batches per call (Lightning's evaluation loop costs
         ~0.6 ms a batch around the step: a LeNet validation batch takes ~2.5 ms on a CPU)."""
-        batches, start = 0, time.perf_counter()
+        start = time.perf_counter()
+        for batches, batch in enumerate(self._batches(dataloader_iter), start=1):
+            self._step(batch, stage)
+            if batches >= CHUNK_BATCHES or time.perf_counter() - start >= CHUNK_SECONDS:
+                break
+
+    def _batches(self, dataloader_iter):
+        """The loader's batches on the device, until the epoch's end (the caller may stop sooner)."""
         while not dataloader_iter.done:
             try:
                 batch, _, _ = next(dataloader_iter)
             except StopIteration:
-                break
-            self._step(self._on_device(batch), stage)
-            batches += 1
-            if batches >= CHUNK_BATCHES or time.perf_counter() - start >= CHUNK_SECONDS:
-                break
+                return
+            yield self._on_device(batch)
 
     def _on_device(self, batch):
         """What Lightning's loop does to a batch before the step (it leaves that to a
