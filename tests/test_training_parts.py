@@ -293,3 +293,31 @@ def test_the_test_pass_uses_the_best_weights_in_memory_when_no_step_followed_the
     assert paths == [None]  # the last epoch was the best: nothing read back
     read_back = evaluate(REPO / "specs/lenet.yaml", result.best_checkpoint, overrides=sets)
     assert {k: v for k, v in result.metrics.items() if k.startswith("test_")} == read_back
+
+
+def test_an_epochs_rows_are_on_disk_once_the_next_epoch_trains(tmp_path, monkeypatch):
+    """metrics.csv is written in batches, but a resume from the epoch-end checkpoint starts with the
+    next epoch: the rows before it (the training row comes after the checkpoint) must be on disk
+    by then, or a kill would lose them for good."""
+    import csv
+
+    import pytorch_lightning as pl
+    from conftest import REPO
+
+    from netspec.training import fit, run
+
+    seen: list[set] = []
+
+    class Look(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.current_epoch == 1 and not seen:
+                with (tmp_path / "metrics.csv").open() as file:
+                    seen.append({k for row in csv.DictReader(file) for k, v in row.items() if v})
+
+    made = run._callbacks
+    monkeypatch.setattr(run, "_callbacks", lambda *a, **k: ([*made(*a, **k)[0], Look()], made(*a, **k)[1]))
+    fit(
+        REPO / "specs/lenet.yaml",
+        overrides=["train.max_epochs=2", "train.progress=none", f"train.run_dir={tmp_path}"],
+    )
+    assert {"train_loss_epoch", "train_acc", "val_loss", "val_acc", "train_loss_step"} <= seen[0]

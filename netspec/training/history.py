@@ -2,9 +2,10 @@
 
 Lightning's CSVLogger deletes metrics.csv when a run starts and writes rows in batches, so a
 resumed run loses the first part's rows and a killed run the unflushed ones. Here rows reach the
-file at least every ``WRITE_SECONDS``, before each checkpoint is written (``write_rows``: a kill
-never loses a row that the resumed run would not log again) and at the end; a resumed run starts
-from the rows of the file it continues.
+file at least every ``WRITE_SECONDS``, before each checkpoint is written and at each epoch's
+start (``write_rows``: a kill never loses a row that the resumed run would not log again; an
+epoch's training row comes after its checkpoint) and at the end; a resumed run starts from the
+rows of the file it continues.
 Rows that the resumed run logs again (the steps between its checkpoint and the kill replay
 exactly) replace the old ones with the same step and columns; the others are kept.
 """

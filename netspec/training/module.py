@@ -172,6 +172,9 @@ class SpecModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._losses.reset()
         self._train_parts.reset()
+        # the last epoch's training row came after its checkpoint, and a resume from that
+        # checkpoint starts with this epoch: the row must be on disk before a kill can lose it
+        write_rows(self.loggers)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # max_steps reached mid-epoch: Lightning would stop without validating the last steps (no
