@@ -67,6 +67,32 @@ def test_the_fast_loop_trains_exactly_what_lightnings_loop_trains(tmp_path, sets
     _assert_same_runs(fast, lightning)
 
 
+@pytest.mark.parametrize("clip", [None, 1.0], ids=["fused step unscales", "unscale, clip, unfused step"])
+def test_float16_with_a_grad_scaler_trains_the_same_in_both_loops(tmp_path, monkeypatch, clip):
+    """16-mixed as on a GPU (a GradScaler: scaled backward, unscale before clipping, skipped steps
+    on overflow, scale updates), on the CPU: Lightning turns ``precision: 16-mixed`` into bf16 here,
+    so the test hands the Trainer a float16 plugin with a CPU scaler."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.plugins.precision import MixedPrecision
+
+    init = pl.Trainer.__init__
+
+    def float16(self, *args, **kwargs):
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**30)  # float16 gradients overflow at first
+        plugins = [*(kwargs.get("plugins") or []), MixedPrecision("16-mixed", "cpu", scaler=scaler)]
+        init(self, *args, **{**kwargs, "precision": None, "plugins": plugins})
+
+    monkeypatch.setattr(pl.Trainer, "__init__", float16)
+    sets = ["train.max_steps=30", *([f"train.gradient_clip_val={clip}"] if clip else [])]
+    fast = _fit(LENET, tmp_path / "fast", "fast", sets)
+    lightning = _fit(LENET, tmp_path / "lightning", "lightning", sets)
+    _assert_same_runs(fast, lightning)
+    scale = _checkpoint(fast)["MixedPrecision"]["scale"]
+    assert (
+        scale == _checkpoint(lightning)["MixedPrecision"]["scale"] and scale < 2.0**30
+    )  # steps were skipped
+
+
 def test_several_heads_train_the_same_in_both_loops(tmp_path):
     doc = {
         "name": "deep",

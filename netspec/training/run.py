@@ -258,6 +258,9 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*Found `dataloader_iter` argument in the `[a-z]+_step`.*")
     warnings.filterwarnings("ignore", ".*You are using the `dataloader_iter` step flavor.*")
     warnings.filterwarnings("ignore", ".*manual optimization and every_n_train_steps.*")
+    # float16 with a GradScaler skips the optimizer step on overflow (the first steps, by design);
+    # the schedule counts it all the same, in either loop: PyTorch takes that for a misordering
+    warnings.filterwarnings("ignore", ".*Detected call of `lr_scheduler.step.*` before `optimizer.step.*")
 
 
 def _resume_checkpoint(spec: Spec, run_dir: Path):
