@@ -321,3 +321,19 @@ def test_an_epochs_rows_are_on_disk_once_the_next_epoch_trains(tmp_path, monkeyp
         overrides=["train.max_epochs=2", "train.progress=none", f"train.run_dir={tmp_path}"],
     )
     assert {"train_loss_epoch", "train_acc", "val_loss", "val_acc", "train_loss_step"} <= seen[0]
+
+
+def test_the_rich_bar_shows_batches_per_second_from_few_redraws():
+    """A bar redrawn a few times an epoch gives rich too few samples for its own speed estimate
+    (it read 0.00it/s): the column divides the batches done by the time since the bar started."""
+    from pytorch_lightning.callbacks import RichProgressBar
+    from rich.progress import Task, TaskID
+
+    from netspec.training.run import _with_step_metrics
+
+    columns = _with_step_metrics(RichProgressBar)().configure_columns(None)
+    (speed,) = [column for column in columns if type(column).__name__ == "AverageSpeed"]
+    task = Task(TaskID(0), "Epoch 0", 21.0, 14.0, _get_time=lambda: 2.0)
+    task.start_time = 0.0
+    assert task.speed is None  # rich's own estimate, from no samples
+    assert speed.render(task).plain == "7.00it/s"

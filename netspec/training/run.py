@@ -690,8 +690,29 @@ def _with_step_metrics(bar: type) -> type:
             self._drawn = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, done - 1)
 
+    if hasattr(bar, "configure_columns"):  # rich
+
+        def configure_columns(self, trainer) -> list:
+            return _average_speed(bar.configure_columns(self, trainer))
+
+        Bar.configure_columns = configure_columns
     Bar.__name__ = Bar.__qualname__ = bar.__name__  # Lightning names callbacks' state by class
     return Bar
+
+
+def _average_speed(columns: list) -> list:
+    """Rich estimates a bar's speed from the updates it gets, and a bar redrawn a few times an epoch
+    (an evaluation pass in a few chunks) gives too few: it read 0.00it/s. Batches per second since
+    the bar started instead."""
+    from pytorch_lightning.callbacks.progress.rich_progress import ProcessingSpeedColumn
+    from rich.text import Text
+
+    class AverageSpeed(ProcessingSpeedColumn):
+        def render(self, task):
+            rate = task.completed / task.elapsed if task.elapsed else 0.0
+            return Text(f"{rate:>.2f}it/s", style=self.style)
+
+    return [AverageSpeed(c.style) if isinstance(c, ProcessingSpeedColumn) else c for c in columns]
 
 
 def _loggers(run_dir: Path, history: list[dict]) -> list:
