@@ -209,3 +209,66 @@ def test_pooled_metric_updates_count_what_separate_updates_count():
     large = torch.randn(POOLED_ELEMENTS + 1, 1)
     updates.update(pooled[1], large, large)
     assert pooled[1]["mse"]._update_count == 11 // POOLED_BATCHES + 2  # not held back
+
+
+def _fuzzed_config(seed: int) -> list[str]:
+    """A random but valid training setup (LeNet on the digits: 1,294 training samples)."""
+    import random
+
+    rng = random.Random(seed)
+    optimizer = rng.choice(
+        [
+            "{name: adam, lr: 0.003}",
+            "{name: adamw, lr: 0.01, weight_decay: 0.01}",
+            "{name: sgd, lr: 0.05}",
+            "{name: sgd, lr: 0.05, momentum: 0.9, nesterov: true}",
+        ]
+    )
+    scheduler = rng.choice(
+        [
+            "{name: none, warmup_steps: 0}",
+            f"{{name: cosine, warmup_steps: {rng.randint(0, 10)}}}",
+            f"{{name: step, step_size: {rng.randint(1, 15)}, gamma: 0.5, warmup_steps: 0}}",
+            "{name: onecycle, warmup_steps: 0}",
+        ]
+    )
+    sets = [
+        f"train.optimizer={optimizer}",
+        f"train.scheduler={scheduler}",
+        f"train.data.batch_size={rng.choice([16, 50, 64, 300])}",
+        f"train.accumulate_grad_batches={rng.choice([1, 1, 2, 3, 5])}",
+        f"train.precision={rng.choice(['32', '32', 'bf16-mixed'])}",
+        f"train.seed={rng.randint(0, 1000)}",
+    ]
+    if rng.random() < 0.5:
+        sets.append(f"train.gradient_clip_val={rng.choice([0.05, 0.5, 3.0])}")
+    if rng.random() < 0.5:
+        sets.append(f"train.checkpoint_every_n_steps={rng.randint(1, 9)}")
+    if rng.random() < 0.5:
+        sets.append(f"train.max_steps={rng.randint(1, 40)}")
+    else:
+        sets.append(f"train.max_epochs={rng.randint(1, 2)}")
+    return sets
+
+
+def _fuzz(tmp_path, seed: int) -> None:
+    sets = _fuzzed_config(seed)
+    fast = _fit(LENET, tmp_path / "fast", "fast", sets)
+    lightning = _fit(LENET, tmp_path / "lightning", "lightning", sets)
+    try:
+        _assert_same_runs(fast, lightning)
+    except AssertionError as exc:
+        raise AssertionError(f"seed {seed}: {sets}") from exc
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fuzzed_setups_train_the_same_in_both_loops(tmp_path, seed):
+    """Random optimizers, schedules, batch sizes, accumulation, clipping, precision, step
+    checkpoints and limits: both loops give the same weights, counters, metrics and metrics.csv."""
+    _fuzz(tmp_path, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3, 43))
+def test_fuzzed_setups_train_the_same_in_both_loops_long(tmp_path, seed):
+    _fuzz(tmp_path, seed)
