@@ -99,8 +99,8 @@ class HistoryCSVLogger(CSVLogger):
 
 
 def write_rows(loggers) -> None:
-    """Before a checkpoint: the rows logged until then, on disk (a run killed after the checkpoint
-    resumes from it and logs only the later rows again)."""
+    """The rows logged until now, on disk: before a checkpoint and at an epoch's start (a run killed
+    later resumes from that checkpoint and logs only the rows after it again)."""
     for logger in loggers:
         if isinstance(logger, HistoryCSVLogger):
             logger.write()

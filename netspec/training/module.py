@@ -216,7 +216,6 @@ class SpecModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self._stop_if_nonfinite()  # never overwrite last.ckpt with NaN weights
-        same_steps_in_both_loops(checkpoint)
         write_rows(self.loggers)
         # dropout and friends draw from the global generator: save it for an exact resume
         checkpoint["netspec_rng"] = {"cpu": torch.get_rng_state()}
@@ -256,8 +255,8 @@ class SpecModule(pl.LightningModule):
 
 def same_steps_in_both_loops(checkpoint: dict) -> None:
     """Lightning counts optimizer steps in one place under automatic optimization and in another
-    under manual (``train.loop: fast``): give both the count, so either loop resumes the other's
-    checkpoints (and those written before the fast loop existed) at the right ``global_step``."""
+    under manual (``train.loop: fast``): on loading, give both the count, so either loop resumes
+    the other's checkpoints (and those written before the fast loop existed) at the right step."""
     loop = checkpoint.get("loops", {}).get("fit_loop", {})
     automatic = loop.get("epoch_loop.automatic_optimization.optim_progress", {}).get("optimizer", {})
     counters = [
