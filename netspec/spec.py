@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netspec.errors import SpecError
 from netspec.expand import expand, uses_language
 from netspec.graph import Layer, infer, resolve
+from netspec.heap import gc_paused
 from netspec.plugins import Registry, default_registry
 from netspec.shapes import Shape
 from netspec.validation import validate
@@ -63,7 +62,7 @@ class Spec:
         """The network as a ``torch.fx.GraphModule`` (see :func:`netspec.build`)."""
         from netspec.builder import build
 
-        with _gc_paused():  # like loading: every module and graph node built is kept
+        with gc_paused():  # like loading: every module and graph node built is kept
             return build(self)
 
     def __repr__(self) -> str:
@@ -89,22 +88,8 @@ def load(
         >>> spec.shapes()["conv_0"]
         (6, 28, 28)
     """
-    with _gc_paused():
+    with gc_paused():
         return _load(source, registry, input_shape, overrides)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Loading makes ~10 containers a layer and keeps them: collections then find no garbage
-    but rescan everything, 40% of a 10,000-layer load (and ~30% of building it). Restored as it
-    was, even on an error."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load(

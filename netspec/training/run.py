@@ -25,6 +25,7 @@ import yaml
 import netspec
 from netspec.data import DataError, Splits, about_dataset
 from netspec.errors import Problem, SpecError
+from netspec.heap import frozen_heap, import_paused
 from netspec.shapes import describe
 from netspec.spec import Spec
 
@@ -316,7 +317,7 @@ def fit(
     spec, cfg, weights = _with_init(spec, cfg, init)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
     resumed = _resume_checkpoint(spec, run_dir) if resume is not None else None
-    with _torch_state_restored():
+    with _torch_state_restored(), frozen_heap():
         return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights)
 
 
@@ -340,6 +341,7 @@ def _rank_zero() -> bool:
 def _torch_state_restored():
     """Lightning sets torch's determinism flags for a run and leaves them set: put them back (and
     the warning filters), so later work in the same process (a notebook, a test) is unaffected."""
+    import_paused("pytorch_lightning")  # the run's heavy imports (torch with it)
     import torch
 
     flags = (
@@ -781,6 +783,7 @@ def export_onnx(
     Like a run directory, a missing parent directory of ``path`` is created.
     """
     _check_onnx_installed()
+    import_paused("torch")
     import torch
 
     spec = netspec.load(source, overrides=list(overrides))
