@@ -1,6 +1,7 @@
 """``python -m bench``: run every benchmark, write ``latest.md`` and ``latest.json``.
 
     python -m bench [--quick] [--out DIR] [--only SECTION ...] [--threads N]
+    python -m bench --gpu [--quick]   # only the rows that need CUDA (a lent GPU machine)
     python -m bench --render bench/results/latest.json   # the table again, without notes
 
 Sections (in the order they run; ``--only`` takes these keys):
@@ -17,7 +18,9 @@ median ratio netspec / baseline with its spread. GPU rows run only where CUDA is
 (elsewhere a row says "needs CUDA"). ``--quick`` runs everything small (CI runs it so the suite
 never rots; its figures are not meant to be quoted) and writes ``quick.md`` / ``quick.json``.
 torch runs on ``--threads`` threads (default 1: on a shared machine more threads mostly measure
-the neighbours).
+the neighbours). ``--gpu`` runs only the sections with GPU rows (``GPU_SECTIONS``) and in them
+only the GPU rows, and writes ``gpu.md`` / ``gpu.json``: the part to run when a GPU machine is
+lent for a few minutes (``scripts/gpu_check.sh``), without redoing the CPU rows there.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ SECTIONS = {
     "memory": ("bench.memory", "memory estimate vs peak"),
     "train": ("bench.train_speed", "training vs plain loop"),
 }
+GPU_SECTIONS = ("train", "memory", "modules")  # the ones with GPU rows, most wanted first
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help=f"only the GPU rows ({', '.join(GPU_SECTIONS)}); writes gpu.md and gpu.json",
+    )
     parser.add_argument(
         "--render",
         type=Path,
@@ -66,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    if args.gpu and args.only and set(args.only) - set(GPU_SECTIONS):
+        print(f"python -m bench: --gpu runs only {', '.join(GPU_SECTIONS)}", file=sys.stderr)
+        return 2
+    if args.gpu and not torch.cuda.is_available():
+        print("python -m bench: --gpu: no CUDA device here (torch sees none)", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     info = machine()
     command = " ".join(
@@ -76,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
-    for key in args.only or list(SECTIONS):
+    keys = args.only or list(GPU_SECTIONS if args.gpu else SECTIONS)
+    for key in keys:
         module, title = SECTIONS[key]
         t0 = time.perf_counter()
         print(f"== {title} ...", flush=True)
         try:
-            got = importlib.import_module(module).run(args.quick)
+            section = importlib.import_module(module)
+            got = section.run(args.quick, gpu_only=True) if args.gpu else section.run(args.quick)
         except Exception:  # one broken section must not hide the others' results
             errors[key] = traceback.format_exc()
             print(errors[key], file=sys.stderr, flush=True)
@@ -97,13 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "quick": args.quick,
         "machine": info,
-        "sections": {key: SECTIONS[key][1] for key in args.only or SECTIONS},
+        "gpu_only": args.gpu,
+        "sections": {key: SECTIONS[key][1] for key in keys},
         "seconds": seconds | {"total": time.perf_counter() - t_all},
         "errors": errors,
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if args.quick else "latest"
+    stem = ("gpu-quick" if args.quick else "gpu") if args.gpu else ("quick" if args.quick else "latest")
     text = markdown(rows, info, command)
     (args.out / f"{stem}.md").write_text(text)
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -188,7 +188,8 @@ def _old_estimate(spec, batch: int) -> int:
     return t.param_bytes + 3 * t.trainable * 4 + t.activation_bytes
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, gpu_only: bool = False) -> list[dict]:
+    """Measured on the GPU where there is one (so ``gpu_only`` changes nothing)."""
     from bench.common import row
 
     rows = []

@@ -216,10 +216,10 @@ def compare(
     )
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, gpu_only: bool = False) -> list[dict]:
     rows = []
     cuda = torch.cuda.is_available()
-    devices = ["cpu", "cuda"] if cuda else ["cpu"]
+    devices = ["cuda"] if gpu_only else ["cpu", "cuda"] if cuda else ["cpu"]
     for name, spec_file, overrides, hand_cls, full, small in MODELS:
         batch, shape = small if quick else full
         for device in devices:

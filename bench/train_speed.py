@@ -762,11 +762,26 @@ def _bench_case(label: str, quick: bool, **kw) -> list[dict]:
     return rows
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, gpu_only: bool = False) -> list[dict]:
     from bench.common import RESNET18_CIFAR, skipped
 
-    lenet = {"data": "digits", "batch_size": 64}
     resnet = {"spec": str(ROOT / "specs" / "resnet.yaml"), "set": RESNET18_CIFAR}
+    rows = [] if gpu_only else _cpu_rows(quick, resnet)
+    if torch.cuda.is_available():
+        rows += _gpu_rows(quick, resnet)
+    else:
+        rows.append(
+            skipped(
+                "training vs plain loop", "GPU: LeNet fp32, ResNet-18 bf16 eager and compiled", "needs CUDA"
+            )
+        )
+    return rows
+
+
+def _cpu_rows(quick: bool, resnet: dict) -> list[dict]:
+    from bench.common import skipped
+
+    lenet = {"data": "digits", "batch_size": 64}
     rows = _bench_case(
         "LeNet digits, CPU", quick, **lenet, epochs=1 if quick else 8, rounds=1 if quick else 2
     )
@@ -779,31 +794,28 @@ def run(quick: bool) -> list[dict]:
         # torch.compile: the graph count (LeNet compiles in ~10 s per graph on 2 CPU cores)
         rows += _bench_case("LeNet digits, CPU, torch.compile", quick, **lenet, compile=True, epochs=8)
         rows += _bench_case("ResNet-18 synthetic 3×32×32, CPU", quick, **resnet, samples=800, epochs=3)
-    if torch.cuda.is_available():
+    return rows
+
+
+def _gpu_rows(quick: bool, resnet: dict) -> list[dict]:
+    rows = _bench_case(
+        "LeNet synthetic, GPU",
+        quick,
+        device="cuda",
+        samples=5000 if quick else 30000,
+        epochs=1 if quick else 5,
+    )
+    for compiled in (False, True):
         rows += _bench_case(
-            "LeNet synthetic, GPU",
+            f"ResNet-18 synthetic 3×32×32, GPU bf16{' compiled' if compiled else ''}",
             quick,
+            **resnet,
             device="cuda",
-            samples=5000 if quick else 30000,
-            epochs=1 if quick else 5,
-        )
-        for compiled in (False, True):
-            rows += _bench_case(
-                f"ResNet-18 synthetic 3×32×32, GPU bf16{' compiled' if compiled else ''}",
-                quick,
-                **resnet,
-                device="cuda",
-                precision="bf16-mixed",
-                compile=compiled,
-                samples=2000 if quick else 50000,
-                batch_size=256,
-                epochs=1 if quick else 3,
-            )
-    else:
-        rows.append(
-            skipped(
-                "training vs plain loop", "GPU: LeNet fp32, ResNet-18 bf16 eager and compiled", "needs CUDA"
-            )
+            precision="bf16-mixed",
+            compile=compiled,
+            samples=2000 if quick else 50000,
+            batch_size=256,
+            epochs=1 if quick else 3,
         )
     return rows
 

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 SECTIONS = {
@@ -70,3 +72,24 @@ def test_lightning_overhead_bench_runs():
     lines = done.stdout.splitlines()
     for loop in ("plain loop", "automatic", "manual K=1", "manual K=4", "manual K=8"):
         assert any(line.strip().startswith(loop) and "calls a step" in line for line in lines), done.stdout
+
+
+def test_the_gpu_part_runs_only_gpu_rows_and_says_so_without_cuda():
+    """``python -m bench --gpu`` (the few minutes of a lent GPU machine) redoes no CPU row; without
+    CUDA it refuses at once rather than writing an empty table."""
+    import torch
+
+    from bench import train_speed
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs the GPU rows for real")
+    (row,) = train_speed.run(quick=True, gpu_only=True)
+    assert row["skipped"] == "needs CUDA"
+    for argv, says in (
+        (["--gpu"], "no CUDA device"),
+        (["--gpu", "--only", "cli"], "--gpu runs only train, memory, modules"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench", *argv], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 2 and says in done.stderr, done.stderr
