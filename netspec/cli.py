@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import sys
 import traceback
@@ -175,9 +176,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", metavar="DIR", default=None)
     _add_set(evaluate)
     export = commands.add_parser("export", help="export the network (with a checkpoint's weights) to ONNX")
-    export.add_argument("spec", metavar="SPEC")
-    export.add_argument("--checkpoint", metavar="CKPT", default=None)
-    export.add_argument("--onnx", metavar="FILE", required=True)
+    export.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
+    export.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        default=None,
+        help="weights: a .ckpt, a run directory or a plain state_dict (default: a seeded random init)",
+    )
+    export.add_argument(
+        "--onnx", metavar="FILE", required=True, help="the .onnx file to write (missing directories are made)"
+    )
+    _add_set(export)
     _add_predict(commands)
     show = commands.add_parser(
         "show",
@@ -338,7 +347,9 @@ def _train(args: argparse.Namespace) -> int:
     if result.rank != 0:  # DDP: the other ranks ran the same command; rank 0 reports
         return EXIT_OK
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
-    print(f"done: {result.epochs} epochs, {result.steps} steps; {shown}")
+    from netspec.training.finetune import counted
+
+    print(f"done: {counted(result.epochs, 'epoch')}, {counted(result.steps, 'step')}; {shown}")
     if not result.test_split:
         from netspec.training.run import NO_TEST_SPLIT
 
@@ -383,7 +394,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from netspec.training.run import export_onnx
 
-    path = export_onnx(args.spec, args.checkpoint, args.onnx)
+    path = export_onnx(args.spec, args.checkpoint, args.onnx, overrides=args.overrides)
     print(f"ONNX model written to {path}")
     return EXIT_OK
 
@@ -559,12 +570,14 @@ def _datasets(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import json
 
+    from netspec.outfiles import check, write_text
     from netspec.schema import spec_json_schema
 
+    if args.output:
+        check("-o", args.output, "netspec.schema.json", "netspec schema")
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
+        write_text("-o", args.output, text)
         print(f"schema written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -572,11 +585,13 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _shape(text: str) -> list[int]:
+    """``3,224,224`` or ``3x224x224``: every part a positive integer (an empty one is a typo)."""
+    parts = re.split(r"[,x×]", text.strip())
     try:
-        shape = [int(part) for part in text.replace("x", ",").split(",") if part.strip()]
+        shape = [int(part) for part in parts if part.strip().isdigit()]
     except ValueError:
         shape = []
-    if not shape or min(shape) < 1:
+    if len(shape) != len(parts) or not shape or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers like 3,224,224; got {text!r}")
     return shape
 
@@ -633,6 +648,10 @@ def _check_build_flags(args: argparse.Namespace) -> None:
         from netspec.graphviz import graph_path_problem
 
         problem = graph_path_problem(args.graph)
+    if problem is None and args.html:
+        from netspec.outfiles import path_problem
+
+        problem = path_problem("--html", args.html, "report.html")
     if problem:
         args.build_parser.error(problem)
 
@@ -742,10 +761,10 @@ def _build(args: argparse.Namespace) -> int:
             text = report.render_table(summary, full=args.summary, width=width, color=color)
         if args.html:
             from netspec.htmlreport import render_html
+            from netspec.outfiles import write_text
 
             shown = fold(full, depth, spec.document.blocks) if depth else full
-            with open(args.html, "w", encoding="utf-8") as page:
-                page.write(render_html(shown, full, spec))
+            write_text("--html", args.html, render_html(shown, full, spec))
             print(f"HTML report written to {args.html}", file=sys.stderr)
         if args.graph:
             from netspec.graphviz import write_graph

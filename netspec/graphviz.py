@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from netspec.errors import NetspecError
+from netspec.outfiles import path_problem, write_text
 from netspec.report import render_dot
 from netspec.spec import Spec
 from netspec.summary import Summary
@@ -30,19 +30,15 @@ def graph_path_problem(path: str | Path) -> str | None:
     formats = "DOT text (.dot, .gv), .svg or, with Graphviz installed, .png, .pdf, .jpg"
     if suffix not in DOT_TEXT | RENDERED:
         return f"--graph {path}: cannot write {suffix or 'a file without suffix'}; netspec writes {formats}"
-    parent = path.parent
-    if not parent.is_dir():
-        return f"--graph {path}: directory {parent} does not exist; create it first"
-    if path.is_dir():
-        return f"--graph {path} is a directory; give a file name such as {path / 'network.dot'}"
+    problem = path_problem("--graph", path, "network.dot")
+    if problem:
+        return problem
     if suffix in RENDERED and suffix != ".svg" and shutil.which("dot") is None:
         return (
             f"--graph {path} needs Graphviz's `dot` program, which is not on PATH: install Graphviz "
             f"({INSTALL_GRAPHVIZ}), or write {path.with_suffix('.dot')} and render it elsewhere "
             f"with `dot -T{suffix[1:]}`"
         )
-    if not os.access(path if path.exists() else parent, os.W_OK):
-        return f"--graph {path}: permission denied"
     return None
 
 
@@ -61,14 +57,14 @@ def write_graph(spec: Spec, summary: Summary, path: str | Path) -> Path:
     dot_text = render_dot(summary, aux)
     suffix = path.suffix.lower()
     if suffix in DOT_TEXT:
-        path.write_text(dot_text)
+        write_text("--graph", path, dot_text)
         return path
     if suffix == ".svg" and shutil.which("dot") is None:  # no Graphviz: netspec's own layout
         from netspec.htmlreport import render_svg
         from netspec.summary import fold
 
         blocks = spec.document.blocks
-        path.write_text(render_svg(fold(summary, 2, blocks) if blocks else summary, spec) + "\n")
+        write_text("--graph", path, render_svg(fold(summary, 2, blocks) if blocks else summary, spec) + "\n")
         return path
     fmt = "jpg" if suffix == ".jpeg" else suffix[1:]
     result = subprocess.run(

@@ -229,6 +229,34 @@ def test_graph_paths_that_cannot_be_written_are_usage_errors(tmp_path, target, m
 
 
 @pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            ["build", "specs/lenet.yaml", "--html", "{tmp}/missing/r.html"],
+            "directory {tmp}/missing does not exist",
+        ),
+        (
+            ["build", "specs/lenet.yaml", "--html", "{tmp}"],
+            "--html {tmp} is a directory; give a file name such as",
+        ),
+        (["build", "specs/lenet.yaml", "--html", "/proc/r.html"], "/proc/r.html: cannot write --html file"),
+        (["build", "specs/lenet.yaml", "--graph", "/proc/r.dot"], "/proc/r.dot: cannot write --graph file"),
+        (["schema", "-o", "{tmp}/missing/s.json"], "netspec schema: -o {tmp}/missing/s.json: directory"),
+        (["schema", "-o", "{tmp}"], "netspec schema: -o {tmp} is a directory"),
+        (["schema", "-o", "/proc/s.json"], "/proc/s.json: cannot write -o file"),
+    ],
+)
+def test_every_file_netspec_is_told_to_write_is_checked_or_refused_as_a_user_error(
+    tmp_path, command, message
+):
+    """A missing directory, a directory, or a path the system refuses (here under /proc): exit 2
+    naming the option, never an internal error after the work is done."""
+    out = run(*(part.format(tmp=tmp_path) for part in command))
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert "internal error" not in out.stderr and message.format(tmp=tmp_path) in out.stderr
+
+
+@pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--batch-size", "8"], "--batch-size scales the memory estimates, which only --summary"),
