@@ -235,13 +235,10 @@ def _model(spec: Spec, checkpoint: str | Path | None, log):
             model = spec.build()
         log("netspec: note: no --checkpoint: the weights are a random initialisation (seed 0)")
         return model.eval()
-    from netspec.training.checkpoint import check_fits, read_checkpoint
+    from netspec.training.checkpoint import load_network_weights
 
     model = spec.build()
-    state = read_checkpoint(checkpoint)["state_dict"]
-    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-    check_fits(weights, model.state_dict(), checkpoint, spec.source)
-    model.load_state_dict(weights)
+    load_network_weights(model, checkpoint, spec.source)
     return model.eval()
 
 

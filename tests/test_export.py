@@ -304,7 +304,37 @@ def test_export_creates_missing_directories_and_refuses_a_directory(tmp_path, ca
     assert main(["export", LENET, "--onnx", str(target)]) == 0
     assert target.is_file()
     assert main(["export", LENET, "--onnx", str(tmp_path)]) == 2
-    assert "is a directory; give a file name like model.onnx" in capsys.readouterr().err
+    assert f"is a directory; give a file name such as {tmp_path / 'model.onnx'}" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert main(["export", LENET, "--onnx", str(tmp_path / "file" / "m.onnx")]) == 2
     assert "cannot create the directory of" in capsys.readouterr().err
+
+
+def test_export_writes_one_file_named_after_the_spec_and_says_when_weights_are_random(tmp_path, capsys):
+    """One self-contained .onnx (its weights inside, not in a .data file beside it), input and
+    outputs named as in the spec; no checkpoint is a note (the weights are a seeded init), a
+    plain state_dict is a checkpoint too, --variant picks the network, and a path the system
+    refuses is exit 2."""
+    import onnx
+
+    from netspec.cli import main
+
+    target = tmp_path / "m.onnx"
+    assert main(["export", LENET, "--onnx", str(target)]) == 0
+    assert "no --checkpoint: the weights are a random initialisation (seed 0)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    graph = onnx.load(str(target)).graph
+    assert [i.name for i in graph.input] == ["input"] and [o.name for o in graph.output] == ["output"]
+    model = netspec.load(LENET).build().eval()
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    assert main(["export", LENET, "--checkpoint", str(tmp_path / "weights.pt"), "--onnx", str(target)]) == 0
+    assert "random" not in capsys.readouterr().err
+    x = torch.randn(3, 1, 28, 28)
+    got = ort.InferenceSession(str(target)).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+    resnet = ["export", str(SPEC_DIR / "resnet.yaml"), "--variant", "resnet18", "--set", "params.classes=7"]
+    assert main([*resnet, "--set", "expect=null", "--onnx", str(tmp_path / "r.onnx")]) == 0
+    assert onnx.load(str(tmp_path / "r.onnx")).graph.output[0].type.tensor_type.shape.dim[1].dim_value == 7
+    capsys.readouterr()
+    assert main(["export", LENET, "--onnx", "/proc/m.onnx"]) == 2
+    assert "/proc/m.onnx: cannot write --onnx file" in capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_a_finished_run_continues_with_more_epochs_and_keeps_its_history(finishe
     out = capsys.readouterr()
     assert "done: 2 epochs, 42 steps" in out.out
     assert f"best checkpoint: {run / 'checkpoints/best.ckpt'}" in out.out  # the copy's, not the original's
-    assert f"continuing {run} after 1 epochs (21 steps) up to max_epochs 2" in out.err
+    assert f"continuing {run} after 1 epoch (21 steps) up to max_epochs 2" in out.err
     assert (
         "the cosine schedule is recomputed for 42 steps (was 21): at step 21 the learning rate goes from 0"
         in (out.err)

@@ -92,6 +92,8 @@ def test_explain_one_layer_without_a_spec(capsys):
     assert tuple(torch.nn.MaxPool2d((2, 3), padding=(0, 1))(torch.zeros(1, 1, 4, 16)).shape) == (1, 1, 2, 6)
 
     # merges take one --input per input; plugin types work too
+    assert main(["explain", "conv", "--input", "3x12×12", "out_channels=2", "kernel_size=3"]) == 0
+    assert "conv on [3, 12, 12] → [2, 10, 10]" in capsys.readouterr().out
     assert main(["explain", "concat", "--input", "16,8,8", "--input", "8,8,8"]) == 0
     assert "C_out = 16 + 8 = 24" in capsys.readouterr().out
     assert main(["explain", "squeeze_excite", "--input", "8,4,4", "reduction=2"]) == 0
@@ -107,6 +109,9 @@ def test_explain_one_layer_without_a_spec(capsys):
         (["conv", "out_channels=2", "kernel_size=3"], "give the input shape"),
         (["conv", "--input", "3,8,8", "kernel_size"], "expected KEY=VALUE"),
         (["conv", "--input", "3,a"], "--input: expected positive integers"),
+        (["conv", "--input", "3,x,32", "out_channels=2", "kernel_size=3"], "got '3,x,32'"),  # not [3, 32]
+        (["conv", "--input", "3,,32", "out_channels=2", "kernel_size=3"], "got '3,,32'"),
+        (["conv", "--input", "3,32,", "out_channels=2", "kernel_size=3"], "got '3,32,'"),
     ],
 )
 def test_explain_one_layer_errors_are_located_with_exit_2(argv, message, capsys):

@@ -15,6 +15,7 @@ import torch
 from conftest import REPO
 
 from netspec.cli import main
+from netspec.errors import SpecError
 
 LENET = str(REPO / "specs/lenet.yaml")
 NETSPEC = [sys.executable, "-m", "netspec"]
@@ -96,6 +97,7 @@ def test_resume_after_sigkill_ends_exactly_where_an_uninterrupted_run_ends(tmp_p
     assert 0 < killed_at < 63  # mid-run (21 steps per epoch)
     resumed = run_cli("train", LENET, *args, "--resume", str(run_b), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"note: resuming {run_b} after " in resumed.stderr and "up to max_epochs 3" in resumed.stderr
     assert _metrics(resumed.stdout) == _metrics(straight.stdout)
     # nothing is lost: metrics.csv holds the whole history, the killed part's rows included, and
     # the epoch train metrics of the epoch the kill interrupted equal the uninterrupted run's
@@ -132,7 +134,7 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("done: 1 epochs") == 1, out.stdout  # rank 1 does not report
+    assert out.stdout.count("done: 1 epoch,") == 1, out.stdout  # rank 1 does not report
     (run,) = (tmp_path / "runs").iterdir()  # rank 1 made no run directory of its own
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert run.name.startswith("lenet5-")
@@ -281,6 +283,42 @@ def test_run_dir_parents_are_created_and_an_unwritable_one_is_exit_2(tmp_path, c
     assert f"cannot create the run directory {tmp_path / 'file' / 'run'}" in err and "Traceback" not in err
 
 
+def test_a_new_run_never_overwrites_a_run_directory(tmp_path, capsys, monkeypatch):
+    """train.run_dir given twice (--resume forgotten) is refused before anything is written; two
+    default directories of one spec in the same second get a suffix instead of being shared."""
+    from netspec.training import run
+
+    target = tmp_path / "run"
+    sets = [*QUIET, "--set", "train.max_steps=2", "--set", f"train.run_dir={target}"]
+    assert main(["train", LENET, *sets]) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in target.rglob("*")}
+    capsys.readouterr()
+    assert main(["train", LENET, *sets]) == 2
+    err = capsys.readouterr().err
+    assert f"train.run_dir={target}: the run directory {target} already holds a run" in err
+    assert f"hint: continue it with --resume {target}" in err
+    assert {p.name: p.stat().st_mtime_ns for p in target.rglob("*")} == before
+    import datetime
+    import types
+
+    now = datetime.datetime(2026, 12, 1, 4, 30, 5)
+    monkeypatch.setattr(
+        run, "datetime", types.SimpleNamespace(datetime=types.SimpleNamespace(now=lambda: now))
+    )
+    monkeypatch.setattr(run, "RUNS_ROOT", tmp_path / "runs")
+    spec, cfg = run.prepare(LENET)
+    first = run._run_dir(spec, cfg)
+    assert first == tmp_path / "runs" / "lenet5-20261201-043005"
+    first.mkdir(parents=True)
+    second = run._run_dir(spec, cfg)
+    assert second.name == "lenet5-20261201-043005-2"
+    second.mkdir()
+    assert run._run_dir(spec, cfg).name == "lenet5-20261201-043005-3"
+    run._make_run_dir(spec, first, new=True)
+    with pytest.raises(SpecError, match="already holds a run"):  # chosen by two runs at once
+        run._make_run_dir(spec, first, new=True)
+
+
 def test_segnet_trains_with_the_default_determinism_and_names_the_unpooling(tmp_path, capsys):
     """Max unpooling has no deterministic kernel (on CPU too): the default runs it and says so."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -306,7 +344,7 @@ def test_segnet_trains_with_the_default_determinism_and_names_the_unpooling(tmp_
     assert code == 0, out.err
     assert f"no deterministic kernel on {device} for" in out.err
     assert "'unpool2' (unpool): max unpooling" in out.err
-    assert "done: 1 epochs, 2 steps" in out.out
+    assert "done: 1 epoch, 2 steps" in out.out
     # Lightning's global flags are put back: later work in this process is not made deterministic
     assert not torch.are_deterministic_algorithms_enabled()
 

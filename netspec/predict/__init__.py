@@ -43,7 +43,6 @@ from netspec.predict.model import (
     load_spec,
     pick_device,
     read_normalization,
-    read_weights,
 )
 from netspec.predict.problems import WHERE, Log, refuse, to_stderr
 from netspec.predict.segmentation import MaskWriter
@@ -114,8 +113,7 @@ def predict(
         raise refuse(f"--batch-size {batch_size}: expected a positive number")
     spec, cfg = load_spec(source, overrides, split is not None)
     dev = pick_device(device)
-    content, weights, plain = read_weights(checkpoint)
-    model = build_model(spec, weights, checkpoint)
+    model, content, plain = build_model(spec, checkpoint)
     tasks = output_tasks(spec, cfg, content, checkpoint, plain, log)
     normalization = read_normalization(spec, content, checkpoint, plain)
     # the pixel limit is read here, at call time, so that it can be lowered (the tests do)

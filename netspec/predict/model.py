@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import netspec
-from netspec.errors import SpecError
 from netspec.predict.problems import refuse
 from netspec.spec import Spec
 
@@ -42,57 +41,14 @@ def pick_device(name: str):
     return torch.device(name)
 
 
-def read_weights(path: str | Path) -> tuple[dict, dict, bool]:
-    """(checkpoint dict, the network's weights, whether it was a plain state_dict), weights-only.
-
-    A netspec/Lightning checkpoint keeps the network under ``model.`` in its ``state_dict``; a
-    plain ``state_dict`` (``torch.save(model.state_dict(), path)``) is accepted as it is.
-    """
-    from netspec.training.checkpoint import read_checkpoint
-
-    try:
-        content = read_checkpoint(path)
-    except SpecError:
-        plain = _plain_state_dict(Path(path))
-        if plain is None:
-            raise
-        return {}, plain, True
-    state = content["state_dict"]
-    if any(key.startswith("model.") for key in state):
-        state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-    return content, state, False
-
-
-def _plain_state_dict(path: Path) -> dict | None:
-    """The file as a flat dict of tensors (loaded weights-only), or None when it is not one."""
-    import torch
-
-    from netspec.training.checkpoint import ALLOWED_GLOBALS
-
-    if not path.is_file():
-        return None
-    try:
-        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not a weights-only file: read_checkpoint's message says so
-        return None
-    if (
-        isinstance(content, dict)
-        and content
-        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items())
-    ):
-        return dict(content)
-    return None
-
-
-def build_model(spec: Spec, weights: dict, path: str | Path):
-    """The network with the checkpoint's weights, checked to fit (exit 2 for another network)."""
-    from netspec.training.checkpoint import check_fits
+def build_model(spec: Spec, path: str | Path) -> tuple[Any, dict, bool]:
+    """The network with the file's weights, checked to fit (exit 2 for another network), with
+    the checkpoint (empty for a plain ``state_dict``) and whether it was one."""
+    from netspec.training.checkpoint import load_network_weights
 
     model = spec.build()
-    check_fits(weights, model.state_dict(), path, spec.source)
-    model.load_state_dict(weights)
-    return model
+    content, plain = load_network_weights(model, path, spec.source)
+    return model, content, plain
 
 
 def read_normalization(spec: Spec, content: dict, path, plain: bool):

@@ -59,6 +59,55 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return content
 
 
+def network_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """(the checkpoint, the network's weights, whether the file was a plain ``state_dict``).
+
+    A netspec (Lightning) checkpoint keeps the network under ``model.`` in its ``state_dict``;
+    a plain ``state_dict`` (``torch.save(model.state_dict(), path)``, torchvision's files) is
+    taken as it is, with an empty checkpoint: it has no heads or normalization to offer.
+    """
+    try:
+        content = read_checkpoint(path)
+    except SpecError:
+        plain = _plain_state_dict(run_checkpoint(Path(path)))
+        if plain is None:
+            raise
+        return {}, plain, True
+    state = content["state_dict"]
+    if any(key.startswith("model.") for key in state):
+        state = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    return content, state, False
+
+
+def load_network_weights(model: Any, path: str | Path, spec_source: str) -> tuple[dict[str, Any], bool]:
+    """The file's weights into ``model`` (the spec's network), checked to fit first; returns
+    ``network_weights``' checkpoint and plain flag."""
+    content, weights, plain = network_weights(path)
+    check_fits(weights, model.state_dict(), path, spec_source)
+    model.load_state_dict(weights)
+    return content, plain
+
+
+def _plain_state_dict(path: Path) -> dict | None:
+    """The file as a flat dict of tensors (loaded weights-only), or None when it is not one."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a weights-only file: read_checkpoint's message says so
+        return None
+    if (
+        isinstance(content, dict)
+        and content
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items())
+    ):
+        return dict(content)
+    return None
+
+
 def check_fits(state: dict[str, Any], expected: dict[str, Any], path: str | Path, spec_source: str) -> None:
     """``state`` must have exactly the keys and shapes of ``expected`` (a module's state_dict)."""
     missing = sorted(set(expected) - set(state))

@@ -180,10 +180,15 @@ def continuation(
     return Continuation(ckpt_path, epochs, steps, train if isinstance(train, dict) else None)
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def continuation_notes(cont: Continuation, cfg, run_dir: Path, totals: tuple[int, int]) -> list[str]:
     """What a continued run will do differently from the run it continues (for stderr)."""
     notes = []
-    done = f"{cont.epochs_done} epochs ({cont.steps_done} steps)"
+    done = f"{counted(cont.epochs_done, 'epoch')} ({counted(cont.steps_done, 'step')})"
     limit = f"max_steps {cfg.max_steps}" if cfg.max_steps is not None else f"max_epochs {cfg.max_epochs}"
     finished = (
         cont.steps_done >= cfg.max_steps if cfg.max_steps is not None else cont.epochs_done >= cfg.max_epochs
@@ -194,6 +199,8 @@ def continuation_notes(cont: Continuation, cfg, run_dir: Path, totals: tuple[int
         notes.append(
             f"nothing left to train: {run_dir} has done {done}; raise {limit.split()[0]} to continue"
         )
+    else:  # an interrupted run, picked up where its last checkpoint left it
+        notes.append(f"resuming {run_dir} after {done} up to {limit}")
     old_total, new_total = totals
     sched = cfg.scheduler
     if old_total != new_total and sched.name in ("cosine", "onecycle"):

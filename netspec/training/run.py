@@ -200,7 +200,31 @@ def _run_dir(spec: Spec, cfg) -> Path:
     if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
         return Path(inherited)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return RUNS_ROOT / f"{spec.name}-{stamp}"
+    base = RUNS_ROOT / f"{spec.name}-{stamp}"
+    for n in range(1, MAX_SAME_SECOND + 1):  # runs of one spec started within the same second
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if not path.exists():
+            return path
+    return path  # _make_run_dir refuses it: it holds a run
+
+
+RUN_FILES = ("spec.yaml", "checkpoints", "metrics.csv")  # what makes a directory a run's
+MAX_SAME_SECOND = 1000
+
+
+def _refuse_a_used_run_dir(spec: Spec, run_dir: Path) -> None:
+    """A new run into a directory that holds one would overwrite its checkpoints and metrics."""
+    if any((run_dir / name).exists() for name in RUN_FILES):
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"the run directory {run_dir} already holds a run; a new run would overwrite its "
+                    "checkpoints and metrics",
+                    ("train", "run_dir") if spec.model.train.run_dir else ("name",),
+                    hint=f"continue it with --resume {run_dir}, or choose another train.run_dir",
+                )
+            ]
+        )
 
 
 @contextlib.contextmanager
@@ -217,11 +241,18 @@ def _shared_run_dir(run_dir: Path):
             os.environ[RUN_DIR_ENV] = old
 
 
-def _make_run_dir(spec: Spec, run_dir: Path) -> None:
-    """Create the run directory (parents too) and write the resolved spec; OSError is exit 2."""
+def _make_run_dir(spec: Spec, run_dir: Path, new: bool) -> None:
+    """Create the run directory (parents too) and write the resolved spec; OSError is exit 2.
+
+    A new run's spec.yaml is created exclusively: of two runs that chose one directory at once
+    (the same default name, the same second), the second stops here instead of sharing it."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "spec.yaml").write_text(_resolved_yaml(spec))
+        with (run_dir / "spec.yaml").open("x" if new else "w", encoding="utf-8") as file:
+            file.write(_resolved_yaml(spec))
+    except FileExistsError:
+        _refuse_a_used_run_dir(spec, run_dir)
+        raise
     except OSError as exc:
         raise SpecError(
             [
@@ -316,6 +347,8 @@ def fit(
         )
     spec, cfg, weights = _with_init(spec, cfg, init)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
+    if resume is None and _rank_zero():
+        _refuse_a_used_run_dir(spec, run_dir)
     resumed = _resume_checkpoint(spec, run_dir) if resume is not None else None
     with _torch_state_restored(), frozen_heap():
         return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights)
@@ -411,7 +444,7 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
             preload("matplotlib.figure", "matplotlib.backends.backend_agg")
         print(notice(trained, cfg.data.name), file=sys.stderr)
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
-        _make_run_dir(spec, run_dir)
+        _make_run_dir(spec, run_dir, new=resumed is None)
     with _writes_finished(trainer):
         with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -732,14 +765,13 @@ def _loggers(run_dir: Path, history: list[dict]) -> list:
 
 
 def _module_from_checkpoint(spec: Spec, cfg, checkpoint: str | Path, splits: Splits):
-    """A SpecModule with the checkpoint's weights, read weights-only and checked to fit."""
-    from netspec.training.checkpoint import check_fits, read_checkpoint
+    """A SpecModule with the checkpoint's network weights (or a plain state_dict's), read
+    weights-only and checked to fit; the heads and normalization come from the spec and data."""
+    from netspec.training.checkpoint import load_network_weights
     from netspec.training.module import SpecModule
 
-    state = read_checkpoint(checkpoint)["state_dict"]
     module = SpecModule(spec, cfg, heads(spec, cfg, splits), normalization=splits.normalization)
-    check_fits(state, module.state_dict(), checkpoint, spec.source)
-    module.load_state_dict(state)
+    load_network_weights(module.model, checkpoint, spec.source)
     return module
 
 
@@ -776,42 +808,68 @@ def _evaluate(spec: Spec, cfg, checkpoint: str | Path, data_dir) -> dict[str, fl
 
 
 def export_onnx(
-    source: Any, checkpoint: str | Path | None, path: str | Path, *, overrides: Sequence[str] = ()
+    source: Any,
+    checkpoint: str | Path | None,
+    path: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    log=None,
 ) -> Path:
     """Write the network (with a checkpoint's weights, if given) as ONNX with a dynamic batch.
 
-    Like a run directory, a missing parent directory of ``path`` is created.
+    One self-contained file, its outputs named after the spec's outputs and its input ``input``;
+    only a network over ONNX's 2 GB limit keeps its weights beside it, in ``<file>.data``.
+    Without a checkpoint the weights are a seeded random init, and ``log`` (default: stderr) says
+    so. Like a run directory, a missing parent directory of ``path`` is created.
     """
+    import logging
+
     _check_onnx_installed()
     import_paused("torch")
     import torch
 
+    log = log or (lambda text: print(text, file=sys.stderr))
     spec = netspec.load(source, overrides=list(overrides))
-    model = spec.build().eval()
-    if checkpoint is not None:
-        from netspec.training.checkpoint import check_fits, read_checkpoint
-
-        state = read_checkpoint(checkpoint)["state_dict"]
-        weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        check_fits(weights, model.state_dict(), checkpoint, spec.source)
-        model.load_state_dict(weights)
-    x = torch.randn(2, *spec.input_shape)
     path = _output_file(path)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = spec.build().eval()
+    if checkpoint is not None:
+        from netspec.training.checkpoint import load_network_weights
+
+        load_network_weights(model, checkpoint, spec.source)
+    else:
+        log("netspec: note: no --checkpoint: the weights are a random initialisation (seed 0)")
+    weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    x = torch.randn(2, *spec.input_shape)
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (x,),
-            str(path),
-            dynamo=True,
-            dynamic_shapes=({0: batch},),
-            input_names=["input"],
-            verbose=False,
-        )
+    onnx_logger = logging.getLogger("torch.onnx")  # "torchvision is not installed. Skipping ..."
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                input_names=["input"],
+                output_names=list(spec.outputs),
+                external_data=weight_bytes >= ONNX_SINGLE_FILE_LIMIT,
+                verbose=False,
+            )
+    except OSError as exc:
+        from netspec.outfiles import refusal
+
+        raise refusal("--onnx", path, exc) from None
+    finally:
+        onnx_logger.setLevel(level)
     return path
 
 
+ONNX_SINGLE_FILE_LIMIT = 1 << 31  # protobuf's 2 GiB: larger weights go to <file>.data
 ONNX_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx.export(dynamo=True) imports
 
 
@@ -834,6 +892,8 @@ def _check_onnx_installed() -> None:
 
 def _output_file(path: str | Path) -> Path:
     """``path`` with its parent directories created; a path that cannot be written is exit 2."""
+    from netspec.outfiles import check
+
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -841,6 +901,5 @@ def _output_file(path: str | Path) -> Path:
         raise SpecError(
             [Problem(f"cannot create the directory of {path}: {exc.strerror or exc}", str(path))]
         ) from None
-    if path.is_dir():
-        raise SpecError([Problem(f"{path} is a directory; give a file name like model.onnx", str(path))])
+    check("--onnx", path, "model.onnx", "netspec export")
     return path
