@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "--precision and --optimizer need an output with memory estimates (--summary, --format json or "
         "markdown); --explain prints formulas instead of the table, so it takes none of --summary, "
         "--format, --batch-size, --precision, --optimizer; "
-        "--graph and --input combine with everything. A flag that would do nothing is an error.",
+        "--graph and --input combine with all of these; --sizes lists input sizes instead of the "
+        "table, so it takes none of them. A flag that would do nothing is an error.",
     )
     build.set_defaults(build_parser=build)
     build.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
@@ -104,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         "--graph",
         metavar="FILE",
         default=None,
-        help="also write the graph: .dot/.gv always; .svg/.png/.pdf/.jpg when Graphviz `dot` is installed",
+        help="also write the graph: .dot/.gv and .svg always; .png/.pdf/.jpg with Graphviz `dot` installed",
     )
     build.add_argument(
         "--html",
@@ -281,24 +282,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             return _schema(args)
     except (SpecError, DataError) as exc:
-        print(exc, file=sys.stderr)
+        _say(str(exc))
         return EXIT_INVALID
     except NetspecError as exc:
-        print(f"netspec: {exc}", file=sys.stderr)
+        _say(f"netspec: {exc}")
         return EXIT_INTERNAL
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say
+        _silence_output()
+        return EXIT_OK
     except Exception as exc:  # the last line of defence: no traceback unless asked for
         if os.environ.get("NETSPEC_DEBUG"):
             traceback.print_exc()
         else:
-            print(
+            _say(
                 f"netspec: internal error: {exc!r}\n"
-                "  this is a bug in netspec or a plugin; rerun with NETSPEC_DEBUG=1 for the traceback",
-                file=sys.stderr,
+                "  this is a bug in netspec or a plugin; rerun with NETSPEC_DEBUG=1 for the traceback"
             )
         return EXIT_INTERNAL
     return EXIT_INTERNAL
+
+
+def _say(text: str) -> None:
+    """The error message on stderr; a reader that closed it (``2>&1 | head``) does not turn the
+    exit status into 1."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        _silence_output()
+
+
+def _silence_output() -> None:
+    """Point both streams at /dev/null, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -750,7 +770,12 @@ def _build(args: argparse.Namespace) -> int:
         if args.explain is not None:
             names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}
             if args.explain and args.explain not in names:
-                print(f"netspec: no layer {args.explain!r} in {spec.source}", file=sys.stderr)
+                import difflib
+
+                layer_names = [r.name for r in summary.rows]
+                close = difflib.get_close_matches(args.explain, layer_names, n=3, cutoff=0.5)
+                maybe = f"; did you mean {', '.join(repr(n) for n in close)}?" if close else ""
+                print(f"netspec: no layer {args.explain!r} in {spec.source}{maybe}", file=sys.stderr)
                 return EXIT_INVALID
             text = report.render_explain(summary, args.explain or None)
         elif args.format == "json":

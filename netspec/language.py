@@ -79,6 +79,18 @@ class NetworkSpec(BaseModel):
     variant: str | None = Field(None, description="The variant of `variants:` to build.")
     train: dict | None = Field(None, description="How `netspec train` trains the network.")
 
+    @field_validator("netspec", mode="before")
+    @classmethod
+    def _check_version(cls, value: object) -> object:
+        """A spec of another format version: say which this netspec reads."""
+        if value != FORMAT_VERSION or isinstance(value, bool):
+            raise PydanticCustomError(
+                "netspec_format_version",
+                "this netspec reads spec format version {version} (`netspec: {version}`); got {value}",
+                {"version": FORMAT_VERSION, "value": repr(value)},
+            )
+        return value
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:

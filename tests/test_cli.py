@@ -320,3 +320,20 @@ def test_input_override_leaves_the_contracts_of_the_spec_s_own_input_unchecked(c
     captured = capsys.readouterr()
     assert "reconstruction [1, 30, 30]" in captured.out
     assert "expect: contracts describe the spec at its own input: not checked" in captured.err
+
+
+@pytest.mark.parametrize(("argv", "status"), [(["build", "/nonexistent.yaml"], 2), (["schema"], 0)])
+def test_a_reader_that_went_away_does_not_change_the_exit_status(argv, status):
+    """``netspec … 2>&1 | head`` closes our streams early: the status stays the command's (it
+    was 1, from a BrokenPipeError while printing the message)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netspec", *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == status
+
+
+def test_explain_of_a_missing_layer_suggests_close_names(capsys):
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--explain", "c4"]) == 2
+    assert "no layer 'c4' in" in (err := capsys.readouterr().err) and "did you mean 's4', 'c3'" in err

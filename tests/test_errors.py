@@ -124,6 +124,14 @@ def test_errors_from_strings_and_dicts_name_their_source():
     assert str(err).startswith("<dict>: layer 0 (conv): missing required key")
 
 
+@pytest.mark.parametrize("version", ["2", "0", "true", "'1'", "[1]"])
+def test_another_format_version_says_which_one_this_netspec_reads(version):
+    err = errors_of(f"netspec: {version}\ninput: [3, 8, 8]\nlayers:\n  - {{type: relu}}\n")
+    assert str(err).startswith(
+        "<string>:1:10: netspec: this netspec reads spec format version 1 (`netspec: 1`)"
+    )
+
+
 def test_top_level_must_be_a_mapping(write_spec):
     err = errors_of(write_spec("- 1\n- 2\n"))
     assert "a spec is a mapping" in str(err)
