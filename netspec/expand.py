@@ -315,6 +315,25 @@ def _apply_variant(doc: Document) -> Document:
         raise SpecError(
             [doc.problem("variants: expected a mapping of names to top-level overrides", ("variants",))]
         )
+    named = [name for name in variants if not isinstance(name, str)]
+    if named:  # YAML reads `18:` as a number: a name the CLI's --variant could never pick
+        raise SpecError(
+            [
+                doc.problem(
+                    f"variant names are text; YAML read {named[0]!r} as "
+                    + (
+                        "true/false"
+                        if isinstance(named[0], bool)
+                        else "a number"
+                        if named[0] is not None
+                        else "null"
+                    ),
+                    ("variants", named[0]),
+                    key=True,
+                    hint="quote the name in the spec (and pick it with --variant or variant: as text)",
+                )
+            ]
+        )
     if chosen is None:
         raise SpecError(
             [

@@ -48,8 +48,16 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return rounded
 
 
+MAX_ROUND_DIGITS = 400  # beyond ±400 digits any value netspec allows is 0 or unchanged
+
+
 def _round(value, digits=None):
-    return round(value) if digits is None else round(value, digits)
+    """``round`` with its digits bounded: Python computes 10**-digits, so -10**18 never returns."""
+    if digits is None:
+        return round(value)
+    if not isinstance(digits, int) or isinstance(digits, bool) or abs(digits) > MAX_ROUND_DIGITS:
+        raise ExprError(f"round(): digits must be an integer from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
+    return round(value, digits)
 
 
 def _extreme(pick):
@@ -203,6 +211,8 @@ class Evaluator:
     _Tuple = _List
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
+        if isinstance(node.op, ast.Invert):  # a bit operator, like & and |: not in the language
+            raise ExprError("operator ~ is not allowed")
         value = self._eval(node.operand)
         if isinstance(node.op, ast.Not):
             return not value

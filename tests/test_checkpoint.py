@@ -33,19 +33,16 @@ def trained(tmp_path_factory):
     from netspec.training import fit
 
     run = tmp_path_factory.mktemp("run")
-    result = fit(
-        LENET,
-        overrides=[
-            "train.max_epochs=1",
-            "train.progress=none",
-            "train.scheduler={name: cosine, warmup_steps: 2}",
-            "train.early_stopping={monitor: val_loss}",
-            "train.checkpoint_every_n_steps=5",
-            "train.optimizer={name: sgd, lr: 0.01, momentum: 0.9}",
-            f"train.run_dir={run}",
-        ],
-    )
-    return result
+    return fit(LENET, overrides=[*TRAINED, "train.max_epochs=1", f"train.run_dir={run}"])
+
+
+TRAINED = [
+    "train.progress=none",
+    "train.scheduler={name: cosine, warmup_steps: 2}",
+    "train.early_stopping={monitor: val_loss}",
+    "train.checkpoint_every_n_steps=5",
+    "train.optimizer={name: sgd, lr: 0.01, momentum: 0.9}",
+]
 
 
 def test_netspec_checkpoints_load_weights_only(trained):
@@ -287,3 +284,70 @@ def test_the_background_writer_holds_at_most_two_snapshots(tmp_path, monkeypatch
     third.join(10)
     writer.teardown()
     assert [os.path.basename(p) for p in written] == ["1.ckpt", "2.ckpt", "3.ckpt"]
+
+
+def _resume(run, capsys, *sets):
+    sets = [part for value in [*TRAINED, "train.max_epochs=2", *sets] for part in ("--set", value)]
+    code = main(["train", LENET, *sets, "--resume", str(run)])
+    return code, capsys.readouterr().err
+
+
+def _copy_run(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained.run_dir, run)
+    return run
+
+
+def _last_with(run, **fields):
+    path = run / "checkpoints" / "last.ckpt"
+    content = torch.load(path, weights_only=True)
+    content.update(fields)
+    torch.save(content, path)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"global_step": "x"}, "global_step is 'x', not a step count"),
+        ({"global_step": -3}, "global_step is -3, not a step count"),
+        ({"loops": {"x": 1}}, "its loops hold no fit_loop state"),
+        ({"netspec_epoch_loss": ("a",)}, "netspec_epoch_loss is not a (sum, count) pair"),
+        ({"netspec_epoch_head_losses": [1]}, "netspec_epoch_head_losses is not a mapping"),
+        ({"netspec_train_metrics": [1]}, "netspec_train_metrics is not a mapping"),
+        ({"netspec_train_metrics": {"f1": {"state": {}, "updates": 0}}}, "a train metric 'f1' this network"),
+        ({"netspec_rng": "x"}, "netspec_rng holds no CPU generator state"),
+        ({"netspec_rng": {"cpu": torch.zeros(3)}}, "netspec_rng holds no CPU generator state"),
+        ({"optimizer_states": "x"}, "Lightning could not restore its training state: AttributeError"),
+        ({"callbacks": "x"}, "Lightning could not restore its training state: AttributeError"),
+        ({"pytorch-lightning_version": "0.0.1"}, "Lightning could not restore its training state: KeyError"),
+        ({"state_dict": {"model.c1.weight": torch.zeros(6, 1, 5, 5, device="meta")}}, "on the meta device"),
+    ],
+)
+def test_a_damaged_checkpoint_resumes_as_exit_2_naming_the_file(trained, tmp_path, capsys, fields, message):
+    """Weights-only loading keeps a checkpoint from running code; its training state is still
+    data from a file: every field of it that is read is checked, or its restore's errors are the
+    file's (each of these was an internal error, exit 1)."""
+    run = _copy_run(trained, tmp_path)
+    _last_with(run, **fields)
+    code, err = _resume(run, capsys)
+    assert code == 2, err
+    assert message in err and "internal error" not in err and "Traceback" not in err
+    assert "last.ckpt" in err
+
+
+@pytest.mark.parametrize(
+    ("spec_yaml", "message"),
+    [(None, "has no spec.yaml"), ("", "holds no spec"), ("{{{", "invalid YAML"), ("- 1\n", "holds no spec")],
+)
+def test_a_run_whose_spec_yaml_is_missing_or_damaged_does_not_resume(
+    trained, tmp_path, capsys, spec_yaml, message
+):
+    run = _copy_run(trained, tmp_path)
+    if spec_yaml is None:
+        (run / "spec.yaml").unlink()
+    else:
+        (run / "spec.yaml").write_text(spec_yaml)
+    code, err = _resume(run, capsys)
+    assert code == 2 and message in err and "internal error" not in err, err

@@ -13,6 +13,7 @@ import io
 import math
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
@@ -667,6 +668,27 @@ def test_arrays_unknown_keys_and_formats(load, tmp_path):
     (tmp_path / "d.csv").write_text("1,2\n")
     with pytest.raises(DataError, match=r"suffix '.csv'; supported: .npz, .pt, .pth"):
         load("arrays", (1,), path=str(tmp_path / "d.csv"))
+    (tmp_path / "empty.npz").write_bytes(b"")  # np.load raises EOFError: was an internal error
+    with pytest.raises(DataError, match="cannot read .*empty.npz as .npz: No data left in file"):
+        load("arrays", (1,), path=str(tmp_path / "empty.npz"))
+    (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    with pytest.raises(DataError, match="cannot read .*torn.npz as .npz"):
+        load("arrays", (1,), path=str(tmp_path / "torn.npz"))
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        (torch.zeros(4, 1, 4, 4, device="meta"), "are a tensor on the meta device, which holds no values"),
+        (torch.zeros(4, 1, 4, 4).to_sparse(), "are a sparse_coo tensor; save t.to_dense()"),
+    ],
+)
+def test_arrays_of_a_layout_netspec_cannot_compute_with_are_refused(load, tmp_path, tensor, message):
+    """weights_only loading accepts tensors of any layout and device; the first operation on a
+    meta or sparse one was an internal error."""
+    torch.save({"x": tensor, "y": torch.zeros(4, dtype=torch.long)}, tmp_path / "d.pt")
+    with pytest.raises(DataError, match=re.escape(message)):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "d.pt"))
 
 
 def test_arrays_paths_resolve_against_cwd_then_data_dir(load, tmp_path, monkeypatch):

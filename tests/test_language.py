@@ -334,6 +334,9 @@ REFUSED = [
     ("=[0] * 10**9", "cannot compute list * int"),
     ("=planes + 'a'", "cannot compute int + str"),
     ("=-'a'", "cannot negate a str"),
+    ("=~1", "operator ~ is not allowed"),  # was read as +1
+    ("=round(5, -10**18)", "digits must be an integer from -400 to 400"),  # never returned
+    ("=round(5, 1.5)", "digits must be an integer"),
     ("=1 < 'a'", "cannot compare int with str"),
     ("=planes[0]", "cannot index a int"),
     ("=depths[9]", "out of range"),
@@ -897,6 +900,24 @@ def test_unknown_variant_suggests(tmp_path):
     assert f"{path}:{loc(text, 'smal')}: unknown variant 'smal'" in message
     assert "did you mean 'small'? variants: small, large" in message
     assert error(path, overrides=["variant=larg"]).startswith("--set variant=larg: unknown variant 'larg'")
+
+
+def test_a_variant_name_yaml_reads_as_a_number_is_a_located_error(tmp_path):
+    path, text = write(
+        tmp_path,
+        "spec.yaml",
+        """
+        netspec: 1
+        input: [3, 8, 8]
+        variant: "18"
+        variants:
+          18: {params: {width: 4}}
+        params: {width: 8}
+        layers: [{type: conv, out_channels: =width, kernel_size: 1}]
+    """,
+    )
+    message = error(path)  # was an internal error (a TypeError joining the names)
+    assert f"{path}:{loc(text, '18: ')}: variant names are text; YAML read 18 as a number" in message
 
 
 def test_set_variant_picks_the_variant_and_records_it(tmp_path):

@@ -366,6 +366,12 @@ def test_bad_inputs_are_located_errors(trained, tmp_path, capsys):
     assert "cannot read" in _fails(capsys, *base, tmp_path / "objects.npy")  # never unpickled
     np.save(tmp_path / "nan.npy", np.full((2, 1, 8, 8), np.nan, dtype=np.float32))
     assert "nan.npy[0] holds NaN" in _fails(capsys, *base, tmp_path / "nan.npy")
+    torch.save(torch.zeros(2, 1, 8, 8).to_sparse(), tmp_path / "sparse.pt")  # were internal errors
+    assert "sparse.pt holds a sparse_coo tensor; save t.to_dense()" in _fails(
+        capsys, *base, tmp_path / "sparse.pt"
+    )
+    torch.save({"x": torch.zeros(2, 1, 8, 8, device="meta")}, tmp_path / "meta.pt")
+    assert "meta.pt holds a tensor on the meta device" in _fails(capsys, *base, tmp_path / "meta.pt")
     (tmp_path / "notes.txt").write_text("hi")
     assert "suffix '.txt'" in _fails(capsys, *base, tmp_path / "notes.txt")
     assert "does not exist" in _fails(capsys, *base, tmp_path / "missing.png")
@@ -404,6 +410,12 @@ def test_checkpoints_that_do_not_fit_are_refused(trained, tmp_path, capsys):
     assert "outputs elsewhere" in _fails(
         capsys, spec, "--checkpoint", tmp_path / "renamed.ckpt", tmp_path / "x.npy"
     )
+    content["netspec_heads"] = [{"output": ["scores"], "task": "classification"}]  # malformed: inferred
+    torch.save(content, tmp_path / "listed.ckpt")
+    code, _, err = _run(
+        capsys, spec, "--checkpoint", tmp_path / "listed.ckpt", tmp_path / "x.npy", "--out", tmp_path / "o"
+    )
+    assert code == 0 and "records no tasks" in err, err  # was an internal error (unhashable list)
     content["netspec_heads"] = [{"output": "scores", "task": "classification", "num_classes": 7}]
     torch.save(content, tmp_path / "classes.ckpt")
     assert "with 7 classes" in _fails(

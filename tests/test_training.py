@@ -298,6 +298,9 @@ def test_a_new_run_never_overwrites_a_run_directory(tmp_path, capsys, monkeypatc
     assert f"train.run_dir={target}: the run directory {target} already holds a run" in err
     assert f"hint: continue it with --resume {target}" in err
     assert {p.name: p.stat().st_mtime_ns for p in target.rglob("*")} == before
+    (tmp_path / "file").write_text("")  # was an internal error (FileExistsError), after the data loaded
+    assert main(["train", LENET, *QUIET, "--set", f"train.run_dir={tmp_path / 'file'}"]) == 2
+    assert "cannot create the run directory" in capsys.readouterr().err
     import datetime
     import types
 

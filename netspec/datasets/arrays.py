@@ -151,12 +151,15 @@ def _read(path: Path) -> Any:
 
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        import zipfile
+
         import numpy as np
 
         try:
-            with np.load(path, allow_pickle=False) as archive:
+            # our own handle: np.load leaves its file open when the zip is damaged
+            with path.open("rb") as file, np.load(file, allow_pickle=False) as archive:
                 return {k: archive[k] for k in archive.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
             raise DataError(f"dataset 'arrays': cannot read {path} as .npz: {exc}") from exc
     if suffix in (".pt", ".pth"):
         try:
@@ -192,6 +195,10 @@ def _by_keys(contents: dict, path: Path) -> tuple[Any, Any]:
 def _tensor(value: Any, path: Path, what: str):
     import torch
 
+    from netspec.filetensors import layout_problem
+
+    if isinstance(value, torch.Tensor) and (problem := layout_problem(value)):
+        raise DataError(f"dataset 'arrays': the {what} in {path} are {problem}")
     try:
         tensor = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError) as exc:

@@ -106,6 +106,11 @@ def _read_pt(path: Path):
         raise refuse(
             f"{path} holds a {type(content).__name__}, not a tensor of inputs", path, hint=SAVE_TENSOR
         )
+    from netspec.filetensors import layout_problem
+
+    problem = layout_problem(content)
+    if problem:
+        raise refuse(f"{path} holds {problem}", path, hint=SAVE_TENSOR)
     return content
 
 

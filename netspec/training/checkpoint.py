@@ -56,7 +56,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise _refuse(path, f"{path} is not a netspec checkpoint: it has no 'state_dict' of tensors")
+    _check_layouts(state, path)
     return content
+
+
+def _check_layouts(state: dict, path: Path) -> None:
+    from netspec.filetensors import layout_problem
+
+    for key, tensor in state.items():
+        problem = layout_problem(tensor)
+        if problem:
+            raise _refuse(path, f"weight {key} in {path} is {problem}")
 
 
 def network_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], bool]:
@@ -104,6 +114,7 @@ def _plain_state_dict(path: Path) -> dict | None:
         and content
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items())
     ):
+        _check_layouts(content, path)
         return dict(content)
     return None
 

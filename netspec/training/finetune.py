@@ -152,9 +152,9 @@ def continuation(
                     )
                 ]
             )
-    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    epochs = int(progress.get("processed", checkpoint.get("epoch", 0)))
-    steps = int(checkpoint.get("global_step", 0))
+    from netspec.training.resumable import counters
+
+    epochs, steps = counters(checkpoint, ckpt_path)
     cfg = spec.model.train
     if cfg.max_steps is not None and cfg.max_steps < steps:
         raise SpecError(

@@ -214,13 +214,24 @@ MAX_SAME_SECOND = 1000
 
 def _refuse_a_used_run_dir(spec: Spec, run_dir: Path) -> None:
     """A new run into a directory that holds one would overwrite its checkpoints and metrics."""
+    where = ("train", "run_dir") if spec.model.train.run_dir else ("name",)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"cannot create the run directory {run_dir}: it is a file",
+                    where,
+                    hint="choose another train.run_dir",
+                )
+            ]
+        )
     if any((run_dir / name).exists() for name in RUN_FILES):
         raise SpecError(
             [
                 spec.document.problem(
                     f"the run directory {run_dir} already holds a run; a new run would overwrite its "
                     "checkpoints and metrics",
-                    ("train", "run_dir") if spec.model.train.run_dir else ("name",),
+                    where,
                     hint=f"continue it with --resume {run_dir}, or choose another train.run_dir",
                 )
             ]
@@ -312,10 +323,28 @@ def _resume_checkpoint(spec: Spec, run_dir: Path):
                 )
             ]
         )
+    from netspec.yamlio import load_yaml, read_spec_file
+
+    checkpoint = read_checkpoint(ckpt_path)  # weights-only, before anything else is read
     saved = run_dir / "spec.yaml"
-    old = yaml.safe_load(saved.read_text()) if saved.is_file() else None
-    new = yaml.safe_load(_resolved_yaml(spec))
-    return continuation(spec, old, new, read_checkpoint(ckpt_path), ckpt_path, saved)
+    if not saved.is_file():
+        raise SpecError(
+            [
+                Problem(
+                    f"{run_dir} has no spec.yaml: nothing to check the spec against",
+                    str(saved),
+                    hint="a run directory holds the spec it was started with; start a new run from "
+                    "its weights with --init",
+                )
+            ]
+        )
+    old = read_spec_file(saved).data  # netspec's own reader: a damaged file is a located error
+    if not isinstance(old, dict):
+        raise SpecError(
+            [Problem("the run's spec.yaml holds no spec", str(saved), hint="start a new run with --init")]
+        )
+    new = load_yaml(_resolved_yaml(spec)).data
+    return continuation(spec, old, new, checkpoint, ckpt_path, saved)
 
 
 def fit(
@@ -416,8 +445,12 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
     module = module_type(spec, cfg, trained, total_steps, splits.normalization)
     if resumed is not None:
         from netspec.training.checkpoint import check_fits, read_checkpoint
+        from netspec.training.resumable import check_netspec_state
 
-        check_fits(read_checkpoint(ckpt_path)["state_dict"], module.state_dict(), ckpt_path, spec.source)
+        content = read_checkpoint(ckpt_path)
+        check_fits(content["state_dict"], module.state_dict(), ckpt_path, spec.source)
+        metric_names = {name for metrics in module.metrics["train_metrics"] for name in metrics}
+        check_netspec_state(content, ckpt_path, metric_names)
         _notice_continuation(resumed, cfg, run_dir, splits, total_steps)
     from netspec.training.finetune import prepare_weights
 
@@ -446,7 +479,7 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
         _make_run_dir(spec, run_dir, new=resumed is None)
     with _writes_finished(trainer):
-        with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec):
+        with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec), _restoring(trainer, ckpt_path):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics, best = _test_and_report(spec, run_dir, trainer, checkpoint, module, datamodule, splits)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -460,6 +493,15 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         trainer.global_rank,
         splits.test is not None,
     )
+
+
+def _restoring(trainer, ckpt_path):
+    """A resumed run: errors of Lightning's restore of the checkpoint are the file's (exit 2)."""
+    if ckpt_path is None:
+        return contextlib.nullcontext()
+    from netspec.training.resumable import restore_errors_are_the_files
+
+    return restore_errors_are_the_files(trainer, ckpt_path)
 
 
 def _test_and_report(spec: Spec, run_dir: Path, trainer, checkpoint, module, datamodule, splits):

@@ -376,6 +376,8 @@ def logged_metrics(heads: list[Head]) -> list[str]:
 
 def heads_from_checkpoint(records) -> list[dict] | None:
     """The heads a checkpoint recorded (None when it predates them or is malformed)."""
-    if not isinstance(records, list) or not all(isinstance(r, dict) and "task" in r for r in records):
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and "task" in r and isinstance(r.get("output"), str) for r in records
+    ):
         return None
     return [r for r in records if r.get("task") in TASKS]
