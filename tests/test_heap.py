@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from netspec.heap import frozen_heap, gc_paused, import_paused
+from netspec.heap import freeze_for_exit, frozen_heap, frozen_while, gc_paused
 
 
 @pytest.fixture(autouse=True)
@@ -59,14 +59,46 @@ def test_someone_elses_freeze_and_a_collector_turned_off_are_left_alone():
         assert gc.get_freeze_count() == 0
 
 
-def test_a_heavy_import_is_made_with_the_collector_paused(monkeypatch):
+def test_imports_are_made_paused_and_frozen_before_the_collector_is_back(monkeypatch):
+    """What the imports made is frozen while the collector is still off: else the first
+    collection after would scan it all (it took 0.2 s after Lightning's import)."""
     seen = []
-    monkeypatch.setattr("importlib.import_module", lambda name: seen.append((name, gc.isenabled())))
-    import_paused("pytorch_lightning")
-    assert seen == [("pytorch_lightning", False)] and gc.isenabled()
+    monkeypatch.setattr(
+        "importlib.import_module", lambda name: seen.append((name, gc.isenabled(), gc.get_freeze_count()))
+    )
+    made = []
+    monkeypatch.setattr(gc, "freeze", lambda real=gc.freeze: (made.append(gc.isenabled()), real())[1])
+    with frozen_heap("pytorch_lightning", "torch"):
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    assert seen == [("pytorch_lightning", False, 0), ("torch", False, 0)] and made == [False]
     monkeypatch.undo()
-    import_paused("json")
-    assert "json" in sys.modules
+
+    @frozen_while("json")
+    def inside():
+        return gc.get_freeze_count()
+
+    assert inside() > 0 and "json" in sys.modules
+
+
+def test_the_command_freezes_its_heap_before_the_interpreter_tears_it_down():
+    """``netspec`` (the console script) and ``python -m netspec`` go through ``console``, which
+    freezes the heap once main returns; main itself (called by tests, notebooks) does not."""
+    import subprocess
+
+    from conftest import REPO
+
+    code = (
+        "import gc, sys, atexit\n"
+        "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['netspec', 'build', 'specs/lenet.yaml']\n"
+        "from netspec.cli import console\n"
+        "console()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert out.returncode == 0 and "FROZEN True" in out.stdout, out.stderr
+    freeze_for_exit()  # what console does; undone here so the test session's heap is not left frozen
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
 
 
 def test_a_run_trains_on_a_frozen_heap_and_leaves_the_collector_as_it_was(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netspec.heap import import_paused
+from netspec.heap import frozen_while
 from netspec.predict.arrays import ARRAY_SUFFIXES, INPUT_KEYS, read_samples
 from netspec.predict.classification import ClassWriter
 from netspec.predict.images import IMAGE_SUFFIXES, read_image
@@ -75,6 +75,7 @@ class PredictResult:
     report: str = ""
 
 
+@frozen_while("torch")
 def predict(
     source: Any,
     checkpoint: str | Path,
@@ -96,7 +97,6 @@ def predict(
     (see the README's "Using a trained model") and returns the files and a short report.
     Notices (inferred tasks, unknown normalization) go to ``log`` (default: stderr).
     """
-    import_paused("torch")
     import torch
 
     log = log or to_stderr

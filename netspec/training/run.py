@@ -25,7 +25,7 @@ import yaml
 import netspec
 from netspec.data import DataError, Splits, about_dataset
 from netspec.errors import Problem, SpecError
-from netspec.heap import frozen_heap, import_paused
+from netspec.heap import frozen_heap
 from netspec.shapes import describe
 from netspec.spec import Spec
 
@@ -379,7 +379,7 @@ def fit(
     if resume is None and _rank_zero():
         _refuse_a_used_run_dir(spec, run_dir)
     resumed = _resume_checkpoint(spec, run_dir) if resume is not None else None
-    with _torch_state_restored(), frozen_heap():
+    with frozen_heap("pytorch_lightning"), _torch_state_restored():  # the run's heavy imports
         return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights)
 
 
@@ -403,7 +403,6 @@ def _rank_zero() -> bool:
 def _torch_state_restored():
     """Lightning sets torch's determinism flags for a run and leaves them set: put them back (and
     the warning filters), so later work in the same process (a notebook, a test) is unaffected."""
-    import_paused("pytorch_lightning")  # the run's heavy imports (torch with it)
     import torch
 
     flags = (
@@ -822,7 +821,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Metrics of a checkpoint on the test split (the validation split when there is none)."""
     spec, cfg = prepare(source, overrides)
-    with _torch_state_restored():
+    with frozen_heap("pytorch_lightning"), _torch_state_restored():
         return _evaluate(spec, cfg, checkpoint, data_dir)
 
 
@@ -864,10 +863,14 @@ def export_onnx(
     Without a checkpoint the weights are a seeded random init, and ``log`` (default: stderr) says
     so. Like a run directory, a missing parent directory of ``path`` is created.
     """
+    _check_onnx_installed()
+    with frozen_heap("torch"):
+        return _export_onnx(source, checkpoint, path, overrides, log)
+
+
+def _export_onnx(source: Any, checkpoint, path, overrides: Sequence[str], log) -> Path:
     import logging
 
-    _check_onnx_installed()
-    import_paused("torch")
     import torch
 
     log = log or (lambda text: print(text, file=sys.stderr))
