@@ -260,7 +260,23 @@ class _Composer:
             )
         if target in self.included:
             return self.included[target][0]
-        return read_spec_file(target)
+        read = read_spec_file(target)
+        if not isinstance(read.data, dict):  # a list, a number or an empty file: was silently nothing
+            kinds = {
+                list: "a list",
+                str: "a line of text",
+                bool: "true/false",
+                int: "a number",
+                float: "a number",
+            }
+            what = "is empty" if read.data is None else f"holds {kinds.get(type(read.data), 'a value')}"
+            should = (
+                "a base spec is a mapping"
+                if key == "extends"
+                else "an included file maps blocks: and params:"
+            )
+            raise SpecError([doc.problem(f"{key}: {name!r} {what}; {should}", path)])
+        return read
 
 
 def _add_blocks(blocks: dict[str, _Block], new: dict[str, _Block], *, replace: bool) -> None:

@@ -490,6 +490,11 @@ def test_arrays_regression_targets(load, tmp_path):
             r"must be ≥ 0; found -1 in the labels of sample 0 .*ignore_index: -1",
         ),
         ((40, 1, 4, 4), np.array(["a"] * 40), "labels .* are not a numeric array"),
+        (
+            (40, 1, 4, 4),
+            np.full(40, 2**63, dtype=np.uint64),
+            r"uint64 values of 2\*\*63 or more",
+        ),  # read -2**63
     ],
 )
 def test_arrays_bad_contents(load, tmp_path, x_shape, y, message):

@@ -726,6 +726,28 @@ def test_an_included_file_holds_only_blocks_and_params(tmp_path):
     assert "an included file holds blocks: and params: only, not ['layers']" in message
 
 
+@pytest.mark.parametrize(
+    ("key", "content", "message"),
+    [
+        (
+            "include",
+            "- 1\n- 2\n",
+            "include: 'lib.yaml' holds a list; an included file maps blocks: and params:",
+        ),
+        ("include", "hello\n", "include: 'lib.yaml' holds a line of text"),
+        ("include", "", "include: 'lib.yaml' is empty"),
+        ("extends", "[1]\n", "extends: 'lib.yaml' holds a list; a base spec is a mapping"),
+    ],
+)
+def test_an_included_or_base_file_that_is_not_a_mapping_is_an_error(tmp_path, key, content, message):
+    """It was read as an empty include: whatever the user meant to put there was silently missing."""
+    write(tmp_path, "lib.yaml", content)
+    path, text = write(
+        tmp_path, "spec.yaml", f"netspec: 1\ninput: [3, 8, 8]\n{key}: lib.yaml\nlayers: [{{type: relu}}]\n"
+    )
+    assert f"{path}:{loc(text, 'lib.yaml')}: {message}" in error(path)
+
+
 def test_a_block_file_included_twice_is_not_a_conflict(tmp_path):
     """Two block libraries that both include one common file (a diamond), or one file listed twice."""
     write(tmp_path, "lib/common.yaml", "blocks: {act: {layers: [{type: relu}]}}\n")

@@ -366,6 +366,8 @@ def test_bad_inputs_are_located_errors(trained, tmp_path, capsys):
     assert "cannot read" in _fails(capsys, *base, tmp_path / "objects.npy")  # never unpickled
     np.save(tmp_path / "nan.npy", np.full((2, 1, 8, 8), np.nan, dtype=np.float32))
     assert "nan.npy[0] holds NaN" in _fails(capsys, *base, tmp_path / "nan.npy")
+    np.save(tmp_path / "huge.npy", np.full((2, 1, 8, 8), 1e300))  # float64 beyond float32: no numpy warning
+    assert "huge.npy[0] holds NaN or infinite values" in _fails(capsys, *base, tmp_path / "huge.npy")
     torch.save(torch.zeros(2, 1, 8, 8).to_sparse(), tmp_path / "sparse.pt")  # were internal errors
     assert "sparse.pt holds a sparse_coo tensor; save t.to_dense()" in _fails(
         capsys, *base, tmp_path / "sparse.pt"

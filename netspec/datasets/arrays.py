@@ -207,6 +207,13 @@ def _tensor(value: Any, path: Path, what: str):
         raise DataError(f"dataset 'arrays': the {what} in {path} are complex; expected real numbers")
     if tensor.dim() == 0:
         raise DataError(f"dataset 'arrays': the {what} in {path} are a scalar; expected one per sample")
+    if tensor.dtype == torch.uint64:  # torch computes in int64: values of 2**63 and more would wrap
+        tensor = tensor.to(torch.int64)
+        if bool((tensor < 0).any()):
+            raise DataError(
+                f"dataset 'arrays': the {what} in {path} hold uint64 values of 2**63 or more, which "
+                "no class label or input needs; save them as a smaller integer or float type"
+            )
     return tensor
 
 

@@ -72,7 +72,9 @@ class ArrayFile(Source):
         chunk = self.data[None] if self.single else self.data[start:stop]
         if isinstance(chunk, torch.Tensor):
             return chunk.to(torch.float32)
-        return torch.from_numpy(np.array(chunk, dtype=np.float32))
+        # values beyond float32 become inf, which batches() refuses with a message (no numpy warning)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return torch.from_numpy(np.array(chunk, dtype=np.float32))
 
 
 class DatasetSplit(Source):
