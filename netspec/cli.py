@@ -718,6 +718,9 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
         if ignored:
             flags = ", ".join(ignored)
             return f"--explain prints shape formulas instead of the table, so {flags} would do nothing"
+    if args.depth is not None and not args.html and (args.format == "json" or args.explain is not None):
+        what = "--format json lists every layer" if args.format == "json" else "--explain prints formulas"
+        return f"--depth folds the table's rows (and --html's); {what}, so --depth would do nothing"
     shows_memory = args.summary or args.format in ("json", "markdown")
     memory_flags = [
         flag
@@ -772,7 +775,7 @@ def _build(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             out.write(explain_failure(args.spec, input_shape=args.input, overrides=args.overrides) or "")
             return EXIT_INVALID
-        if args.input is not None and isinstance(document.data, dict) and "expect" in document.data:
+        if args.input is not None and spec.model.expect is None and "expect" in (document.data or {}):
             print("netspec: note: expect: contracts describe the spec at its own input: not checked")
         training = {"precision": args.precision, "optimizer": args.optimizer}
         training = {key: value for key, value in training.items() if value is not None}

@@ -104,10 +104,11 @@ def _load(
         doc.override(assignment)
     if input_shape is not None and not uses_language(doc.data):
         check_input_rank(doc, input_shape)
+    written = doc.data.get("input") if isinstance(doc.data, dict) else None  # expansion may replace it
     doc = expand(doc, registry, input_shape=input_shape)
     model = validate(doc, registry)
     if input_shape is not None:
-        model = _with_input(doc, model, input_shape)
+        model = _with_input(doc, model, input_shape, written)
     layers, outputs = resolve(doc, registry, list(model.layers), model.outputs)
     layers = infer(doc, registry, layers, tuple(model.input))
     spec = Spec(doc, model, layers, outputs, registry)
@@ -136,10 +137,12 @@ def check_input_rank(doc: Document, shape: Sequence[int]) -> None:
     )
 
 
-def _with_input(doc: Document, model: Any, input_shape: Sequence[int]) -> Any:
+def _with_input(doc: Document, model: Any, input_shape: Sequence[int], written: Any) -> Any:
     shape = list(input_shape)
     if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in shape):
         raise SpecError([doc.problem(f"input override {shape} must be positive integers", ("input",))])
+    if shape == written:
+        return model.model_copy(update={"input": shape})  # its own input: `expect:` holds, checked
     # `expect:` describes the network at the spec's own input; at another size its output
     # shape and MACs (and, after a flatten, its parameters) are different by design
     return model.model_copy(update={"input": shape, "expect": None})

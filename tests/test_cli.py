@@ -264,6 +264,8 @@ def test_every_file_netspec_is_told_to_write_is_checked_or_refused_as_a_user_err
         (["--explain", "c1", "--format", "json"], "so --format would do nothing"),
         (["--explain", "--summary"], "so --summary would do nothing"),
         (["--summary", "--explain", "c1", "--format", "markdown"], "so --summary, --format would do nothing"),
+        (["--depth", "0", "--format", "json"], "json lists every layer, so --depth would do nothing"),
+        (["--depth", "1", "--explain", "c1"], "--explain prints formulas, so --depth would do nothing"),
     ],
 )
 def test_flags_that_would_do_nothing_are_usage_errors(capsys, flags, message):
@@ -320,6 +322,11 @@ def test_input_override_leaves_the_contracts_of_the_spec_s_own_input_unchecked(c
     captured = capsys.readouterr()
     assert "reconstruction [1, 30, 30]" in captured.out
     assert "expect: contracts describe the spec at its own input: not checked" in captured.err
+    # at its own input the contracts hold and are checked (no note); a broken one is still caught
+    assert main(["build", str(REPO / "specs/autoencoder.yaml"), "--input", "1,28,28"]) == 0
+    assert "not checked" not in capsys.readouterr().err
+    argv = ["build", str(REPO / "specs/autoencoder.yaml"), "--input", "1,28,28", "--set", "expect.params=5"]
+    assert main(argv) == 2 and "expect.params" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "status"), [(["build", "/nonexistent.yaml"], 2), (["schema"], 0)])
