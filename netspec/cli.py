@@ -551,7 +551,7 @@ def _plugins(args: argparse.Namespace) -> int:
                 "layer_types": list(i.layer_types),
                 "error": i.error,
             }
-            for i in [*infos, *registry.failures]
+            for i in [*infos, *registry.failures, *registry.skipped]
         ]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -568,11 +568,16 @@ def _plugins(args: argparse.Namespace) -> int:
     ]
     print(_table(header, rows, right=set()))
     print(f"\n{len(registry.layers)} layer types from {len(infos)} plugins")
+    if registry.skipped:
+        print("\nleft out by the environment (not loaded):")
+        for info in registry.skipped:
+            print(f"  {info.label}: {info.error}")
     if registry.failures:
         print("\nbroken plugins (not loaded):")
         for failure in registry.failures:
             print(f"  {failure.label} [{failure.origin}]: {failure.error}")
-        return EXIT_INTERNAL
+        # a plugin that fails is its author's bug; a name in the environment that matches none, the user's
+        return EXIT_INTERNAL if any(f.origin != "environment" for f in registry.failures) else EXIT_INVALID
     return EXIT_OK
 
 

@@ -86,6 +86,7 @@ class PluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.provenance: dict[str, PluginInfo] = {}
         self.failures: list[PluginInfo] = []
+        self.skipped: list[PluginInfo] = []  # installed, left out by NETSPEC_BLOCK_PLUGINS / NETSPEC_PLUGINS
 
     def register_plugin(self, plugin: object, name: str | None, info: PluginInfo) -> None:
         name = self.register(plugin, name=name)
@@ -134,16 +135,26 @@ def _version(dist: str) -> str | None:
 
 
 def _load_entry_points(pm: PluginManager) -> None:
-    allow = _names(ENV_ALLOW)
+    """Each plugin of the ``netspec`` entry-point group, unless the environment leaves it out:
+    ``NETSPEC_BLOCK_PLUGINS`` and ``NETSPEC_PLUGINS`` take entry-point or distribution names, and
+    a name that matches no installed plugin is a warning (a typo would otherwise do nothing)."""
+    allow, block = _names(ENV_ALLOW), _names(ENV_BLOCK)
+    seen: set[str] = set()
     # entry_points(group=…) reads each distribution's entry_points.txt only; the metadata (name,
     # version) is read for the distributions that have a netspec entry point, not for all of them
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.is_blocked(ep.name) or (allow and ep.name not in allow):
-            continue
         dist = getattr(ep, "dist", None)
         dist_name = dist.name if dist is not None else None
         version = dist.version if dist is not None else None
         info = PluginInfo(ep.name, "entry point", dist_name, version)
+        names = {ep.name, dist_name} - {None}
+        seen |= names
+        if pm.is_blocked(ep.name) or names & block:
+            pm.skipped.append(_failed(info, f"blocked by {ENV_BLOCK}"))
+            continue
+        if allow and not names & allow:
+            pm.skipped.append(_failed(info, f"not in {ENV_ALLOW}"))
+            continue
         if pm.has_plugin(ep.name):
             taken = pm.provenance.get(ep.name, PluginInfo(ep.name, "?"))
             if taken.distribution == dist_name:
@@ -168,6 +179,17 @@ def _load_entry_points(pm: PluginManager) -> None:
                 pm.unregister(name=ep.name)
             pm.provenance.pop(ep.name, None)
             pm.failures.append(_failed(info, f"failed to load: {describe_exception(exc)}"))
+    for variable, names in ((ENV_BLOCK, block - set(BUILTIN_PLUGINS)), (ENV_ALLOW, allow)):
+        for name in sorted(names - seen):
+            installed = ", ".join(sorted(seen)) or "none"
+            pm.failures.append(
+                PluginInfo(
+                    name,
+                    "environment",
+                    error=f"{variable} names it, but no installed plugin has "
+                    f"that entry-point or distribution name (installed: {installed})",
+                )
+            )
 
 
 def _check_hooks(pm: PluginManager, name: str) -> None:
@@ -265,6 +287,7 @@ class Registry:
     failures: tuple[PluginInfo, ...] = ()
     datasets: dict[str, DatasetType] = field(default_factory=dict)
     dataset_owners: dict[str, str] = field(default_factory=dict)
+    skipped: tuple[PluginInfo, ...] = ()  # installed plugins the environment left out
 
     @functools.cached_property
     def language(self):
@@ -321,7 +344,8 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
             tuple(layer_taken.get(name, ())),
             tuple(dataset_taken.get(name, ())),
         )
-    return Registry(layers, owners, plugins, tuple(failures), datasets, dataset_owners)
+    skipped = tuple(getattr(pm, "skipped", ()))
+    return Registry(layers, owners, plugins, tuple(failures), datasets, dataset_owners, skipped)
 
 
 def _merge(pm, hook: str, record_type: type, kind: str, provenance: dict, failures: list):

@@ -98,6 +98,10 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
             "known types: " + ", ".join(sorted(registry.layers))
         )
         hint += "".join(_broken_plugin_hint(failure, tag) for failure in registry.failures)
+        hint += "".join(
+            f"\n  note: plugin {info.label} is not loaded ({info.error}) and may provide it"
+            for info in registry.skipped
+        )
         path = (*path, "type")
     elif kind == "union_tag_not_found":
         tag = error["ctx"].get("discriminator", "'type'").strip("'")
@@ -118,6 +122,8 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
 
 def _broken_plugin_hint(failure, tag: str) -> str:
     """A broken plugin may be the one that would have provided the missing type."""
+    if failure.origin == "environment":  # a name in NETSPEC_PLUGINS that no plugin has
+        return ""
     if tag in failure.layer_types:
         return f"\n  plugin {failure.label} provides {tag!r} but is broken: {failure.error}"
     return f"\n  note: plugin {failure.label} is broken and may provide it: {failure.error}"

@@ -226,6 +226,26 @@ def test_switches_disable_block_and_allow(entry_points, monkeypatch):
     monkeypatch.setenv("NETSPEC_PLUGINS", "other")
     registry = registry_with()
     assert "scale" not in registry and "other" in registry.plugins and "conv" in registry
+    # a spec that needs a type of a plugin left out says which plugins were left out, and why
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load({"input": [3], "layers": [{"type": "scale"}]}, registry=registry)
+    assert "plugin 'scale' (netspec-fake 1.2.3) is not loaded (not in NETSPEC_PLUGINS)" in str(info.value)
+    # the distribution's name works as well as the entry point's (it was silently ignored)
+    monkeypatch.delenv("NETSPEC_PLUGINS")
+    monkeypatch.setenv("NETSPEC_BLOCK_PLUGINS", "netspec-fake")
+    registry = registry_with()
+    assert not {"scale", "other"} & set(registry.plugins) and not registry.failures
+    assert {i.name: i.error for i in registry.skipped} == {
+        "scale": "blocked by NETSPEC_BLOCK_PLUGINS",
+        "other": "blocked by NETSPEC_BLOCK_PLUGINS",
+    }
+    # a name no installed plugin has is a warning (a typo did nothing)
+    monkeypatch.setenv("NETSPEC_BLOCK_PLUGINS", "scael")
+    (failure,) = registry_with().failures
+    assert (
+        failure.name == "scael" and "NETSPEC_BLOCK_PLUGINS names it, but no installed plugin" in failure.error
+    )
+    assert "(installed: netspec-fake, other, scale)" in failure.error
 
 
 def test_trusted_plugins_fail_loudly():
