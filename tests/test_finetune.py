@@ -216,14 +216,12 @@ def test_tune_writes_the_plot_and_suggests_a_rate(tmp_path, capsys):
     )
 
 
-def test_tune_without_enough_steps_cannot_suggest_and_exits_2(tmp_path, capsys):
+def test_tune_without_enough_steps_is_refused_before_training(tmp_path, capsys):
     out = tmp_path / "tune"
-    assert main(["tune", LENET, "--set", QUIET, "--out", str(out), "--steps", "5"]) == 2
+    assert main(["tune", LENET, "--set", QUIET, "--out", str(out), "--steps", "12"]) == 2
     err = capsys.readouterr().err
-    assert (
-        "the learning-rate finder cannot suggest a rate: 5 of 5 steps ran" in err and "Traceback" not in err
-    )
-    assert (out / "lr_find.png").is_file()
+    assert "--steps 12: the finder needs at least 13" in err and "Traceback" not in err
+    assert not out.exists()  # nothing trained (it used to train, then refuse)
 
 
 def test_the_suggestion_is_where_the_smoothed_loss_falls_fastest_per_decade():

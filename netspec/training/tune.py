@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from netspec.errors import Problem, SpecError
+from netspec.heap import frozen_heap
 
 SKIP_BEGIN, SKIP_END = 10, 1  # points left out of the suggestion (as Lightning's own rule does)
+MIN_STEPS = SKIP_BEGIN + SKIP_END + 2  # fewer leave no two points to compare
 MIN_FALL = 0.02  # a smoothed loss that falls by less than this share of its start did not fall
 BETA = 0.98  # smoothing of the loss (as Lightning's finder smooths it)
 
@@ -105,8 +107,18 @@ def find_lr(
     spec, cfg = prepare(source, overrides)
     if not 0 < min_lr < max_lr or not math.isfinite(max_lr):
         raise SpecError([Problem(f"--min-lr {min_lr} must be below --max-lr {max_lr}", "netspec tune")])
+    if steps < MIN_STEPS:  # refused before training, not after it
+        raise SpecError(
+            [
+                Problem(
+                    f"--steps {steps}: the finder needs at least {MIN_STEPS} (it skips the first "
+                    f"{SKIP_BEGIN} points and the last {SKIP_END}, and compares at least 2)",
+                    "netspec tune",
+                )
+            ]
+        )
     spec, cfg, weights = _with_init(spec, cfg, None)
-    with _torch_state_restored():
+    with frozen_heap("pytorch_lightning"), _torch_state_restored():
         return _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps)
 
 
