@@ -104,12 +104,18 @@ def _chosen_layers(spec: Spec, layers: Sequence[str] | None) -> list[str]:
         owners = spec.registry.owners
         chosen = [layer.name for layer in spec.layers if owners.get(layer.type) in DEFAULT_FAMILIES]
         if not chosen:
+            spatial = [layer.name for layer in spec.layers if len(layer.output_shape) >= 2]  # [C, ...]
+            hint = (
+                "name the layers to show with --layers, e.g. --layers " + ",".join(spatial[:2])
+                if spatial
+                else "its layers' outputs have no spatial dims: there are no feature maps to draw"
+            )
             raise SpecError(
                 [
                     Problem(
                         f"{spec.name} has no conv or pool layer to show",
                         spec.source,
-                        hint="name the layers to show with --layers, e.g. --layers " + ",".join(names[:2]),
+                        hint=hint,
                     )
                 ]
             )

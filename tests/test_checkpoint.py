@@ -351,3 +351,20 @@ def test_a_run_whose_spec_yaml_is_missing_or_damaged_does_not_resume(
         (run / "spec.yaml").write_text(spec_yaml)
     code, err = _resume(run, capsys)
     assert code == 2 and message in err and "internal error" not in err, err
+
+
+def test_weights_with_nan_load_with_a_warning(tmp_path, capsys):
+    """Training never saves them, so such a file is damaged or foreign: its outputs are NaN."""
+    import netspec
+    from netspec.training.checkpoint import load_network_weights
+
+    model = netspec.load(LENET).build()
+    state = model.state_dict()
+    state["c1.weight"][0, 0, 0, 0] = float("nan")
+    state["f6.bias"][0] = float("inf")
+    torch.save(state, tmp_path / "w.pt")
+    load_network_weights(model, tmp_path / "w.pt", LENET)
+    assert (
+        f"warning: {tmp_path / 'w.pt'}: c1.weight and 1 more hold NaN or infinite values"
+        in capsys.readouterr().err
+    )

@@ -166,3 +166,21 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_network_without_conv_or_pool_gets_a_hint_it_can_follow(write_spec, tmp_path, capsys):
+    """The hint named the first two layers, which show then skipped (no spatial dims)."""
+    flat = write_spec(
+        "netspec: 1\nname: mlp\ninput: [1, 8, 8]\nlayers:\n  - {type: flatten}\n"
+        "  - {type: linear, out_features: 3}\n"
+    )
+    assert main(["show", str(flat), "--out", str(tmp_path / "a")]) == 2
+    assert "its layers' outputs have no spatial dims" in capsys.readouterr().err
+    spatial = write_spec(
+        "netspec: 1\nname: act\ninput: [1, 8, 8]\nlayers:\n  - {type: relu}\n  - {type: flatten}\n"
+        "  - {type: linear, out_features: 3}\n"
+    )
+    assert main(["show", str(spatial), "--out", str(tmp_path / "b")]) == 2
+    assert "hint: name the layers to show with --layers, e.g. --layers relu_0\n" in capsys.readouterr().err
+    assert main(["show", str(spatial), "--out", str(tmp_path / "b"), "--layers", "relu_0"]) == 0
+    assert (tmp_path / "b" / "relu_0.png").is_file()

@@ -92,8 +92,16 @@ def network_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], b
 def load_network_weights(model: Any, path: str | Path, spec_source: str) -> tuple[dict[str, Any], bool]:
     """The file's weights into ``model`` (the spec's network), checked to fit first; returns
     ``network_weights``' checkpoint and plain flag."""
+    import sys
+
+    import torch
+
     content, weights, plain = network_weights(path)
     check_fits(weights, model.state_dict(), path, spec_source)
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # training never saves these; a plugin's buffer may hold an infinity on purpose
+        which = f"{bad[0]} and {len(bad) - 1} more hold" if len(bad) > 1 else f"{bad[0]} holds"
+        print(f"netspec: warning: {path}: {which} NaN or infinite values", file=sys.stderr)
     model.load_state_dict(weights)
     return content, plain
 
