@@ -132,6 +132,26 @@ def explain_layer(type_name: str, inputs: list[list[int]], assignments: list[str
             )
         layer[key] = load_yaml(raw, assignment).data
         overrides[("layers", 0, key)] = assignment
+    missing = [
+        name
+        for name, field in record.params.model_fields.items()
+        if field.is_required() and (field.alias or name) not in layer
+    ]
+    if missing:  # said here: through the spec it read as the fault of whichever KEY=VALUE came first
+        import difflib
+
+        keys = ", ".join(repr(name) for name in missing)
+        hint = f"give {'them' if len(missing) > 1 else 'it'} as KEY=VALUE: " + " ".join(
+            f"{n}=…" for n in missing
+        )
+        for key in (k for k in layer if k not in ("type", "name") and k not in record.params.model_fields):
+            close = difflib.get_close_matches(key, missing, n=1)
+            hint += f"; {key} is not a {type_name} parameter" + (
+                f" (did you mean {close[0]}?)" if close else ""
+            )
+        raise SpecError(
+            [Problem(f"missing required key{'s' if len(missing) > 1 else ''} {keys}", where, hint=hint)]
+        )
     layers: list[dict] = []
     if len(inputs) > 1:  # a merge: each input is made by a linear + reshape from a [1] input
         for i, shape in enumerate(inputs):

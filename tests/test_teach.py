@@ -109,6 +109,13 @@ def test_explain_one_layer_without_a_spec(capsys):
         (["conv", "out_channels=2", "kernel_size=3"], "give the input shape"),
         (["conv", "--input", "3,8,8", "kernel_size"], "expected KEY=VALUE"),
         (["conv", "--input", "3,a"], "--input: expected positive integers"),
+        # the missing key was blamed on the first KEY=VALUE given ("kernel_size=3: … missing … out_channels")
+        (
+            ["conv", "--input", "3,8,8", "kernel_size=3"],
+            "netspec explain conv: missing required key 'out_channels'",
+        ),
+        (["conv", "--input", "3,8,8"], "missing required keys 'kernel_size', 'out_channels'"),
+        (["conv", "--input", "3,8,8", "out_chanels=6", "kernel_size=3"], "(did you mean out_channels?)"),
         (["conv", "--input", "3,x,32", "out_channels=2", "kernel_size=3"], "got '3,x,32'"),  # not [3, 32]
         (["conv", "--input", "3,,32", "out_channels=2", "kernel_size=3"], "got '3,,32'"),
         (["conv", "--input", "3,32,", "out_channels=2", "kernel_size=3"], "got '3,32,'"),
