@@ -25,6 +25,7 @@ QUICK = ("netspec build specs/lenet.yaml --summary",)
 TRAIN = "netspec train specs/lenet.yaml --set train.max_epochs=1"
 # the import alone: a plain exit would add the interpreter's teardown of it (1-2 s on this machine)
 LIGHTNING = "import os, pytorch_lightning; os._exit(0)"
+TORCH_NOTE = 'wall time of the command ÷ `python -c "import torch"` (target ≤ 0.4; --help < 0.2 s)'
 
 
 def _wall(argv: list[str]) -> float:
@@ -68,29 +69,23 @@ def run(quick: bool) -> list[dict]:
             times = interleave(sides, 5, warmup=1)
     else:
         times = interleave(sides, 1, warmup=0)
+    against = {name: ("torch", TORCH_NOTE) for name in commands}
+    if TRAIN in times:
+        against[TRAIN] = (
+            "lightning",
+            f'the whole command ÷ `python -c "{LIGHTNING}"` (importing its engine)',
+        )
     rows = []
-    for name in commands:
+    for name, (baseline, note) in against.items():
         rows.append(
             row(
                 SECTION,
                 f"`{name}`",
                 median(times[name]),
-                median(times["torch"]),
+                median(times[baseline]),
                 "s",
-                ratios(times[name], times["torch"]),
-                'wall time of the command ÷ `python -c "import torch"` (target ≤ 0.4; --help < 0.2 s)',
-            )
-        )
-    if TRAIN in times:
-        rows.append(
-            row(
-                SECTION,
-                f"`{TRAIN}`",
-                median(times[TRAIN]),
-                median(times["lightning"]),
-                "s",
-                ratios(times[TRAIN], times["lightning"]),
-                f'the whole command ÷ `python -c "{LIGHTNING}"` (importing the engine it needs)',
+                ratios(times[name], times[baseline]),
+                note,
             )
         )
     return rows
