@@ -49,13 +49,50 @@ def test_tensor_batches_resume_mid_epoch():
 
 def test_augment_crops_and_flips_per_sample_keeping_the_shape():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    labels = torch.tensor([3, 7])
     augment = make_augment(random_crop=1, hflip=True)
-    out = augment(x, torch.Generator().manual_seed(0))
-    assert out.shape == x.shape
+    out, y = augment(x, labels, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(y, labels)  # a label per sample does not move
     assert make_augment(0, False) is None
-    flipped = make_augment(0, True)(x, torch.Generator().manual_seed(3))
+    flipped, _ = make_augment(0, True)(x, labels, torch.Generator().manual_seed(3))
     for i in range(2):
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
+
+
+def test_dense_targets_move_with_their_inputs():
+    """Masks and reconstruction targets get the same crop and flip as the inputs (they were left
+    in place: the network learnt from misaligned labels, exit 0); the padding of a mask is its
+    ignore index, of a float target zero, like the input."""
+    n, size = 64, 6
+    cols = torch.arange(size).repeat(n, 1, size, 1)  # [n, 1, 6, 6]: pixel value = column + 1
+    x = (cols + 1).float()
+    mask = cols[:, 0] + 1  # [n, 6, 6], aligned with x
+    targets = {"mask": mask, "image": x.clone(), "label": torch.arange(n)}
+    out, y = make_augment(random_crop=2, hflip=True, mask_fill=-100)(
+        x, targets, torch.Generator().manual_seed(5)
+    )
+    assert torch.equal(y["label"], torch.arange(n))
+    padded = out[:, 0] == 0
+    assert torch.equal(y["mask"][~padded], out[:, 0][~padded].long()) and bool(
+        (y["mask"][padded] == -100).all()
+    )
+    assert torch.equal(y["image"], out)
+    assert bool(padded.any()) and not torch.equal(out, x)  # something was cropped and flipped
+    batches = TensorBatches(x, mask, 16, shuffle=True, augment=make_augment(0, True), seed=1)
+    for xb, yb in batches:
+        assert torch.equal(xb[:, 0].long(), yb)
+
+
+def test_random_crop_with_masks_needs_an_ignore_index(tmp_path, capsys):
+    from conftest import REPO
+
+    from netspec.cli import main
+
+    sets = ["train.max_steps=1", "train.progress=none", f"train.run_dir={tmp_path / 'r'}"]
+    data = "train.data={name: shapes, num_samples: 40, random_crop: 2}"
+    args = ["train", str(REPO / "specs/unet.yaml"), *(a for s in [*sets, data] for a in ("--set", s))]
+    assert main(args) == 2
+    assert "random_crop pads the inputs, and their masks would need a label" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

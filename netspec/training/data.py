@@ -83,11 +83,11 @@ class TensorBatches:
         start, self._skip = self._skip, 0
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.x[idx]
+            x, y = self.x[idx], take(self.y, idx)
             if self.augment is not None:
                 g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 100_003 + b)
-                x = self.augment(x, g)
-            yield x, take(self.y, idx)
+                x, y = self.augment(x, y, g)
+            yield x, y
 
     def state_dict(self) -> dict:
         return {"position": self.progress() if self.progress is not None else 0}
@@ -97,30 +97,58 @@ class TensorBatches:
         self._skip = state["position"] if state["position"] < len(self) else 0
 
 
-def make_augment(random_crop: int, hflip: bool) -> Callable | None:
-    """Random crop after zero padding, and horizontal flips, per sample, on the batch's device."""
+def dense(target: torch.Tensor, x: torch.Tensor) -> bool:
+    """A target laid out like the input's pixels (a mask, an image to reconstruct): its trailing
+    dims are the input's spatial dims, so it must move with them."""
+    spatial = tuple(x.shape[2:])
+    return (
+        bool(spatial) and target.dim() >= 1 + len(spatial) and tuple(target.shape[-len(spatial) :]) == spatial
+    )
+
+
+def make_augment(random_crop: int, hflip: bool, mask_fill: int | None = None) -> Callable | None:
+    """Random crop after zero padding, and horizontal flips, per sample, on the batch's device.
+
+    Dense targets (masks, reconstruction targets) get the same crop and flip as their inputs;
+    integer masks are padded with ``mask_fill`` (the ignore index: padding is not a class), float
+    targets with zeros, as the inputs."""
     if not random_crop and not hflip:
         return None
 
-    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def augment(x: torch.Tensor, y: Target, g: torch.Generator) -> tuple[torch.Tensor, Target]:
         n = x.shape[0]
+        named = y if isinstance(y, dict) else {None: y}
+        moving = {k: t for k, t in named.items() if dense(t, x)}
         if random_crop and x.dim() == 4:
             p = random_crop
-            h, w = x.shape[-2:]
-            padded = torch.nn.functional.pad(x, (p, p, p, p))
             oy = torch.randint(0, 2 * p + 1, (n,), generator=g).to(x.device)
             ox = torch.randint(0, 2 * p + 1, (n,), generator=g).to(x.device)
-            rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-            cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-            batch = torch.arange(n, device=x.device)[:, None, None, None]
-            chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-            x = padded[batch, chans, rows, cols]
+            x = _crop(x, oy, ox, p, 0.0)
+            for k, t in moving.items():
+                fill = 0.0 if t.dtype.is_floating_point else mask_fill
+                moving[k] = _crop(t, oy, ox, p, fill)
         if hflip:
             flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
             x = torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
-        return x
+            for k, t in moving.items():
+                moving[k] = torch.where(flip.view(-1, *([1] * (t.dim() - 1))), t.flip(-1), t)
+        named = {**named, **moving}
+        return x, (named if isinstance(y, dict) else named[None])
 
     return augment
+
+
+def _crop(t: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, p: int, fill) -> torch.Tensor:
+    """Each sample's [..., H, W] window at (oy, ox) of ``t`` padded by ``p`` with ``fill``."""
+    h, w = t.shape[-2:]
+    lead = t.shape[1:-2]  # channels, or nothing for an [N, H, W] mask
+    flat = t.reshape(t.shape[0], -1, h, w)
+    padded = torch.nn.functional.pad(flat, (p, p, p, p), value=fill)
+    rows = (oy[:, None] + torch.arange(h, device=t.device))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w, device=t.device))[:, None, None, :]
+    batch = torch.arange(t.shape[0], device=t.device)[:, None, None, None]
+    chans = torch.arange(flat.shape[1], device=t.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols].reshape(t.shape[0], *lead, h, w)
 
 
 class SpecDataModule(pl.LightningDataModule):
@@ -164,7 +192,7 @@ class SpecDataModule(pl.LightningDataModule):
     def train_dataloader(self):
         if self._train is None:
             tensors = self._tensors(self.splits.train)
-            augment = make_augment(self.cfg.random_crop, self.cfg.hflip)
+            augment = make_augment(self.cfg.random_crop, self.cfg.hflip, self.splits.ignore_index)
             if tensors is not None:
                 rank, world = self._rank_world()
                 self._train = TensorBatches(

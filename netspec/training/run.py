@@ -106,8 +106,33 @@ def check_data(spec: Spec, splits: Splits) -> None:
                 hint="use memory_format: contiguous (the default) for this network",
             )
         )
+    problems += _augment_problems(spec, splits)
     if problems:
         raise SpecError(problems)
+
+
+def _augment_problems(spec: Spec, splits: Splits) -> list:
+    """random_crop pads: an integer mask needs a label for the padding that trains nothing."""
+    import torch
+
+    from netspec.training.data import dense
+
+    data = spec.model.train.data
+    if not getattr(data, "random_crop", 0) or splits.ignore_index is not None or not len(splits.train):
+        return []
+    x, y = splits.train[0]
+    targets = y.values() if isinstance(y, dict) else [y]
+    masks = [t for t in targets if isinstance(t, torch.Tensor) and not t.dtype.is_floating_point]
+    if not any(dense(t[None], x[None]) for t in masks):
+        return []
+    return [
+        spec.document.problem(
+            "random_crop pads the inputs, and their masks would need a label for the padded pixels: "
+            "the dataset has no ignore_index to give them",
+            ("train", "data", "random_crop"),
+            hint="set the dataset's ignore_index (the padding is then not trained on), or use hflip only",
+        )
+    ]
 
 
 def heads(spec: Spec, cfg, splits: Splits) -> list:
