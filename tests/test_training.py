@@ -428,3 +428,37 @@ def test_channels_last_trains_an_image_network_and_is_refused_for_other_inputs(t
     assert code == 2, err
     assert err.startswith("--set train.memory_format=channels_last:") and "Traceback" not in err
     assert "channels_last needs image inputs [C, H, W], but the network's input is [1, 16000]" in err
+
+
+@pytest.mark.parametrize(
+    "data", ["{name: synthetic, num_samples: 64, val_fraction: 0.0}", "{name: synthetic, num_samples: 1}"]
+)
+def test_an_empty_training_or_validation_split_is_refused_before_training(tmp_path, capsys, data):
+    """It trained with raw Lightning warnings, exit 0 and 'best checkpoint: None'."""
+    args = ["train", LENET, *QUIET, "--set", f"train.data={data}", "--set", f"train.run_dir={tmp_path / 'r'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "split is empty" in err and "Warning" not in err and not (tmp_path / "r").exists()
+
+
+def test_no_raw_library_warning_for_choices_netspec_already_checks(write_spec, tmp_path, capsys):
+    """16-mixed on a CPU is refused, located (Lightning warned and trained in bf16 instead);
+    padding: same with an even kernel trains without PyTorch's note on its cost."""
+    assert (
+        main(["train", LENET, *QUIET, "--set", "train.precision=16-mixed", "--set", "train.accelerator=cpu"])
+        == 2
+    )
+    assert "precision 16-mixed (float16 with a gradient scaler) needs a GPU" in capsys.readouterr().err
+    spec = write_spec(
+        "netspec: 1\nname: evenk\ninput: [1, 8, 8]\nlayers:\n"
+        "  - {type: conv, out_channels: 4, kernel_size: 4, padding: same}\n"
+        "  - {type: global_avgpool}\n  - {type: linear, out_features: 10}\n"
+    )
+    sets = [
+        "train.data={name: synthetic, num_samples: 64}",
+        "train.max_steps=2",
+        f"train.run_dir={tmp_path / 'r'}",
+    ]
+    assert (
+        main(["train", str(spec), *QUIET, *(a for s in sets for a in ("--set", s))]) == 0
+    )  # warnings are errors here

@@ -111,6 +111,23 @@ def check_data(spec: Spec, splits: Splits) -> None:
         raise SpecError(problems)
 
 
+def check_splits_for_training(spec: Spec, splits: Splits) -> None:
+    """A run needs samples to train on and to validate with (best.ckpt follows the validation loss)."""
+    if len(splits.train) and len(splits.val):
+        return
+    empty = "training" if not len(splits.train) else "validation"
+    raise SpecError(
+        [
+            spec.document.problem(
+                f"the {empty} split is empty ({len(splits.train)} training, {len(splits.val)} validation "
+                "samples): best.ckpt, early stopping and the curves are chosen by the validation loss",
+                ("train", "data"),
+                hint="give more samples, or a val_fraction that leaves at least one",
+            )
+        ]
+    )
+
+
 def _augment_problems(spec: Spec, splits: Splits) -> list:
     """random_crop pads: an integer mask needs a label for the padding that trains nothing."""
     import torch
@@ -197,6 +214,17 @@ def check_machine(spec: Spec, cfg) -> None:
                 f"accelerator {cfg.accelerator!r}: none is available on this machine",
                 ("train", "accelerator"),
                 hint="use accelerator: auto (a GPU when there is one, else the CPU) or cpu",
+            )
+        )
+    on_cpu = cfg.accelerator == "cpu" or (
+        cfg.accelerator == "auto" and not available["gpu"] and not available["tpu"]
+    )
+    if cfg.precision == "16-mixed" and on_cpu:  # Lightning would warn and quietly train in bf16
+        problems.append(
+            spec.document.problem(
+                "precision 16-mixed (float16 with a gradient scaler) needs a GPU; this run is on the CPU",
+                ("train", "precision"),
+                hint="use bf16-mixed (what a CPU mixes in) or 32",
             )
         )
     strategies = ["auto", *StrategyRegistry.available_strategies()]
@@ -329,6 +357,8 @@ def _quiet_lightning() -> None:
     # float16 with a GradScaler skips the optimizer step on overflow (the first steps, by design);
     # the schedule counts it all the same, in either loop: PyTorch takes that for a misordering
     warnings.filterwarnings("ignore", ".*Detected call of `lr_scheduler.step.*` before `optimizer.step.*")
+    # padding: same with an even kernel pads one side more, as the spec asked (PyTorch's note on its cost)
+    warnings.filterwarnings("ignore", ".*padding='same' with even kernel lengths.*")
 
 
 def _resume_checkpoint(spec: Spec, run_dir: Path):
@@ -455,6 +485,7 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = _splits(spec, cfg, data_dir)
     check_data(spec, splits)
+    check_splits_for_training(spec, splits)
     trained = heads(spec, cfg, splits)
     check_monitor(spec, cfg, trained)
     total_steps = _total_steps(cfg, splits)
