@@ -38,7 +38,7 @@ class DatasetParams(BaseModel):
     trainer to every dataset's parameters: a dataset type must not define them itself.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float finite
 
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the training data held out.")
 

@@ -462,3 +462,24 @@ def test_no_raw_library_warning_for_choices_netspec_already_checks(write_spec, t
     assert (
         main(["train", str(spec), *QUIET, *(a for s in sets for a in ("--set", s))]) == 0
     )  # warnings are errors here
+
+
+SYNTHETIC = "train.data={name: synthetic, num_samples: 64}"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["train.data={name: synthetic, num_samples: 64, noise: .inf}"], "noise: Input should be a finite"),
+        ([SYNTHETIC, f"train.class_weights={[0] * 10}"], "class_weights are all 0"),
+        (["train.data={name: digits, random_crop: 4096}"], "random_crop pads by 4096 pixels, more than"),
+        (["train.data={name: synthetic, num_samples: 64, random_crop: 2, shape: [16]}", "input=[16]",
+          "layers=[{type: linear, out_features: 10}]"], "random_crop crops images [C, H, W], not"),
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_train_as_meant_are_refused_before_training(tmp_path, capsys, sets, message):
+    """Each trained before: to a NaN loss mid-run blamed on the learning rate, for 23 s on a
+    4096-pixel padding, or with an augmentation that did nothing."""
+    args = ["train", LENET, *QUIET, "--set", f"train.run_dir={tmp_path / 'r'}"]
+    assert main([*args, *(a for s in sets for a in ("--set", s))]) == 2
+    assert message in capsys.readouterr().err

@@ -135,7 +135,25 @@ def _augment_problems(spec: Spec, splits: Splits) -> list:
     from netspec.training.data import dense
 
     data = spec.model.train.data
-    if not getattr(data, "random_crop", 0) or splits.ignore_index is not None or not len(splits.train):
+    shape, crop = tuple(spec.input_shape), getattr(data, "random_crop", 0)
+    if crop and (len(shape) != 3 or crop > max(shape[1:])):
+        what = f"pads by {crop} pixels, more than" if len(shape) == 3 else "crops images [C, H, W], not"
+        return [
+            spec.document.problem(
+                f"random_crop {what} the network's input {describe(shape)}",
+                ("train", "data", "random_crop"),
+                hint="random_crop is a few pixels of an image's size (4 for CIFAR's 32×32), or 0",
+            )
+        ]
+    if getattr(data, "hflip", False) and len(shape) < 2:
+        return [
+            spec.document.problem(
+                f"hflip flips along the last spatial dim; the input {describe(shape)} has none",
+                ("train", "data", "hflip"),
+                hint="leave hflip out for vector inputs",
+            )
+        ]
+    if not crop or splits.ignore_index is not None or not len(splits.train):
         return []
     x, y = splits.train[0]
     targets = y.values() if isinstance(y, dict) else [y]

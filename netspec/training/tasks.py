@@ -249,6 +249,13 @@ def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> He
             "give one weight per class" if classes is not None else "leave class_weights out",
         )
         return None
+    if weights is not None and not any(weights):  # every class weighted 0: the loss is 0/0 = NaN
+        refuse(
+            "class_weights are all 0: no class would count, and the loss is NaN from the first step",
+            "class_weights",
+            "give at least one class a positive weight",
+        )
+        return None
     ignore = setting("ignore_index")
     if ignore is None and classes is not None:
         ignore = splits.ignore_index
