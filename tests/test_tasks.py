@@ -98,6 +98,17 @@ def test_every_wrong_pairing_names_the_output_the_target_and_the_loss():
     assert "hint: leave task: out (segmentation fits this output and data)" in message
     # metrics of another task, class weights of the wrong length, the wrong class count
     assert "metric r2 does not fit classification" in _refused(CLASSIFIER, classes, train={"metrics": ["r2"]})
+    # settings the head's loss would ignore (they were accepted and did nothing)
+    regressor = [{"type": "flatten"}, {"type": "linear", "name": "logits", "out_features": 5}]
+    message = _refused(regressor, floats, train={"label_smoothing": 0.1})
+    assert (
+        "label_smoothing does nothing for output 'logits' [5]: it is trained for regression with loss mse"
+        in message
+    )
+    message = _refused(DENSE, masks, train={"loss": "dice", "class_weights": [1, 2, 3]})
+    assert "class_weights does nothing for output" in message and "or use a cross_entropy loss" in message
+    assert "huber_delta does nothing" in _refused(CLASSIFIER, classes, train={"huber_delta": 2.0})
+    assert "ignore_index does nothing" in _refused(regressor, floats, train={"ignore_index": 3})
     message = _refused(DENSE, masks, train={"class_weights": [1.0, 2.0]})
     assert "class_weights has 2 weights but output 'mask' [3, 8, 8] scores 3 classes" in message
     four = [{"type": "flatten"}, {"type": "linear", "name": "logits", "out_features": 4}]

@@ -256,6 +256,26 @@ def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> He
             "give at least one class a positive weight",
         )
         return None
+    uses = {
+        "label_smoothing": "cross_entropy" in loss,
+        "class_weights": "cross_entropy" in loss,
+        "huber_delta": loss == "huber",
+        "ignore_index": classes is not None,
+    }
+    for key, used in uses.items():  # a setting written for this head (or the only head) that does nothing
+        written = getattr(own, key, None) is not None if own is not None else False
+        if not used and (written or (not several and getattr(cfg, key, None) is not None)):
+            refuse(
+                f"{key} does nothing for {label}: it is trained for {task} with loss {loss}",
+                key,
+                f"leave {key} out"
+                + (
+                    ", or use a cross_entropy loss"
+                    if key in ("label_smoothing", "class_weights") and classes
+                    else ""
+                ),
+            )
+            return None
     ignore = setting("ignore_index")
     if ignore is None and classes is not None:
         ignore = splits.ignore_index
