@@ -374,3 +374,30 @@ def test_the_rich_bar_shows_batches_per_second_from_few_redraws():
     task.start_time = 0.0
     assert task.speed is None  # rich's own estimate, from no samples
     assert speed.render(task).plain == "7.00it/s"
+
+
+def test_augmentation_of_a_streamed_dataset_is_refused_rather_than_skipped():
+    """Only batches held in memory are augmented; a dataset served by a DataLoader skipped
+    random_crop and hflip without a word."""
+    import netspec
+    from netspec.data import Splits
+    from netspec.errors import SpecError
+    from netspec.training.run import check_data
+
+    class Streamed(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.zeros(1, 8, 8), 0
+
+    spec = netspec.load(
+        {
+            "input": [1, 8, 8],
+            "layers": [{"type": "flatten"}, {"type": "linear", "out_features": 2}],
+            "train": {"data": {"name": "synthetic", "hflip": True}},
+        }
+    )
+    splits = Splits(Streamed(), Streamed(), None, 2, (1, 8, 8))
+    with pytest.raises(SpecError, match="streams its samples, so they would do nothing"):
+        check_data(spec, splits)

@@ -145,6 +145,19 @@ def _augment_problems(spec: Spec, splits: Splits) -> list:
                 hint="random_crop is a few pixels of an image's size (4 for CIFAR's 32×32), or 0",
             )
         ]
+    augmenting = crop or getattr(data, "hflip", False)
+    if augmenting and len(splits.train):
+        from netspec.datasets._common import in_memory
+
+        if in_memory(splits.train) is None:  # batches from a DataLoader: the augmentation would not run
+            return [
+                spec.document.problem(
+                    f"random_crop and hflip augment data held in memory; dataset {data.name!r} streams its "
+                    "samples, so they would do nothing",
+                    ("train", "data", "random_crop" if crop else "hflip"),
+                    hint="leave them out for this dataset",
+                )
+            ]
     if getattr(data, "hflip", False) and len(shape) < 2:
         return [
             spec.document.problem(
