@@ -382,7 +382,7 @@ def test_augmentation_of_a_streamed_dataset_is_refused_rather_than_skipped():
     import netspec
     from netspec.data import Splits
     from netspec.errors import SpecError
-    from netspec.training.run import check_data
+    from netspec.training.run import check_splits_for_training
 
     class Streamed(torch.utils.data.Dataset):
         def __len__(self):
@@ -400,4 +400,4 @@ def test_augmentation_of_a_streamed_dataset_is_refused_rather_than_skipped():
     )
     splits = Splits(Streamed(), Streamed(), None, 2, (1, 8, 8))
     with pytest.raises(SpecError, match="streams its samples, so they would do nothing"):
-        check_data(spec, splits)
+        check_splits_for_training(spec, splits)

@@ -106,13 +106,15 @@ def check_data(spec: Spec, splits: Splits) -> None:
                 hint="use memory_format: contiguous (the default) for this network",
             )
         )
-    problems += _augment_problems(spec, splits)
     if problems:
         raise SpecError(problems)
 
 
 def check_splits_for_training(spec: Spec, splits: Splits) -> None:
     """A run needs samples to train on and to validate with (best.ckpt follows the validation loss)."""
+    augment = _augment_problems(spec, splits)  # training alone augments: eval and tune need not
+    if augment:
+        raise SpecError(augment)
     if len(splits.train) and len(splits.val):
         return
     empty = "training" if not len(splits.train) else "validation"
