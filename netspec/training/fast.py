@@ -192,22 +192,6 @@ def forward(model, x, *, static_batch: int | None, channels_last: bool):
     return tuple(part[:n] for part in out) if isinstance(out, tuple) else out[:n]
 
 
-def preload(*modules: str) -> None:
-    """Import ``modules`` in a background thread (curves.png's matplotlib, ~0.3 s): the import
-    overlaps the run's start instead of adding to its end. Failures are left to the real import."""
-    import importlib
-    import threading
-
-    def load() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # plot_curves imports it again and reports
-                return
-
-    threading.Thread(target=load, name="netspec-preload", daemon=True).start()
-
-
 def compile_counts() -> dict[str, int]:
     """What torch.compile has built in this process so far (read it before and after a run).
 

@@ -554,15 +554,8 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
     # compiled: every training batch the same size (the last partial one of each epoch dropped)
     datamodule = SpecDataModule(splits, cfg.data, cfg.seed, drop_last=cfg.compile)
     if trainer.is_global_zero:
-        from netspec.training.fast import preload
         from netspec.training.tasks import notice
 
-        if not getattr(cfg.data, "num_workers", 0) and not any(
-            k in cfg.strategy for k in ("fork", "notebook")
-        ):
-            # for curves.png at the end; not where the run forks (a thread still importing then
-            # would leave its import lock held in the child)
-            preload("matplotlib.figure", "matplotlib.backends.backend_agg")
         print(notice(trained, cfg.data.name), file=sys.stderr)
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
         _make_run_dir(spec, run_dir, new=resumed is None)

@@ -272,37 +272,29 @@ def _plot(
     title: str,
 ) -> Path:
     """Loss (raw, faint; smoothed) against learning rate (log scale), the suggestion marked."""
-    import matplotlib
+    from netspec.training.chart import Key, Line, Note, Panel, draw_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    panel = Panel(
+        f"{title}: learning-rate finder", "learning rate", "training loss", xlog=True, width=640, left=80
+    )
     if lrs:
-        ax.plot(lrs, losses, color="#1f77b4", alpha=0.3, linewidth=1, label="loss")
-        ax.plot(lrs, smooth, color="#1f77b4", label="smoothed")
-        ax.set_xscale("log")
+        panel.lines += [
+            Line(list(zip(lrs, losses, strict=True)), "#1f77b4", 1.0, alpha=0.3),
+            Line(list(zip(lrs, smooth, strict=True)), "#1f77b4"),
+        ]
         finite = [v for v in smooth if math.isfinite(v)]
         if finite:  # a loss that blew up at the end would flatten everything else
             low, high = min(finite), max(finite[: max(1, len(finite) * 9 // 10)])
-            ax.set_ylim(low - 0.05 * (high - low + 1e-12), high + 0.25 * (high - low + 1e-12))
-        ax.legend(loc="lower left", frameon=False)
+            panel.ylim = (low - 0.05 * (high - low + 1e-12), high + 0.25 * (high - low + 1e-12))
     if suggestion is not None:
         at = lrs.index(suggestion)
-        ax.plot([suggestion], [smooth[at]], marker="o", markersize=9, color="#d62728", linestyle="")
-        ax.annotate(
-            f"suggested lr {lr_text(suggestion)}",
-            (suggestion, smooth[at]),
-            textcoords="offset points",
-            xytext=(8, 8) if at < len(lrs) / 2 else (-8, 8),
-            ha="left" if at < len(lrs) / 2 else "right",
-            color="#d62728",
+        point = (suggestion, smooth[at])
+        panel.lines.append(Line([point], "#d62728", marker="o", marker_size=12, joined=False))
+        early = at < len(lrs) / 2
+        offset = (8, 8) if early else (-8, 8)
+        panel.notes.append(
+            Note(point, f"suggested lr {lr_text(suggestion)}", "#d62728", offset, not early, 14)
         )
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"{title}: learning-rate finder", loc="left")
-    ax.grid(alpha=0.25)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    keys = [Key("loss", "#a5c8e1"), Key("smoothed", "#1f77b4")] if lrs else []
+    draw_chart(path, [panel], keys=keys)
     return path
