@@ -202,23 +202,36 @@ def test_digits_values_and_normalisation_use_train_stats(load):
     assert norm.val.tensors[0].mean().abs() > 1e-4  # val is not standardised with its own stats
 
 
-def test_digits_reads_sklearns_file_like_load_digits(monkeypatch, tmp_path):
-    from sklearn.datasets import load_digits
+DIGITS_SHA256 = "87ff0c9e40dc7e2c0e34e7257799c2e3f3aec1a016363bb11cad869ec428a826"  # images + labels, uint8
 
-    fast_images, fast_labels = digits.digits_arrays()
-    bunch = load_digits()
-    np.testing.assert_array_equal(fast_images, bunch.images)
-    np.testing.assert_array_equal(fast_labels, bunch.target)
-    # Where the bundled file is not found, load_digits itself is asked.
-    monkeypatch.setattr(
-        digits.importlib.util, "find_spec", lambda name: types.SimpleNamespace(submodule_search_locations=[])
-    )
+
+def test_the_bundled_digits_are_the_uci_set_scikit_learn_ships(monkeypatch, tmp_path):
+    images, labels = digits.digits_arrays()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.float64 and labels.dtype == np.int64
+    assert images.min() == 0 and images.max() == 16
+    assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    raw = images.astype(np.uint8).tobytes() + labels.astype(np.uint8).tobytes()
+    assert hashlib.sha256(raw).hexdigest() == DIGITS_SHA256
+    bad = tmp_path / "digits.npz"
+    for content in (b"", b"not a zip", b"PK\x03\x04torn"):
+        bad.write_bytes(content)
+        monkeypatch.setattr(digits, "DIGITS_FILE", bad)
+        with pytest.raises(DataError, match="reinstall netspec"):
+            digits.digits_arrays()
+    np.savez(bad, images=np.zeros((2, 8, 8), np.uint8))  # no labels
+    with pytest.raises(DataError, match="reinstall netspec"):
+        digits.digits_arrays()
+    monkeypatch.setattr(digits, "DIGITS_FILE", tmp_path / "missing.npz")
+    with pytest.raises(DataError, match="reinstall netspec"):
+        digits.digits_arrays()
+
+
+def test_the_bundled_digits_equal_scikit_learns_where_it_is_installed():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    bunch = sklearn_datasets.load_digits()
     images, labels = digits.digits_arrays()
     np.testing.assert_array_equal(images, bunch.images)
     np.testing.assert_array_equal(labels, bunch.target)
-    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(DataError, match="pip install scikit-learn"):
-        digits.digits_arrays()
 
 
 def test_digits_no_test_split_and_params_checked(load, registry):

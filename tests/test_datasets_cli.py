@@ -68,7 +68,7 @@ def test_listing_says_where_each_builtin_looks_for_files(capsys):
     out = run(capsys)[1]
     assert "DATA_DIR/MNIST/raw, DATA_DIR being --data-dir (default data/)" in out
     assert "DATA_DIR/FashionMNIST/raw" in out and "DATA_DIR/cifar-10-batches-py" in out
-    assert "scikit-learn ships them" in out  # digits
+    assert "netspec ships them" in out  # digits
     assert "none: generated in memory" in out  # synthetic
     assert "looked for in the working directory, then under --data-dir" in out  # arrays
 
@@ -138,7 +138,7 @@ def test_detail_as_json(capsys):
     status, out, _ = run(capsys, "digits", "--format", "json")
     assert status == 0
     row = json.loads(out)
-    assert row["name"] == "digits" and "scikit-learn" in row["files"]
+    assert row["name"] == "digits" and "digits.npz" in row["files"]
     assert [o["name"] for o in row["options"]] == ["val_fraction", "test_fraction", "normalize"]
     assert row["options"][2] == {
         "name": "normalize",

@@ -85,20 +85,20 @@ def trained(tmp_path_factory):
 
 
 def _digit_pngs(directory, count=40, scale=1):
-    """sklearn's digits (values 0..16) as 8-bit grey PNGs; returns (paths, labels, pixels in [0, 1])."""
-    from sklearn.datasets import load_digits
+    """The digits (values 0..16) as 8-bit grey PNGs; returns (paths, labels, pixels in [0, 1])."""
+    from netspec.datasets.digits import digits_arrays
 
-    digits = load_digits()
+    images, targets = digits_arrays()
     directory.mkdir(parents=True, exist_ok=True)
     paths, pixels = [], []
     for i in range(count):
-        values = np.round(digits.images[i] * 255 / 16).astype(np.uint8)
+        values = np.round(images[i] * 255 / 16).astype(np.uint8)
         pixels.append(values.astype(np.float32) / 255)
         big = np.kron(values, np.ones((scale, scale), dtype=np.uint8))
         path = directory / f"digit{i:02d}.png"
         Image.fromarray(big).save(path)
         paths.append(path)
-    return paths, digits.target[:count], np.stack(pixels)[:, None]
+    return paths, targets[:count], np.stack(pixels)[:, None]
 
 
 def _by_hand(spec_path, ckpt, x):

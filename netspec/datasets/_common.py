@@ -174,3 +174,18 @@ def pack(
         sample_shape=tuple(train[0].shape[1:]),
         **extra,
     )
+
+
+def read_npz(path, who: str) -> dict:
+    """Every array of a .npz (never pickled objects); a damaged, empty or torn file is a DataError
+    naming ``who`` ("dataset 'arrays'") and the file."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        # our own handle: np.load leaves its file open when the zip is damaged
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
+            return {k: archive[k] for k in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
+        raise DataError(f"{who}: cannot read {path} as .npz: {exc}") from exc

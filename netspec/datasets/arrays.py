@@ -151,16 +151,9 @@ def _read(path: Path) -> Any:
 
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        import zipfile
+        from netspec.datasets._common import read_npz
 
-        import numpy as np
-
-        try:
-            # our own handle: np.load leaves its file open when the zip is damaged
-            with path.open("rb") as file, np.load(file, allow_pickle=False) as archive:
-                return {k: archive[k] for k in archive.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
-            raise DataError(f"dataset 'arrays': cannot read {path} as .npz: {exc}") from exc
+        return read_npz(path, "dataset 'arrays'")
     if suffix in (".pt", ".pth"):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,14 +1,14 @@
 """``digits``: the offline default dataset, so ``netspec train`` works with no download.
 
-scikit-learn ships 1797 handwritten digits (8×8 grey, values 0..16, 10 classes) inside the
-package. They are resized to whatever [1 or 3, H, W] input the spec declares, scaled to [0, 1]
-and (by default) standardised with the training split's statistics. The split is seeded, so the
-same spec and seed always train and validate on the same samples.
+1797 handwritten digits (8×8 grey, values 0..16, 10 classes; the UCI set that scikit-learn ships
+as ``load_digits``) come with netspec, in ``data/digits.npz`` (45 KB). They are resized to
+whatever [1 or 3, H, W] input the spec declares, scaled to [0, 1] and (by default) standardised
+with the training split's statistics. The split is seeded, so the same spec and seed always train
+and validate on the same samples.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +17,27 @@ from pydantic import Field, StrictBool
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
 from netspec.hookspecs import hookimpl
 
+DIGITS_FILE = Path(__file__).resolve().parent / "data" / "digits.npz"
+
 
 class DigitsParams(DatasetParams):
-    """scikit-learn's bundled 8×8 handwritten digits, resized to the spec's input."""
+    """The UCI 8×8 handwritten digits bundled with netspec, resized to the spec's input."""
 
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test.")
     normalize: StrictBool = Field(True, description="Standardise with the training split's mean and std.")
 
 
 def digits_arrays() -> tuple[Any, Any]:
-    """(images [1797, 8, 8] float64 0..16, labels [1797]) from scikit-learn's bundled file.
-
-    Reads ``sklearn/datasets/data/digits.csv.gz`` directly when it is where scikit-learn keeps it
-    (importing ``sklearn.datasets`` costs over a second); otherwise asks ``load_digits``.
-    """
+    """(images [1797, 8, 8] float64 0..16, labels [1797] int64), as scikit-learn's ``load_digits``."""
     import numpy as np
 
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None:
-        raise DataError(
-            "dataset 'digits' needs scikit-learn, which ships the digits: pip install scikit-learn"
-        )
-    for location in spec.submodule_search_locations or ():
-        path = Path(location) / "datasets" / "data" / "digits.csv.gz"
-        if path.is_file():
-            table = np.loadtxt(path, delimiter=",")
-            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
-    from sklearn.datasets import load_digits as sklearn_digits
+    from netspec.datasets._common import read_npz
 
-    bunch = sklearn_digits()
-    return bunch.images, bunch.target
+    bundled = read_npz(DIGITS_FILE, "dataset 'digits' (reinstall netspec)")
+    images, labels = bundled.get("images"), bundled.get("labels")
+    if images is None or labels is None or images.shape != (1797, 8, 8) or labels.shape != (1797,):
+        raise DataError(f"dataset 'digits': {DIGITS_FILE} is not netspec's digits file; reinstall netspec")
+    return images.astype(np.float64), labels.astype(np.int64)
 
 
 def load_digits(p: DigitsParams, ctx: DataContext) -> Splits:
@@ -77,9 +68,8 @@ def netspec_register_datasets() -> list[DatasetType]:
             "digits",
             DigitsParams,
             load_digits,
-            summary="Handwritten 8×8 digits from scikit-learn (offline, 10 classes), resized to the input.",
-            files="none to fetch: scikit-learn ships them (pip install scikit-learn)\n"
-            "read from sklearn/datasets/data/digits.csv.gz inside the installed scikit-learn; "
+            summary="Handwritten 8×8 digits (UCI; bundled, offline, 10 classes), resized to the input.",
+            files="none to fetch: netspec ships them (netspec/datasets/data/digits.npz, 45 KB)\n"
             "nothing is looked for in --data-dir and nothing is downloaded",
         )
     ]
