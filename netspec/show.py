@@ -4,7 +4,7 @@ For each chosen layer (by default every conv and pool layer) a PNG holds a grid 
 output channels, each min-max normalised on its own, as in the tutorials' classic exercise; with
 TensorBoard installed the same pictures also go to ``OUT/tensorboard`` as image summaries.
 The input is an image file, or a sample of the spec's dataset (``train.data``, default digits).
-Imports torch and matplotlib (Agg backend, no display needed); ``netspec build`` never imports this.
+Imports torch; the pictures are drawn with Pillow (``netspec.chart``). ``netspec build`` never imports this.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from netspec.shapes import describe
 from netspec.spec import Spec
 
 MAX_CHANNELS = 64  # tiles in one picture; the title says how many channels there are
-TILE_INCHES = 1.25
-DPI = 100
+TILE = 125  # pixels a side of a channel's tile (its height follows the map's aspect)
+LINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 # the plugin modules whose layer types are pictured by default: conv and pool families
 DEFAULT_FAMILIES = (
     "netspec.layers.conv",
@@ -79,17 +79,17 @@ def show(
     captured = _capture(model, chosen, x)
     result = ShowResult(out, out / "input.png")
     images: dict[str, Any] = {}
-    figure = input_figure(x, f"input: {caption}  {describe(spec.input_shape)}")
-    images["input"] = _save(figure, result.input_png)
+    picture = input_picture(x, f"input: {caption}  {describe(spec.input_shape)}")
+    images["input"] = _save(picture, result.input_png)
     for name in chosen:
         output = captured[name]
         layer = spec.layer(name)
         if output.dim() < 2:
             result.skipped[name] = f"output {describe(tuple(output.shape))} has no spatial dims"
             continue
-        figure = feature_figure(output, f"{name} ({layer.type})")
+        picture = feature_picture(output, f"{name} ({layer.type})")
         path = out / f"{name}.png"
-        images[name] = _save(figure, path)
+        images[name] = _save(picture, path)
         result.pictures[name] = path
     for name, why in result.skipped.items():
         log(f"netspec: skipped {name}: {why}")
@@ -292,9 +292,12 @@ def _normalise(x):
     return ((x - lo.view(shape)) / span.view(shape)).where((hi > lo).view(shape), x.new_zeros(()))
 
 
-def feature_figure(output, label_text: str):
+def feature_picture(output, label_text: str):
     """A grid of the channels of one sample's layer output [C, *spatial] (1-D lines, 2-D/3-D images)."""
-    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from netspec.chart import Canvas
+    from netspec.colormap import viridis_table
 
     shape = describe(tuple(output.shape))
     channels = output.shape[0]
@@ -307,73 +310,84 @@ def feature_figure(output, label_text: str):
     if shown < channels:
         notes.append(f"first {shown} of {channels} channels")
     notes.append("each channel min-max normalised")
-    data = _normalise(output[:shown]).numpy()
+    data = _normalise(output[:shown].float()).numpy()
     cols = math.ceil(math.sqrt(shown))
     rows = math.ceil(shown / cols)
     aspect = min(max(data.shape[1] / data.shape[2], 0.25), 4.0) if data.ndim == 3 else 0.6
-    tile_w, tile_h = TILE_INCHES, TILE_INCHES * aspect
-    gap, label, margin, header = 0.1, 0.2, 0.2, 0.75  # inches
+    tile_w, tile_h = TILE, round(TILE * aspect)
+    gap, label, margin, header = 10, 20, 20, 75  # pixels
     grid_w = cols * tile_w + (cols - 1) * gap
-    width = max(grid_w + 2 * margin, 4.5)
-    height = header + rows * (label + tile_h) + (rows - 1) * gap + margin
-    figure = Figure(figsize=(width, height), dpi=DPI)
-    figure.suptitle(f"{label_text}  output {shape}\n{'; '.join(notes)}", fontsize=10, y=1 - 0.1 / height)
+    width = max(grid_w + 2 * margin, 450)
+    canvas = Canvas(width, header + rows * (label + tile_h) + (rows - 1) * gap + margin)
+    canvas.text(width / 2, 12, f"{label_text}  output {shape}", align="mt")
+    canvas.text(width / 2, 32, "; ".join(notes), align="mt")
+    colours = viridis_table()
     left0 = (width - grid_w) / 2
     for i in range(shown):
         row, col = divmod(i, cols)
         left = left0 + col * (tile_w + gap)
         top = header + row * (label + tile_h + gap) + label
-        ax = figure.add_axes((left / width, 1 - (top + tile_h) / height, tile_w / width, tile_h / height))
-        ax.set_xticks([])
-        ax.set_yticks([])
+        canvas.text(left + tile_w / 2, top - 3, str(i), size=10, align="mb")
         if data.ndim == 3:
-            ax.imshow(data[i], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+            levels = (data[i] * 255).round().astype("uint8")
+            canvas.paste(Image.fromarray(colours[levels]), left, top, tile_w, tile_h)
         else:
-            ax.plot(data[i], linewidth=0.8)
-            ax.set_xlim(0, max(len(data[i]) - 1, 1))
-            ax.set_ylim(-0.05, 1.05)
-        ax.set_title(str(i), fontsize=7, pad=2)
-    return figure
+            _lines_in_a_box(canvas, [data[i].tolist()], left, top, tile_w, tile_h)
+    return canvas
 
 
-def input_figure(x, title: str):
+def _lines_in_a_box(canvas, series, left: float, top: float, width: float, height: float) -> None:
+    """1-D channels with values in [0, 1] as lines in a framed box (5 % room above and below)."""
+    box = [(left, top), (left + width, top), (left + width, top + height), (left, top + height), (left, top)]
+    canvas.line(box, (0, 0, 0), 0.8)
+    for colour, values in zip(LINE_COLOURS, series, strict=False):
+        steps = max(len(values) - 1, 1)
+        points = [(left + k / steps * width, top + (1.05 - v) / 1.1 * height) for k, v in enumerate(values)]
+        canvas.line(points if len(points) > 1 else [*points, (left + width, points[0][1])], colour, 1.0)
+
+
+def input_picture(x, title: str):
     """The input sample as a picture (grey, RGB, a line per channel or a middle depth slice)."""
-    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from netspec.chart import Canvas
 
     sample = x[0].float()
     lo, hi = sample.min(), sample.max()
     sample = (sample - lo) / (hi - lo) if hi > lo else sample * 0
-    figure = Figure(figsize=(4.5, 4.8), dpi=DPI)
-    ax = figure.subplots()
-    ax.set_xticks([])
-    ax.set_yticks([])
     if sample.dim() == 4:
         sample = sample[:, sample.shape[1] // 2]
-        title += f"\nmiddle depth slice {x.shape[2] // 2}"
-    if sample.dim() == 3 and sample.shape[0] == 3:
-        ax.imshow(sample.permute(1, 2, 0).numpy(), interpolation="nearest")
-    elif sample.dim() == 3:
-        ax.imshow(sample[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        title += f"  middle depth slice {x.shape[2] // 2}"
+    canvas = Canvas(450, 480)
+    canvas.text(225, 14, title, align="mt")
+    left, top, width, height = 25, 45, 400, 410  # the box the picture fits into
+    if sample.dim() == 3:
+        pixels = (sample.permute(1, 2, 0) * 255).round().to(dtype=_uint8()).numpy()
+        picture = Image.fromarray(pixels if pixels.shape[2] == 3 else pixels[..., 0])
+        scale = min(width / picture.width, height / picture.height)
+        w, h = picture.width * scale, picture.height * scale
+        canvas.paste(picture.convert("RGB"), left + (width - w) / 2, top + (height - h) / 2, w, h)
     else:
-        for channel in sample.reshape(sample.shape[0], -1)[:8]:
-            ax.plot(channel.numpy(), linewidth=0.8)
-    ax.set_title(title, fontsize=9)
-    figure.tight_layout()
-    return figure
+        _lines_in_a_box(canvas, sample.reshape(sample.shape[0], -1)[:8].tolist(), left, top, width, height)
+    return canvas
 
 
-def _save(figure, path: Path):
-    """Render with Agg, write the PNG and return the pixels [H, W, 3] (for TensorBoard)."""
+def _uint8():
+    import torch
+
+    return torch.uint8
+
+
+def _save(canvas, path: Path):
+    """Write the PNG and return its pixels [H, W, 3] (for TensorBoard)."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
+    picture = canvas.picture()
     try:
-        figure.savefig(path, dpi=DPI)
+        picture.save(path, format="PNG", compress_level=1)
     except OSError as exc:
         raise SpecError([Problem(f"cannot write {path}: {exc.strerror or exc}", str(path))]) from None
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return np.asarray(picture).copy()
 
 
 def _to_tensorboard(log_dir: Path, images: dict[str, Any]) -> Path | None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from netspec.training.chart import (
+from netspec.chart import (
     HEIGHT,
     MAX_TICKS,
     Key,
@@ -117,7 +117,7 @@ def test_a_large_history_and_huge_values_draw_in_bounded_time(tmp_path):
 def test_drawing_a_chart_imports_neither_matplotlib_nor_torch(tmp_path):
     code = (
         "import sys\n"
-        "from netspec.training.chart import Line, Panel, draw_chart\n"
+        "from netspec.chart import Line, Panel, draw_chart\n"
         "line = Line([(1, 2.0), (2, 1.0)], '#1f77b4')\n"
         f"draw_chart({str(tmp_path / 'c.png')!r}, [Panel('loss', lines=[line])])\n"
         "print([m for m in ('matplotlib', 'torch') if m in sys.modules])\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netspec.training.chart import Key, Line, Note, Panel, draw_chart
+from netspec.chart import Key, Line, Note, Panel, draw_chart
 from netspec.training.history import read_history
 
 SPLIT_COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}

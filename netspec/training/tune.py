@@ -272,7 +272,7 @@ def _plot(
     title: str,
 ) -> Path:
     """Loss (raw, faint; smoothed) against learning rate (log scale), the suggestion marked."""
-    from netspec.training.chart import Key, Line, Note, Panel, draw_chart
+    from netspec.chart import Key, Line, Note, Panel, draw_chart
 
     panel = Panel(
         f"{title}: learning-rate finder", "learning rate", "training loss", xlog=True, width=640, left=80

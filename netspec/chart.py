@@ -1,4 +1,5 @@
-"""Line charts drawn with Pillow: the PNGs a run leaves (curves.png, the learning-rate finder's).
+"""Line charts drawn with Pillow: the PNGs a run leaves (curves.png, the learning-rate finder's);
+its ``Canvas`` also draws ``netspec show``'s pictures.
 
 Why not matplotlib: a run drew one small picture at its end, and matplotlib cost ~0.5 s to import
 and ~130 ms to draw it (half of that making tick objects), ~8 % of a short run. Here a chart is
@@ -204,7 +205,7 @@ def _axes(panel: Panel, left: float) -> _Axes:
 
 
 @functools.lru_cache(maxsize=8)
-def _font(size: int):
+def load_font(size: int):
     from PIL import ImageFont
 
     return ImageFont.load_default(size=size * SCALE)  # Pillow's own scalable font (≥ 10.1)
@@ -217,7 +218,7 @@ def _rgb(colour: str, alpha: float = 1.0) -> tuple[int, int, int]:
     return tuple(round(alpha * c + (1 - alpha) * 255) for c in channels)
 
 
-class _Canvas:
+class Canvas:
     """A Pillow image addressed in 1× pixels: every coordinate and width is scaled once, here."""
 
     def __init__(self, width: int, height: int):
@@ -251,7 +252,7 @@ class _Canvas:
 
     def text(self, x: float, y: float, text: str, colour=TEXT, size: int = FONT, align: str = "lt") -> None:
         """``align``: horizontal l/m/r and vertical t/m/b of the text's box at (x, y)."""
-        font = _font(size)
+        font = load_font(size)
         left, top, right, bottom = self.draw.textbbox((0, 0), text, font=font)
         width, height = right - left, bottom - top
         dx = {"l": 0, "m": width / 2, "r": width}[align[0]]
@@ -262,7 +263,7 @@ class _Canvas:
         """Text turned a quarter left (a y-axis label), its box centred on (x, y)."""
         from PIL import Image, ImageDraw
 
-        font = _font(size)
+        font = load_font(size)
         left, top, right, bottom = self.draw.textbbox((0, 0), text, font=font)
         mask = Image.new("L", (right - left, bottom - top), 0)
         ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
@@ -271,11 +272,22 @@ class _Canvas:
         self.image.paste(Image.new("RGB", mask.size, colour), at, mask)
 
     def text_width(self, text: str, size: int = FONT) -> float:
-        left, _, right, _ = self.draw.textbbox((0, 0), text, font=_font(size))
+        left, _, right, _ = self.draw.textbbox((0, 0), text, font=load_font(size))
         return (right - left) / SCALE
 
+    def paste(self, picture, x: float, y: float, width: float, height: float) -> None:
+        """A picture (PIL image) enlarged with nearest-neighbour to fill the box: pixels stay square."""
+        from PIL import Image
+
+        size = (max(1, round(width * SCALE)), max(1, round(height * SCALE)))
+        self.image.paste(picture.resize(size, Image.Resampling.NEAREST), (round(x * SCALE), round(y * SCALE)))
+
+    def picture(self):
+        """The finished picture, at its 1× size."""
+        return self.image.reduce(SCALE)
+
     def save(self, path: Path) -> Path:
-        self.image.reduce(SCALE).save(path, format="PNG", compress_level=1)
+        self.picture().save(path, format="PNG", compress_level=1)
         return path
 
 
@@ -291,11 +303,11 @@ def _ticks(panel: Panel, ax: _Axes):
     return x, (y_ticks, tick_labels(y_ticks, y_step))
 
 
-def _draw_panel(canvas: _Canvas, panel: Panel, ax: _Axes) -> None:
+def _draw_panel(canvas: Canvas, panel: Panel, ax: _Axes) -> None:
     """One panel: the grid, lines, markers and dotted marks clipped to its axes box; then the box,
     ticks and their labels, the title, axis labels and notes (these unclipped)."""
     (x_ticks, x_labels), (y_ticks, y_labels) = _ticks(panel, ax)
-    plot = _Canvas(math.ceil(ax.width), math.ceil(ax.height))
+    plot = Canvas(math.ceil(ax.width), math.ceil(ax.height))
     inner = _Axes(0, 0, ax.width, ax.height, ax.x_range, ax.y_range, ax.xlog)
     for tick in x_ticks:
         plot.line([(inner.x(tick), 0), (inner.x(tick), ax.height)], GRID)
@@ -338,7 +350,7 @@ def _draw_panel(canvas: _Canvas, panel: Panel, ax: _Axes) -> None:
             )
 
 
-def _draw_line(plot: _Canvas, line: Line, ax: _Axes) -> None:
+def _draw_line(plot: Canvas, line: Line, ax: _Axes) -> None:
     """A series in pieces: a point that is not finite (or not positive on a log axis) is a gap."""
     colour = _rgb(line.colour, line.alpha)
     pieces: list[list[tuple[float, float]]] = [[]]
@@ -356,7 +368,7 @@ def _draw_line(plot: _Canvas, line: Line, ax: _Axes) -> None:
                 plot.marker(line.marker, x, y, line.marker_size, colour)
 
 
-def _draw_legend(canvas: _Canvas, keys: Sequence[Key], right: float) -> None:
+def _draw_legend(canvas: Canvas, keys: Sequence[Key], right: float) -> None:
     """One row of entries at the picture's top right."""
     sample, gap = 28, 18
     widths = [sample + 6 + canvas.text_width(key.label) for key in keys]
@@ -378,7 +390,7 @@ def _draw_legend(canvas: _Canvas, keys: Sequence[Key], right: float) -> None:
 def draw_chart(path: str | Path, panels: Sequence[Panel], title: str = "", keys: Sequence[Key] = ()) -> Path:
     """The panels side by side in one PNG, the title at its top left and the legend at its top right."""
     width = sum(panel.width for panel in panels)
-    canvas = _Canvas(width, HEIGHT)
+    canvas = Canvas(width, HEIGHT)
     left = 0
     for panel in panels:
         ax = _axes(panel, left)
