@@ -158,7 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("spec", metavar="SPEC", help="path to a YAML spec")
     _add_set(tune)
-    tune.add_argument("--out", metavar="DIR", default=None, help="directory for the plot and points")
+    tune.add_argument(
+        "--out", metavar="DIR", type=_directory, default=None, help="directory for the plot and points"
+    )
     tune.add_argument(
         "--steps",
         metavar="N",
@@ -209,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
         help="test sample N of the dataset (default 0)",
     )
     show.add_argument("--layers", metavar="A,B", default=None, help="layer names (e.g. layer1.0.conv1)")
-    show.add_argument("--out", metavar="DIR", required=True, help="directory for the PNGs")
+    show.add_argument("--out", metavar="DIR", type=_directory, required=True, help="directory for the PNGs")
     show.add_argument("--input", metavar="C,H,W", type=_shape, default=None, help="override input sizes")
     show.add_argument("--data-dir", metavar="DIR", default=None, help="where dataset files live")
     _add_set(show)
@@ -449,7 +451,11 @@ def _add_predict(commands) -> None:
         "--split", choices=("test", "val", "train"), default=None, help="a split of train.data"
     )
     predict.add_argument(
-        "--out", metavar="DIR", default="predictions", help="output directory (default predictions)"
+        "--out",
+        metavar="DIR",
+        type=_directory,
+        default="predictions",
+        help="output directory (default predictions)",
     )
     predict.add_argument("--batch-size", metavar="N", type=_positive, default=64, help="default 64")
     predict.add_argument(
@@ -658,6 +664,15 @@ def _finder_steps(text: str) -> int:
     if steps > MAX_FINDER_STEPS:
         raise argparse.ArgumentTypeError(f"expected at most {MAX_FINDER_STEPS:,} steps; got {text!r}")
     return steps
+
+
+def _directory(text: str) -> str:
+    """An output directory's name: an empty one would quietly mean the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "expected a directory; got an empty name (write . for this directory)"
+        )
+    return text
 
 
 def _positive(text: str) -> int:

@@ -74,7 +74,9 @@ def show(
         x, caption = read_image(image, spec.input_shape), f"{Path(image).name}"
     else:
         x, caption = dataset_sample(spec, sample or 0, data_dir)
-    model = _model(spec, checkpoint, log)
+    model, content, plain = _model(spec, checkpoint, log)
+    if image is not None and checkpoint is not None:
+        x = _standardised(spec, x, (content, plain, checkpoint), log)
     out = _out_dir(out_dir)
     captured = _capture(model, chosen, x)
     result = ShowResult(out, out / "input.png")
@@ -84,8 +86,9 @@ def show(
     for name in chosen:
         output = captured[name]
         layer = spec.layer(name)
-        if output.dim() < 2:
-            result.skipped[name] = f"output {describe(tuple(output.shape))} has no spatial dims"
+        why = _not_pictured(output)
+        if why:
+            result.skipped[name] = why
             continue
         picture = feature_picture(output, f"{name} ({layer.type})")
         path = out / f"{name}.png"
@@ -95,6 +98,38 @@ def show(
         log(f"netspec: skipped {name}: {why}")
     result.tensorboard = _to_tensorboard(out / "tensorboard", images)
     return result
+
+
+def _not_pictured(output) -> str | None:
+    """Why a layer's output [C, *spatial] gets no picture, if it gets none."""
+    shape = describe(tuple(output.shape))
+    if output.dim() < 2:
+        return f"output {shape} has no spatial dims"
+    if output.dim() > 4:
+        dims = output.dim() - 1
+        return f"output {shape} has {dims} spatial dims; pictures show [C, L], [C, H, W] or [C, D, H, W]"
+    if output[0].numel() == 1:
+        return f"output {shape} holds one value per channel: nothing to picture"
+    return None
+
+
+def _standardised(spec: Spec, x, loaded, log):
+    """An image for a trained network: standardised as its training inputs were (the checkpoint
+    records how), as ``netspec predict`` does. ``loaded``: (checkpoint, plain state_dict?, path)."""
+    from netspec.predict.model import read_normalization
+
+    content, plain, checkpoint = loaded
+    normalization = read_normalization(spec, content, checkpoint, plain)
+    if normalization == "unknown":
+        log(
+            f"netspec: note: {checkpoint} does not record how the training inputs were normalized: the "
+            "image is only scaled to [0, 1]; if training standardised them, the pictures may be off"
+        )
+        return x
+    if normalization is None:
+        return x
+    mean, std = normalization
+    return (x - mean) / std
 
 
 def _chosen_layers(spec: Spec, layers: Sequence[str] | None) -> list[str]:
@@ -203,6 +238,16 @@ def dataset_sample(spec: Spec, index: int, data_dir: str | Path | None = None):
             [spec.document.problem(about_dataset(cfg.data.name, exc), ("train", "data"))]
         ) from None
     split, which = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
+    if not len(split):
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"dataset {cfg.data.name!r} has no test or validation sample to show (both are empty)",
+                    ("train", "data"),
+                    hint="pass --image, or give the dataset a test_fraction or val_fraction above 0",
+                )
+            ]
+        )
     if not 0 <= index < len(split):
         raise SpecError(
             [
@@ -232,7 +277,8 @@ def dataset_sample(spec: Spec, index: int, data_dir: str | Path | None = None):
 
 
 def _model(spec: Spec, checkpoint: str | Path | None, log):
-    """The network in eval mode: a checkpoint's weights (read weights-only, checked), else a seeded init."""
+    """The network in eval mode: a checkpoint's weights (read weights-only, checked), else a seeded
+    init; and the checkpoint's content and whether it was a plain state_dict (({}, True) without)."""
     import torch
 
     if checkpoint is None:
@@ -240,12 +286,12 @@ def _model(spec: Spec, checkpoint: str | Path | None, log):
             torch.manual_seed(0)
             model = spec.build()
         log("netspec: note: no --checkpoint: the weights are a random initialisation (seed 0)")
-        return model.eval()
+        return model.eval(), {}, True
     from netspec.training.checkpoint import load_network_weights
 
     model = spec.build()
-    load_network_weights(model, checkpoint, spec.source)
-    return model.eval()
+    content, plain = load_network_weights(model, checkpoint, spec.source)
+    return model.eval(), content, plain
 
 
 def _capture(model, names: Sequence[str], x) -> dict:
@@ -358,6 +404,9 @@ def input_picture(x, title: str):
     if sample.dim() == 4:
         sample = sample[:, sample.shape[1] // 2]
         title += f"  middle depth slice {x.shape[2] // 2}"
+    if sample.dim() == 3 and sample.shape[0] not in (1, 3):
+        title += f"  channel 0 of {sample.shape[0]}"
+        sample = sample[:1]
     canvas = Canvas(450, 480)
     canvas.text(225, 14, title, align="mt")
     left, top, width, height = 25, 45, 400, 410  # the box the picture fits into

@@ -687,8 +687,11 @@ def test_arrays_unknown_keys_and_formats(load, tmp_path):
     with pytest.raises(DataError, match=r"suffix '.csv'; supported: .npz, .pt, .pth"):
         load("arrays", (1,), path=str(tmp_path / "d.csv"))
     (tmp_path / "empty.npz").write_bytes(b"")  # np.load raises EOFError: was an internal error
-    with pytest.raises(DataError, match="cannot read .*empty.npz as .npz: No data left in file"):
+    with pytest.raises(DataError, match="empty.npz is not a .npz file .*: it is empty"):
         load("arrays", (1,), path=str(tmp_path / "empty.npz"))
+    (tmp_path / "text.npz").write_text("x,y\n1,2\n")  # numpy said "contains pickled data … allow_pickle"
+    with pytest.raises(DataError, match="text.npz is not a .npz file .*does not start as a zip archive does"):
+        load("arrays", (1,), path=str(tmp_path / "text.npz"))
     (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04" + b"\x00" * 40)
     with pytest.raises(DataError, match="cannot read .*torn.npz as .npz"):
         load("arrays", (1,), path=str(tmp_path / "torn.npz"))
@@ -812,6 +815,13 @@ def test_idx_roots_param_env_and_data_dir(load, tmp_path, monkeypatch):
         load("mnist")  # data_dir (tmp_path) holds nothing
     monkeypatch.setenv(vision.ENV_DATA, str(elsewhere))
     assert len(load("mnist").test) == 10
+    afile = tmp_path / "afile"  # "put them in afile/MNIST/raw"; with download: NotADirectoryError, exit 1
+    afile.write_text("x")
+    for download in (False, True):
+        with pytest.raises(
+            DataError, match=f"{afile} \\(root:\\) is a file; it must be the directory that holds"
+        ):
+            load("mnist", root=str(afile), download=download)
 
 
 def test_idx_missing_files_say_what_and_where(load, tmp_path):

@@ -7,6 +7,7 @@ import math
 import random
 import re
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,50 @@ def test_tune_refuses_a_range_test_of_absurd_length(capsys):
         main(["tune", LENET, "--steps", "1000000000000"])
     assert info.value.code == 2
     assert "expected at most 100,000 steps" in capsys.readouterr().err
+
+
+def test_tune_records_a_point_per_optimizer_step_when_batches_are_accumulated(tmp_path, capsys):
+    """A point was recorded when (batch_idx + 1) % accumulate == 0, and batch_idx restarts every
+    epoch: the step an epoch's last, shorter group makes was lost (accumulate 4: no point at all)."""
+    out = tmp_path / "tune"
+    data = ["--set", "train.data.name=synthetic", "--set", "train.data.num_samples=200"]
+    args = ["--out", str(out), "--steps", "20", *data, "--set", "train.accumulate_grad_batches=4"]
+    main(["tune", LENET, "--set", QUIET, *args])  # a suggestion or not: the points are what count
+    rows = _rows(out / "lr_find.csv")
+    assert len(rows) == 20
+    lrs = [float(row["lr"]) for row in rows]
+    assert lrs == sorted(lrs) and lrs[0] == pytest.approx(1e-7)
+    assert all(math.isfinite(float(row["loss"])) for row in rows)
+    capsys.readouterr()
+
+
+def test_tune_keeps_a_spec_yaml_it_did_not_write_and_checks_determinism_like_a_run(tmp_path, capsys):
+    own = tmp_path / "spec.yaml"
+    own.write_text(Path(LENET).read_text())
+    assert main(["tune", str(own), "--set", QUIET, "--out", str(tmp_path), "--steps", "13"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a spec.yaml that no tune wrote" in err and own.read_text() == Path(LENET).read_text()
+    again = tmp_path / "again"
+    for _ in range(2):  # a tune's own directory may be tuned again
+        main(["tune", LENET, "--set", QUIET, "--out", str(again), "--steps", "13"])
+        assert "no tune wrote" not in capsys.readouterr().err
+    unpool = """
+    netspec: 1
+    name: unpooling
+    input: [1, 8, 8]
+    layers:
+      - {type: conv, name: c, out_channels: 2, kernel_size: 3, padding: 1}
+      - {type: maxpool, name: p, kernel_size: 2}
+      - {type: unpool, name: u, indices: p}
+      - {type: flatten}
+      - {type: linear, out_features: 3}
+    train: {data: {name: synthetic, num_classes: 3, num_samples: 64}, deterministic: true}
+    """
+    path = tmp_path / "unpool.yaml"
+    path.write_text(textwrap.dedent(unpool))
+    assert main(["tune", str(path), "--set", QUIET, "--out", str(tmp_path / "u"), "--steps", "13"]) == 2
+    err = capsys.readouterr().err
+    assert "deterministic: true, but these have no deterministic kernel on" in err and "'u'" in err
+    with pytest.raises(SystemExit) as info:  # an empty name meant the working directory
+        main(["tune", LENET, "--out", ""])
+    assert info.value.code == 2 and "expected a directory; got an empty name" in capsys.readouterr().err

@@ -184,3 +184,61 @@ def test_a_network_without_conv_or_pool_gets_a_hint_it_can_follow(write_spec, tm
     assert "hint: name the layers to show with --layers, e.g. --layers relu_0\n" in capsys.readouterr().err
     assert main(["show", str(spatial), "--out", str(tmp_path / "b"), "--layers", "relu_0"]) == 0
     assert (tmp_path / "b" / "relu_0.png").is_file()
+
+
+def test_outputs_show_cannot_draw_are_skipped_with_the_reason(write_spec, tmp_path):
+    """A 5-D output was an internal error (exit 1); [C, 1, 1] drew 64 tiles of one colour each."""
+    from netspec.show import show
+
+    spec = """
+    netspec: 1
+    name: odd
+    input: [2, 8, 8]
+    layers:
+      - {type: conv, name: c, out_channels: 4, kernel_size: 3, padding: 1}
+      - {type: reshape, name: r5, shape: [2, 2, 1, 8, 8]}
+      - {type: flatten}
+      - {type: linear, out_features: 8}
+      - {type: reshape, name: dots, shape: [8, 1, 1]}
+    train: {data: {name: synthetic, num_classes: 3, num_samples: 30}}
+    """
+    path = write_spec(spec, "odd.yaml")
+    result = show(path, tmp_path / "o", layers=["c", "r5", "dots"], log=lambda _: None)
+    assert list(result.pictures) == ["c"]
+    assert "has 4 spatial dims" in result.skipped["r5"]
+    assert "one value per channel" in result.skipped["dots"]
+    _png(result.input_png)  # two channels: the first is drawn, and the title says so
+
+
+def test_an_image_reaches_a_trained_network_standardised_as_its_training_inputs(tmp_path, monkeypatch):
+    """--image went in as [0, 1] while the network trained on standardised inputs (--sample was
+    standardised): the pictures showed what the network never sees."""
+    import netspec
+    from netspec import show as show_module
+
+    model = netspec.load(LENET).build()
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    ckpt = tmp_path / "w.ckpt"
+    torch.save({"state_dict": state, "netspec_normalization": [[0.25], [0.5]]}, ckpt)
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28), 255).save(image)
+    seen = []
+    real = show_module._capture
+    monkeypatch.setattr(show_module, "_capture", lambda m, names, x: seen.append(x) or real(m, names, x))
+    show_module.show(LENET, tmp_path / "o", image=image, checkpoint=ckpt, layers=["c1"], log=lambda _: None)
+    assert torch.allclose(seen[0], torch.full((1, 1, 28, 28), (1.0 - 0.25) / 0.5))
+    notes = []
+    torch.save({"state_dict": state}, ckpt)  # no record of the normalization: said, not guessed
+    show_module.show(LENET, tmp_path / "o2", image=image, checkpoint=ckpt, layers=["c1"], log=notes.append)
+    assert torch.allclose(seen[1], torch.ones(1, 1, 28, 28))
+    assert any("does not record how the training inputs were normalized" in n for n in notes)
+
+
+def test_show_with_no_sample_to_show_or_an_empty_out_says_so(tmp_path, capsys):
+    empty = ["--set", "train.data.test_fraction=0", "--set", "train.data.val_fraction=0"]
+    assert main(["show", LENET, "--out", str(tmp_path / "o"), *empty]) == 2
+    err = capsys.readouterr().err
+    assert "has no test or validation sample to show" in err and "give --sample 0 to -1" not in err
+    with pytest.raises(SystemExit) as info:
+        main(["show", LENET, "--out", ""])
+    assert info.value.code == 2 and "expected a directory" in capsys.readouterr().err

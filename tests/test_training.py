@@ -483,3 +483,103 @@ def test_settings_that_cannot_train_as_meant_are_refused_before_training(tmp_pat
     args = ["train", LENET, *QUIET, "--set", f"train.run_dir={tmp_path / 'r'}"]
     assert main([*args, *(a for s in sets for a in ("--set", s))]) == 2
     assert message in capsys.readouterr().err
+
+
+BATCHNORM_AFTER_LINEAR = """
+netspec: 1
+name: bn1d
+input: [1, 8, 8]
+layers:
+  - {type: conv, out_channels: 4, kernel_size: 3}
+  - {type: flatten}
+  - {type: linear, out_features: 16}
+  - {type: batchnorm, name: bn}
+  - {type: relu}
+  - {type: linear, out_features: 10}
+train:
+  data: {name: synthetic, num_samples: 100, batch_size: 71}
+  max_epochs: 2
+  progress: none
+"""
+
+
+def test_a_last_batch_of_one_sample_is_left_out_where_batch_norm_cannot_train_on_it(tmp_path, capsys):
+    """72 training samples in batches of 71: PyTorch's BatchNorm1d raised on the last batch of one
+    (exit 1, after the first epoch's work); it is now left out, and a split of one is refused."""
+    from netspec.training import fit
+
+    spec = tmp_path / "bn.yaml"
+    spec.write_text(BATCHNORM_AFTER_LINEAR)
+    result = fit(spec, overrides=[f"train.run_dir={tmp_path / 'run'}"])
+    assert (result.epochs, result.steps) == (2, 2)  # one batch of 71 an epoch
+    err = capsys.readouterr().err
+    assert "the last training batch of each epoch would hold 1 sample (72 = 1 × 71 + 1)" in err
+    assert "batch norm ('bn') cannot train on a batch of one: it is left out" in err
+    result = fit(spec, overrides=["train.data.batch_size=70", f"train.run_dir={tmp_path / 'run2'}"])
+    assert result.steps == 4 and "left out" not in capsys.readouterr().err  # a last batch of 2 trains
+    one = [*QUIET, "--set", "train.data.num_samples=2", "--set", "train.data.val_fraction=0.5"]
+    code = main(["train", str(spec), *one, "--set", "train.data.test_fraction=0", "--set", "train.run_dir=x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the training split has 1 sample, and batch norm ('bn') cannot train" in err
+
+
+def test_a_run_directory_left_by_a_run_that_never_saved_starts_over_for_the_same_spec(tmp_path, capsys):
+    """A run that failed before its first checkpoint left only spec.yaml: a new run was refused
+    ("--resume it") and --resume found no checkpoint. The same run starts over; another spec's, or
+    a file of the user's, is still never overwritten."""
+    from netspec.training import run
+
+    target = tmp_path / "run"
+    sets = [*QUIET, "--set", "train.max_steps=2", "--set", f"train.run_dir={target}"]
+    spec, _ = run.prepare(LENET, ["train.progress=none", "train.max_steps=2", f"train.run_dir={target}"])
+    target.mkdir()
+    (target / "spec.yaml").write_text(run._resolved_yaml(spec))
+    assert main(["train", LENET, *sets]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {target} holds only the spec.yaml of this run, stopped before its first checkpoint" in err
+    assert (target / "checkpoints" / "last.ckpt").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "spec.yaml").write_text("name: mine\n")
+    assert (
+        main(["train", LENET, *QUIET, "--set", "train.max_steps=2", "--set", f"train.run_dir={other}"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and f"remove {other / 'spec.yaml'} to start there" in err
+    assert (other / "spec.yaml").read_text() == "name: mine\n"
+
+
+def test_every_output_weighted_0_is_refused(tmp_path, capsys):
+    """The loss was 0 at every step and best.ckpt chosen by it, with exit 0 and no word."""
+    args = ["--set", "train.outputs={output: {weight: 0}}", "--set", f"train.run_dir={tmp_path / 'r'}"]
+    assert main(["train", LENET, *QUIET, *args]) == 2
+    err = capsys.readouterr().err
+    assert "every trained output has weight 0: the loss would be 0 at every step" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_progress_bar_of_a_run_limited_by_steps_names_no_last_epoch():
+    """With max_steps, Lightning's rich bar read "Epoch 0/-2" (max_epochs is -1 there)."""
+    import types
+
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    from netspec.training.run import _with_step_metrics
+
+    bar = _with_step_metrics(RichProgressBar)()
+    bar._trainer = types.SimpleNamespace(max_epochs=-1)
+    assert bar._get_train_description(3).strip() == "Epoch 3"
+    bar._trainer = types.SimpleNamespace(max_epochs=5)
+    assert bar._get_train_description(3).strip() == "Epoch 3/4"
+
+
+def test_a_run_limited_by_steps_resumes_after_its_steps_not_an_epoch_it_never_finished(tmp_path, capsys):
+    """Stopped at step 5 of epoch 0, Lightning counts the epoch as done: the note said "after 1 epoch"."""
+    target = tmp_path / "run"
+    assert (
+        main(["train", LENET, *QUIET, "--set", "train.max_steps=5", "--set", f"train.run_dir={target}"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["train", LENET, *QUIET, "--set", "train.max_steps=12", "--resume", str(target)]) == 0
+    err = capsys.readouterr().err
+    assert f"continuing {target} after 5 steps up to max_steps 12" in err

@@ -185,7 +185,15 @@ def read_npz(path, who: str) -> dict:
 
     try:
         # our own handle: np.load leaves its file open when the zip is damaged
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
+        with open(path, "rb") as file:
+            head = file.read(4)
+            if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # numpy would guess a pickle
+                raise DataError(
+                    f"{who}: {path} is not a .npz file (a zip archive of .npy arrays, as numpy.savez "
+                    f"writes): {'it is empty' if not head else 'it does not start as a zip archive does'}"
+                )
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as archive:
+                return {k: archive[k] for k in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
         raise DataError(f"{who}: cannot read {path} as .npz: {exc}") from exc

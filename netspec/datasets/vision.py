@@ -201,7 +201,12 @@ def fetch(source: Source, filename: str, dest: Path) -> None:
 
     expected = MD5.get((source.name, filename))
     errors = []
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"dataset {source.name!r}: cannot create {dest.parent}: {exc.strerror or exc}"
+        ) from None
     part = dest.with_name(dest.name + ".part")
     for mirror in source.mirrors:
         url = mirror + filename
@@ -357,6 +362,13 @@ def load_vision(source: Source, p: VisionParams, ctx: DataContext) -> Splits:
 
     shape = _common.image_shape(ctx.input_shape, source.name)
     search = roots(p, ctx)
+    for root in search:
+        if root.exists() and not root.is_dir():
+            origin = "root:" if p.root is not None else f"${ENV_DATA} or --data-dir"
+            raise DataError(
+                f"dataset {source.name!r}: {root} ({origin}) is a file; it must be the directory that "
+                f"holds {source.folders[0] or 'the files'}"
+            )
     files, looked = find_files(source, search)
     if files is None and p.download:
         download(source, search[0])

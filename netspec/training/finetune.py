@@ -189,6 +189,9 @@ def continuation_notes(cont: Continuation, cfg, run_dir: Path, totals: tuple[int
     """What a continued run will do differently from the run it continues (for stderr)."""
     notes = []
     done = f"{counted(cont.epochs_done, 'epoch')} ({counted(cont.steps_done, 'step')})"
+    if cfg.max_steps is not None or (cont.saved_train or {}).get("max_steps") is not None:
+        # stopped by a step count, maybe mid-epoch: Lightning then counts that epoch as done
+        done = counted(cont.steps_done, "step")
     limit = f"max_steps {cfg.max_steps}" if cfg.max_steps is not None else f"max_epochs {cfg.max_epochs}"
     finished = (
         cont.steps_done >= cfg.max_steps if cfg.max_steps is not None else cont.epochs_done >= cfg.max_epochs

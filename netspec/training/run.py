@@ -298,8 +298,11 @@ RUN_FILES = ("spec.yaml", "checkpoints", "metrics.csv")  # what makes a director
 MAX_SAME_SECOND = 1000
 
 
-def _refuse_a_used_run_dir(spec: Spec, run_dir: Path) -> None:
-    """A new run into a directory that holds one would overwrite its checkpoints and metrics."""
+def _refuse_a_used_run_dir(spec: Spec, run_dir: Path) -> bool:
+    """A new run into a directory that holds one would overwrite its checkpoints and metrics.
+
+    Returns True for the one exception: the directory holds nothing but the spec.yaml this run
+    would write, left by the same run that stopped before its first checkpoint; it starts over."""
     where = ("train", "run_dir") if spec.model.train.run_dir else ("name",)
     if run_dir.exists() and not run_dir.is_dir():
         raise SpecError(
@@ -311,17 +314,41 @@ def _refuse_a_used_run_dir(spec: Spec, run_dir: Path) -> None:
                 )
             ]
         )
-    if any((run_dir / name).exists() for name in RUN_FILES):
-        raise SpecError(
-            [
-                spec.document.problem(
-                    f"the run directory {run_dir} already holds a run; a new run would overwrite its "
-                    "checkpoints and metrics",
-                    where,
-                    hint=f"continue it with --resume {run_dir}, or choose another train.run_dir",
-                )
-            ]
+    if not any((run_dir / name).exists() for name in RUN_FILES):
+        return False
+    only_spec = not any((run_dir / name).exists() for name in RUN_FILES if name != "spec.yaml")
+    if only_spec and _same_spec_file(run_dir / "spec.yaml", spec):
+        print(
+            f"netspec: note: {run_dir} holds only the spec.yaml of this run, stopped before its first "
+            "checkpoint: starting over there",
+            file=sys.stderr,
         )
+        return True
+    hint = f"continue it with --resume {run_dir}, or choose another train.run_dir"
+    if only_spec:
+        hint = (
+            f"it holds only a spec.yaml (no checkpoint, no metrics: a run that stopped before its first "
+            f"checkpoint, or a file of yours); remove {run_dir / 'spec.yaml'} to start there, or choose "
+            "another train.run_dir"
+        )
+    raise SpecError(
+        [
+            spec.document.problem(
+                f"the run directory {run_dir} already holds a run; a new run would overwrite its "
+                "checkpoints and metrics",
+                where,
+                hint=hint,
+            )
+        ]
+    )
+
+
+def _same_spec_file(path: Path, spec: Spec) -> bool:
+    """Is ``path`` the resolved spec this run writes (and nothing a user wrote by hand)?"""
+    try:
+        return path.is_file() and path.read_text(encoding="utf-8") == _resolved_yaml(spec)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 @contextlib.contextmanager
@@ -347,9 +374,17 @@ def _make_run_dir(spec: Spec, run_dir: Path, new: bool) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         with (run_dir / "spec.yaml").open("x" if new else "w", encoding="utf-8") as file:
             file.write(_resolved_yaml(spec))
-    except FileExistsError:
+    except FileExistsError:  # another run has just taken the directory
         _refuse_a_used_run_dir(spec, run_dir)
-        raise
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"another run has just started in the run directory {run_dir}",
+                    ("train", "run_dir") if spec.model.train.run_dir else ("name",),
+                    hint="choose another train.run_dir",
+                )
+            ]
+        ) from None
     except OSError as exc:
         raise SpecError(
             [
@@ -464,11 +499,10 @@ def fit(
         )
     spec, cfg, weights = _with_init(spec, cfg, init)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
-    if resume is None and _rank_zero():
-        _refuse_a_used_run_dir(spec, run_dir)
+    retry = resume is None and _rank_zero() and _refuse_a_used_run_dir(spec, run_dir)
     resumed = _resume_checkpoint(spec, run_dir) if resume is not None else None
     with frozen_heap("pytorch_lightning"), _torch_state_restored():  # the run's heavy imports
-        return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights)
+        return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights, retry)
 
 
 def _with_init(spec: Spec, cfg, init):
@@ -506,7 +540,7 @@ def _torch_state_restored():
             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
-def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> RunResult:
+def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None, retry: bool = False) -> RunResult:
     import pytorch_lightning as pl
 
     from netspec.training.chunks import ChunkedSpecModule
@@ -521,7 +555,6 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
     check_splits_for_training(spec, splits)
     trained = heads(spec, cfg, splits)
     check_monitor(spec, cfg, trained)
-    total_steps = _total_steps(cfg, splits)
     ckpt_path = resumed.checkpoint if resumed is not None else None
     history = []
     if ckpt_path is not None:
@@ -530,7 +563,10 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         history = read_history(run_dir / "metrics.csv")
     trainer, checkpoint = _trainer(spec, cfg, run_dir, history)
     module_type = ChunkedSpecModule if _fast_loop(cfg, trainer) else SpecModule
-    module = module_type(spec, cfg, trained, total_steps, splits.normalization)
+    module = module_type(spec, cfg, trained, 1, splits.normalization)
+    norms = batch_norm_layers(module.model)
+    drop_last = cfg.compile or _refuse_or_drop_a_lone_batch(spec, cfg, splits, norms)
+    total_steps = module.total_steps = _total_steps(cfg, splits, drop_last)
     if resumed is not None:
         from netspec.training.checkpoint import check_fits, read_checkpoint
         from netspec.training.resumable import check_netspec_state
@@ -539,7 +575,7 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         check_fits(content["state_dict"], module.state_dict(), ckpt_path, spec.source)
         metric_names = {name for metrics in module.metrics["train_metrics"] for name in metrics}
         check_netspec_state(content, ckpt_path, metric_names)
-        _notice_continuation(resumed, cfg, run_dir, splits, total_steps)
+        _notice_continuation(resumed, cfg, run_dir, splits, total_steps, norms)
     from netspec.training.finetune import prepare_weights
 
     prepare_weights(spec, module.model, weights, rank_zero=_rank_zero())
@@ -552,13 +588,13 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None) -> Run
         module.model.compile()  # in place: checkpoints keep plain state_dict keys
         module.static_batch = cfg.data.batch_size  # one graph for evaluation: short batches padded
     # compiled: every training batch the same size (the last partial one of each epoch dropped)
-    datamodule = SpecDataModule(splits, cfg.data, cfg.seed, drop_last=cfg.compile)
+    datamodule = SpecDataModule(splits, cfg.data, cfg.seed, drop_last=drop_last)
     if trainer.is_global_zero:
         from netspec.training.tasks import notice
 
         print(notice(trained, cfg.data.name), file=sys.stderr)
         _notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
-        _make_run_dir(spec, run_dir, new=resumed is None)
+        _make_run_dir(spec, run_dir, new=resumed is None and not retry)
     with _writes_finished(trainer):
         with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec), _restoring(trainer, ckpt_path):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -755,7 +791,9 @@ def _nonfinite_is_a_spec_error(spec: Spec):
         ) from None
 
 
-def _notice_continuation(resumed, cfg, run_dir: Path, splits: Splits, total_steps: int) -> None:
+def _notice_continuation(
+    resumed, cfg, run_dir: Path, splits: Splits, total_steps: int, norms: list[str]
+) -> None:
     """Say what a continued run changes: its limit, and a schedule stretched to the new length."""
     from netspec.training.finetune import continuation_notes
 
@@ -765,28 +803,80 @@ def _notice_continuation(resumed, cfg, run_dir: Path, splits: Splits, total_step
         old_cfg = cfg.model_copy(
             update={"max_epochs": saved.get("max_epochs"), "max_steps": saved.get("max_steps")}
         )
-        old_total = _total_steps(old_cfg, splits)
+        old_total = _total_steps(old_cfg, splits, old_cfg.compile or _lone_last_batch(old_cfg, splits, norms))
     if _rank_zero():
         for note in continuation_notes(resumed, cfg, run_dir, (old_total, total_steps)):
             print(f"netspec: note: {note}", file=sys.stderr)
 
 
-def _total_steps(cfg, splits: Splits) -> int:
-    """Optimizer steps of the whole run (for learning-rate schedules)."""
-    if cfg.max_steps:
-        return cfg.max_steps
-    world = (
+def _world(cfg) -> int:
+    """Processes the training split is shared between (devices × nodes)."""
+    devices = (
         cfg.devices
         if isinstance(cfg.devices, int)
         else len(cfg.devices)
         if isinstance(cfg.devices, list)
         else 1
     )
-    per_step = cfg.data.batch_size * world * cfg.num_nodes
+    return devices * cfg.num_nodes
+
+
+def _total_steps(cfg, splits: Splits, drop_last: bool = False) -> int:
+    """Optimizer steps of the whole run (for learning-rate schedules)."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    per_step = cfg.data.batch_size * _world(cfg)
     per_epoch = -(-len(splits.train) // per_step)
-    if cfg.compile and len(splits.train) >= per_step:  # the last partial batch is dropped
+    if drop_last and len(splits.train) >= per_step:  # the last partial batch is dropped
         per_epoch = len(splits.train) // per_step
     return max(1, cfg.max_epochs * -(-per_epoch // cfg.accumulate_grad_batches))
+
+
+def _lone_last_batch(cfg, splits: Splits, norms: list[str]) -> bool:
+    """Would the last training batch of an epoch hold one sample, in a network with batch norm?"""
+    return bool(norms) and _per_rank(cfg, splits) % cfg.data.batch_size == 1
+
+
+def _per_rank(cfg, splits: Splits) -> int:
+    return len(splits.train) // _world(cfg) if _world(cfg) > 1 else len(splits.train)
+
+
+def _refuse_or_drop_a_lone_batch(spec: Spec, cfg, splits: Splits, norms: list[str]) -> bool:
+    """Batch norm cannot train on a batch of one sample (PyTorch raises where each channel then has
+    one value; elsewhere the statistics would be one sample's). A last batch of one is left out
+    (a different sample each epoch: the order is shuffled), with a note; a split of one is refused.
+    Returns whether the last partial batch is dropped."""
+    if not _lone_last_batch(cfg, splits, norms):
+        return False
+    per_rank, size = _per_rank(cfg, splits), cfg.data.batch_size
+    named = ", ".join(repr(name) for name in norms[:3]) + (", …" if len(norms) > 3 else "")
+    if per_rank == 1:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    f"the training split has 1 sample{' per device' if _world(cfg) > 1 else ''}, and batch "
+                    f"norm ({named}) cannot train on a batch of one",
+                    ("train", "data"),
+                    hint="give more training samples",
+                )
+            ]
+        )
+    if _rank_zero():
+        print(
+            f"netspec: note: the last training batch of each epoch would hold 1 sample ({per_rank} = "
+            f"{per_rank // size} × {size} + 1), and batch norm ({named}) cannot train on a batch of one: "
+            "it is left out, a different sample each epoch (another train.data.batch_size avoids this)",
+            file=sys.stderr,
+        )
+    return True
+
+
+def batch_norm_layers(model) -> list[str]:
+    """The network's layers that hold batch norm (inside a plugin's block too), by module name."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    names = (name.split(".")[0] for name, module in model.named_modules() if isinstance(module, _BatchNorm))
+    return list(dict.fromkeys(names))
 
 
 def _callbacks(cfg, run_dir: Path):
@@ -842,7 +932,12 @@ def _with_step_metrics(bar: type) -> type:
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
             now = time.monotonic()
-            last = done >= trainer.num_training_batches or trainer.should_stop
+            # the epoch's last batch, or the run's (max_steps: the module stops it after this hook)
+            last = (
+                done >= trainer.num_training_batches
+                or trainer.should_stop
+                or 0 < trainer.max_steps <= trainer.global_step
+            )
             if now - self._drawn < REDRAW_SECONDS and not last:
                 return
             self._drawn = now
@@ -853,7 +948,15 @@ def _with_step_metrics(bar: type) -> type:
         def configure_columns(self, trainer) -> list:
             return _average_speed(bar.configure_columns(self, trainer))
 
+        def _get_train_description(self, current_epoch: int) -> str:
+            if (
+                self.trainer.max_epochs is not None and self.trainer.max_epochs < 0
+            ):  # max_steps: no last epoch
+                return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
+            return bar._get_train_description(self, current_epoch)
+
         Bar.configure_columns = configure_columns
+        Bar._get_train_description = _get_train_description
     Bar.__name__ = Bar.__qualname__ = bar.__name__  # Lightning names callbacks' state by class
     return Bar
 

@@ -143,6 +143,15 @@ def resolve_heads(spec, cfg, splits) -> list[Head]:
         problems.append(
             spec.document.problem("train.outputs lists no output of the network", ("train", "outputs"))
         )
+    if heads and not problems and not any(head.weight > 0 for head in heads):
+        problems.append(
+            spec.document.problem(
+                "every trained output has weight 0: the loss would be 0 at every step, nothing would "
+                "train, and best.ckpt would be chosen by a loss that never changes",
+                ("train", "outputs"),
+                hint="give at least one output a positive weight",
+            )
+        )
     if problems:
         raise SpecError(problems)
     return heads

@@ -138,10 +138,14 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
     run.check_data(spec, splits)
     trained = run.heads(spec, cfg, splits)
     module = _finder_module()(spec, cfg, trained, 1, splits.normalization)
+    drop_last = cfg.compile or run._refuse_or_drop_a_lone_batch(
+        spec, cfg, splits, run.batch_norm_layers(module.model)
+    )
     prepare_weights(spec, module.model, weights)
     if cfg.compile:
         module.model.compile()
     out_dir = Path(out) if out is not None else _tune_dir(spec)
+    _refuse_to_overwrite(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "spec.yaml").write_text(run._resolved_yaml(spec))  # the spec next to the picture
@@ -157,6 +161,8 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
         precision=cfg.precision,
         gradient_clip_val=cfg.gradient_clip_val,
         accumulate_grad_batches=cfg.accumulate_grad_batches,
+        # true was checked just below like a run's (every layer has a deterministic kernel here);
+        # "warn" spares the finder's own restore PyTorch's checks
         deterministic=cfg.deterministic if cfg.deterministic is not True else "warn",
         logger=False,
         enable_checkpointing=False,
@@ -164,13 +170,14 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
+    run._notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
     # the finder restores its own temporary checkpoint afterwards: weights-only, like every load
     connector = trainer._checkpoint_connector
     connector.restore = functools.partial(connector.restore, weights_only=True)
     with _quiet(cfg.progress == "none"), contextlib.redirect_stdout(sys.stderr):
         Tuner(trainer).lr_find(
             module,
-            datamodule=SpecDataModule(splits, cfg.data, cfg.seed),
+            datamodule=SpecDataModule(splits, cfg.data, cfg.seed, drop_last=drop_last),
             min_lr=min_lr,
             max_lr=max_lr,
             num_training=steps,
@@ -207,6 +214,25 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
     return TuneResult(out_dir, suggestion, plot, points, lrs, losses)
 
 
+TUNE_FILES = ("lr_find.csv", "lr_find.png")
+
+
+def _refuse_to_overwrite(out_dir: Path) -> None:
+    """--out may be rerun (a tune's own files are replaced), but a spec.yaml that no tune wrote
+    there (the user's own spec, say) is never overwritten."""
+    if (out_dir / "spec.yaml").exists() and not any((out_dir / name).exists() for name in TUNE_FILES):
+        raise SpecError(
+            [
+                Problem(
+                    f"--out {out_dir} holds a spec.yaml that no tune wrote; the tune would overwrite it "
+                    "with the resolved spec",
+                    str(out_dir),
+                    hint="choose another --out (an empty or new directory)",
+                )
+            ]
+        )
+
+
 def _finder_module():
     """SpecModule that records each step's rate and raw loss, and lets the finder see a loss
     blow up: a non-finite loss ends the search instead of stopping with an error."""
@@ -218,18 +244,28 @@ def _finder_module():
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.points: list[tuple[float, float]] = []  # (learning rate, raw loss) per optimizer step
+            self._group: list[float] = []  # the losses of the batches the next step accumulates
+            self._lr, self._stepped = 0.0, 0
 
         def _stop_if_nonfinite(self) -> None:
             pass
 
         def training_step(self, batch, batch_idx):
             loss = super().training_step(batch, batch_idx)
-            if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:  # an optimizer step
-                lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-                self.points.append((float(lr), float(loss.detach())))
+            if not self._group:  # the rate of the step these batches make (set after each step)
+                self._lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+            self._group.append(float(loss.detach()))
             if not torch.isfinite(loss):
                 self.trainer.should_stop = True
             return loss
+
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            super().on_train_batch_end(outputs, batch, batch_idx)
+            # a point per optimizer step, however the batches were grouped (an epoch's last,
+            # shorter group of accumulated batches steps too): the mean loss of its batches
+            if self.trainer.global_step > self._stepped and self._group:
+                self.points.append((self._lr, sum(self._group) / len(self._group)))
+                self._group, self._stepped = [], self.trainer.global_step
 
     return FinderModule
 
