@@ -87,7 +87,9 @@ def test_resume_from_a_malicious_last_ckpt_runs_no_code(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"\x00\x01random bytes" * 50, "is not a netspec checkpoint (refused by the weights-only loader)"),
+        (b"\x00\x01random bytes" * 50, "is not a netspec checkpoint: it is not a file torch.save wrote"),
+        (b"hello, not a checkpoint\n", "is not a file torch.save wrote"),  # was "…loader): 101"
+        (b"PK\x03\x04" + b"\x00" * 60, "is not a netspec checkpoint (refused by the weights-only loader)"),
         ({"epoch": 3}, "is not a netspec checkpoint: it has no 'state_dict' of tensors"),
         ({"state_dict": {"w": "not a tensor"}}, "it has no 'state_dict' of tensors"),
         ([1, 2, 3], "it has no 'state_dict' of tensors"),

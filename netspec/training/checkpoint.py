@@ -43,9 +43,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise _refuse(path, f"checkpoint {path} {what}")
+    if not _looks_saved_by_torch(path):  # torch's own message would be a byte value ("101")
+        raise _refuse(
+            path,
+            f"{path} is not a netspec checkpoint: it is not a file torch.save wrote (a zip archive, or "
+            "the older pickle format)",
+        )
     try:
-        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
-            content = torch.load(path, map_location="cpu", weights_only=True)
+        content = _load_weights_only(path)
     except Exception as exc:  # UnpicklingError, zip/EOF errors, ...: all mean "not a checkpoint"
         reason = exception_line(exc)
         raise _refuse(
@@ -58,6 +63,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise _refuse(path, f"{path} is not a netspec checkpoint: it has no 'state_dict' of tensors")
     _check_layouts(state, path)
     return content
+
+
+def _load_weights_only(path: Path) -> Any:
+    """torch.load that runs no code: tensors, containers and netspec's few allowed types only."""
+    import torch
+
+    with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _looks_saved_by_torch(path: Path) -> bool:
+    """torch.save writes a zip archive; before torch 1.6, a pickle (protocol 2 or later: 0x80)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(4)
+    except OSError:
+        return True  # torch.load reports it
+    return head.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def _check_layouts(state: dict, path: Path) -> None:
@@ -110,11 +133,10 @@ def _plain_state_dict(path: Path) -> dict | None:
     """The file as a flat dict of tensors (loaded weights-only), or None when it is not one."""
     import torch
 
-    if not path.is_file():
+    if not path.is_file() or not _looks_saved_by_torch(path):
         return None
     try:
-        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
-            content = torch.load(path, map_location="cpu", weights_only=True)
+        content = _load_weights_only(path)
     except Exception:  # not a weights-only file: read_checkpoint's message says so
         return None
     if (
