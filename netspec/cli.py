@@ -210,7 +210,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="test sample N of the dataset (default 0)",
     )
-    show.add_argument("--layers", metavar="A,B", default=None, help="layer names (e.g. layer1.0.conv1)")
+    show.add_argument(
+        "--layers", metavar="A,B", type=_layer_names, default=None, help="layer names (e.g. layer1.0.conv1)"
+    )
     show.add_argument("--out", metavar="DIR", type=_directory, required=True, help="directory for the PNGs")
     show.add_argument("--input", metavar="C,H,W", type=_shape, default=None, help="override input sizes")
     show.add_argument("--data-dir", metavar="DIR", default=None, help="where dataset files live")
@@ -491,7 +493,6 @@ def _predict(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from netspec.show import show
 
-    layers = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     with contextlib.redirect_stdout(sys.stderr):
         result = show(
             args.spec,
@@ -499,7 +500,7 @@ def _show(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint,
             image=args.image,
             sample=args.sample,
-            layers=layers,
+            layers=args.layers,
             input_shape=args.input,
             overrides=args.overrides,
             data_dir=args.data_dir,
@@ -673,6 +674,14 @@ def _directory(text: str) -> str:
             "expected a directory; got an empty name (write . for this directory)"
         )
     return text
+
+
+def _layer_names(text: str) -> list[str]:
+    """``A,B``: layer names, each non-empty (spaces around them are dropped)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected layer names separated by commas; got {text!r}")
+    return names
 
 
 def _positive(text: str) -> int:

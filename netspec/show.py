@@ -77,19 +77,28 @@ def show(
     model, content, plain = _model(spec, checkpoint, log)
     if image is not None and checkpoint is not None:
         x = _standardised(spec, x, (content, plain, checkpoint), log)
-    out = _out_dir(out_dir)
     captured = _capture(model, chosen, x)
-    result = ShowResult(out, out / "input.png")
+    skipped = {name: why for name in chosen if (why := _not_pictured(captured[name]))}
+    if layers and len(skipped) == len(chosen):  # named, and not one can be drawn: nothing to show
+        raise SpecError(
+            [
+                Problem(
+                    "none of the layers named can be pictured: "
+                    + "; ".join(f"{n}: {w}" for n, w in skipped.items()),
+                    "--layers",
+                    hint="name layers whose outputs are [C, L], [C, H, W] or [C, D, H, W]",
+                )
+            ]
+        )
+    out = _out_dir(out_dir)
+    result = ShowResult(out, out / "input.png", skipped=skipped)
     images: dict[str, Any] = {}
     picture = input_picture(x, f"input: {caption}  {describe(spec.input_shape)}")
     images["input"] = _save(picture, result.input_png)
     for name in chosen:
-        output = captured[name]
-        layer = spec.layer(name)
-        why = _not_pictured(output)
-        if why:
-            result.skipped[name] = why
+        if name in skipped:
             continue
+        output, layer = captured[name], spec.layer(name)
         picture = feature_picture(output, f"{name} ({layer.type})")
         path = out / f"{name}.png"
         images[name] = _save(picture, path)

@@ -292,3 +292,12 @@ def test_tune_keeps_a_spec_yaml_it_did_not_write_and_checks_determinism_like_a_r
     with pytest.raises(SystemExit) as info:  # an empty name meant the working directory
         main(["tune", LENET, "--out", ""])
     assert info.value.code == 2 and "expected a directory; got an empty name" in capsys.readouterr().err
+
+
+def test_tune_needs_no_validation_split(tmp_path, capsys):
+    tiny = ["--set", "train.data.name=synthetic", "--set", "train.data.num_samples=40"]
+    args = [*tiny, "--set", "train.data.val_fraction=0", "--steps", "13", "--out", str(tmp_path / "v")]
+    main(["tune", LENET, "--set", QUIET, *args])  # a suggestion or not
+    err = capsys.readouterr().err  # Lightning warned "Total length of `TensorBatches` … is zero"
+    assert "internal error" not in err and "Total length" not in err
+    assert len(_rows(tmp_path / "v" / "lr_find.csv")) == 13

@@ -242,3 +242,15 @@ def test_show_with_no_sample_to_show_or_an_empty_out_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["show", LENET, "--out", ""])
     assert info.value.code == 2 and "expected a directory" in capsys.readouterr().err
+
+
+def test_named_layers_none_of_which_can_be_drawn_are_an_error_not_an_empty_success(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["show", LENET, "--out", str(out), "--layers", "f5,output"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the layers named can be pictured: f5: output [120] has no spatial dims" in err
+    assert not out.exists()
+    for bad in ("", "c1,", ",c1"):  # "" meant every default layer; the others were read as "c1"
+        with pytest.raises(SystemExit) as info:
+            main(["show", LENET, "--out", str(out), "--layers", bad])
+        assert info.value.code == 2 and "expected layer names separated by commas" in capsys.readouterr().err

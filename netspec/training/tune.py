@@ -132,10 +132,28 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
 
     run._quiet_lightning()
     warnings.filterwarnings("ignore", ".*does not have a deterministic implementation.*")
+    # the finder trains only: Lightning still sizes the validation loader, and an empty one warned
+    warnings.filterwarnings("ignore", ".*Total length of .* across ranks is zero.*")
     run.check_machine(spec, cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = run._splits(spec, cfg, data_dir)
     run.check_data(spec, splits)
+    if not len(splits.train):
+        raise SpecError(
+            [
+                spec.document.problem(
+                    "the training split is empty: the finder has nothing to train on",
+                    ("train", "data"),
+                    hint="give more samples, or smaller val_fraction / test_fraction",
+                )
+            ]
+        )
+    if run._world(cfg) > 1:
+        print(
+            f"netspec: note: the finder runs in one process on one device (train.devices × num_nodes is "
+            f"{run._world(cfg)}); a rate found there is a starting point for the batch it sees",
+            file=sys.stderr,
+        )
     trained = run.heads(spec, cfg, splits)
     module = _finder_module()(spec, cfg, trained, 1, splits.normalization)
     drop_last = cfg.compile or run._refuse_or_drop_a_lone_batch(
@@ -169,6 +187,7 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        limit_val_batches=0,  # the finder reads training losses only
     )
     run._notice_nondeterminism(spec, cfg, trainer.strategy.root_device.type, trained)
     # the finder restores its own temporary checkpoint afterwards: weights-only, like every load
