@@ -318,7 +318,7 @@ def test_a_new_run_never_overwrites_a_run_directory(tmp_path, capsys, monkeypatc
     second.mkdir()
     assert run._run_dir(spec, cfg).name == "lenet5-20261201-043005-3"
     run._make_run_dir(spec, first, new=True)
-    with pytest.raises(SpecError, match="already holds a run"):  # chosen by two runs at once
+    with pytest.raises(SpecError, match="another run has just started in the run directory"):  # two at once
         run._make_run_dir(spec, first, new=True)
 
 
