@@ -19,7 +19,7 @@ from pathlib import Path
 
 SCALE = 2  # drawn at twice the size, then reduced: the reduction antialiases every line and glyph
 PANEL_WIDTH, HEIGHT = 420, 380  # pixels of one panel and of the picture
-LEFT, RIGHT, TOP, BOTTOM = 62, 20, 72, 55  # an axes box's margins within its panel
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 72, 55  # an axes box's margins within its panel (8 digits left)
 TEXT, GREY, GRID = (0, 0, 0), (85, 85, 85), (235, 235, 235)
 FONT, SMALL, TITLE = 14, 11, 17  # text sizes in pixels (matplotlib's 10, 8 and 12 points at 100 dpi)
 MAX_TICKS = 7
@@ -60,6 +60,7 @@ class Panel:
     marks: list[float] = field(default_factory=list)  # x of dotted vertical lines (grey)
     notes: list[Note] = field(default_factory=list)
     xlog: bool = False
+    whole_x: bool = False  # x counts something (optimizer steps): whole-number ticks
     ylim: tuple[float, float] | None = None  # the y range, when the data's would flatten the curve
     width: int = PANEL_WIDTH
     left: int = LEFT  # margin left of the axes box (room for the tick labels, and a y label)
@@ -78,15 +79,21 @@ class Key:
 # ---------------------------------------------------------------- axes and ticks
 
 
-def nice_ticks(low: float, high: float, most: int = MAX_TICKS) -> tuple[list[float], float]:
+def nice_ticks(
+    low: float, high: float, most: int = MAX_TICKS, whole: bool = False
+) -> tuple[list[float], float]:
     """Round-number ticks within [low, high]: the fewest-digit step (1, 2, 2.5, 5 × 10ᵏ) giving at
-    most ``most`` of them; returns the ticks and the step."""
+    most ``most`` of them (``whole``: a whole-number step, for counts); returns the ticks and the step."""
     span = high - low
     if not span > 0:
         return [low], 1.0
     power = 10.0 ** math.floor(math.log10(span / most))
+    if whole:
+        power = max(power, 1.0)
     for unit in TICK_STEPS:
         step = unit * power
+        if whole and (step < 1 or step != round(step)):
+            continue
         first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
         if last - first + 1 <= most:
             return [k * step for k in range(first, last + 1)], step
@@ -124,7 +131,7 @@ def tick_labels(ticks: Sequence[float], step: float) -> TickLabels:
         ticks = [t - offset for t in ticks]
         largest = max(abs(t) for t in ticks)
     exponent = 0
-    if largest >= 1e5 or (largest > 0 and step < 1e-3):
+    if largest >= 1e5 or 0 < largest < 1e-2:
         exponent = math.floor(math.log10(largest))
     scaled = step / 10.0**exponent
     power = math.floor(math.log10(scaled) + 1e-9)
@@ -297,7 +304,7 @@ def _ticks(panel: Panel, ax: _Axes):
         x_ticks = decade_ticks(*ax.x_range)
         x = (x_ticks, TickLabels([f"1e{int(t)}" for t in x_ticks]))
     else:
-        x_ticks, x_step = nice_ticks(*ax.x_range)
+        x_ticks, x_step = nice_ticks(*ax.x_range, whole=panel.whole_x)
         x = (x_ticks, tick_labels(x_ticks, x_step))
     y_ticks, y_step = nice_ticks(*ax.y_range)
     return x, (y_ticks, tick_labels(y_ticks, y_step))
@@ -363,6 +370,8 @@ def _draw_line(plot: Canvas, line: Line, ax: _Axes) -> None:
     for piece in pieces:
         if line.joined and len(piece) > 1:
             plot.line(piece, colour, line.width)
+        elif line.joined and piece and not line.marker:  # one point of a line: a dot, not nothing
+            plot.marker("o", *piece[0], 2 * line.width, colour)
         if line.marker:
             for x, y in piece:
                 plot.marker(line.marker, x, y, line.marker_size, colour)

@@ -50,7 +50,7 @@ def test_ticks_are_round_numbers_inside_the_range_and_labels_tell_them_apart(cas
         value = float(text) * 10**labels.exponent + labels.offset
         assert abs(value - tick) <= step * 1e-6 + abs(tick) * 1e-9
         assert not text.startswith("-0") or float(text) != 0
-        assert len(text) <= 7  # room left of the axes: 62 px
+        assert len(text) <= 8  # room left of the axes: 70 px
     assert len(labels.note) <= 24
 
 
@@ -67,6 +67,8 @@ def test_labels_read_as_a_person_writes_them():
     assert labels([0.0, 5e5, 1e6], 5e5) == (["0.0", "0.5", "1.0"], "1e6")
     # a loss flat at 100.01: the digits that change, and what to add
     assert labels([100.0100, 100.0105, 100.0110], 0.0005) == (["0", "5", "10"], "1e-4 +100.01")
+    assert nice_ticks(8.85, 12.15, whole=True) == ([9.0, 10.0, 11.0, 12.0], 1.0)  # steps, not 9.5
+    assert nice_ticks(10.45, 11.55, whole=True) == ([11.0], 1.0)
     assert decade_ticks(-7.0, 0.0) == [-7.0, -5.0, -3.0, -1.0]
     assert decade_ticks(-3.2, -0.5) == [-3.0, -2.0, -1.0]
 

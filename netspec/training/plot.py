@@ -47,7 +47,7 @@ def plot_curves(metrics_csv: Path, out: Path, title: str = "") -> Path | None:
         panels.append(Panel("learning rate", lines=[Line(series["lr"], "#555555")]))
     best = min(series.get(BEST_MONITOR, []), key=lambda p: p[1], default=None)
     for panel in panels:
-        panel.xlabel = "optimizer step"
+        panel.xlabel, panel.whole_x = "optimizer step", True
         if best is not None:
             panel.marks.append(best[0])
     if best is not None:
