@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Here, before a GPU check: the wheels scripts/gpu_check.sh installs on the lent GPU machine, into
 # .whl/ (git-ignored through .git/info/exclude; the device tool's `carry: [".whl"]` takes it along).
-# That machine's image has torch, Lightning, torchmetrics, matplotlib, scikit-learn, rich, PyYAML
+# That machine's image has torch, Lightning, torchmetrics, Pillow (with matplotlib), rich, PyYAML
 # and pluggy, but not pydantic (nor its helpers), and it cannot reach a package index. The versions
 # are this checkout's venv's (.venv), for the device's Python (GPU_PYTHON, default 3.12).
 set -euo pipefail
