@@ -303,16 +303,9 @@ def _refuse_a_used_run_dir(spec: Spec, run_dir: Path) -> bool:
 
     Returns True for the one exception: the directory holds nothing but the spec.yaml this run
     would write, left by the same run that stopped before its first checkpoint; it starts over."""
-    where = ("train", "run_dir") if spec.model.train.run_dir else ("name",)
     if run_dir.exists() and not run_dir.is_dir():
-        raise SpecError(
-            [
-                spec.document.problem(
-                    f"cannot create the run directory {run_dir}: it is a file",
-                    where,
-                    hint="choose another train.run_dir",
-                )
-            ]
+        raise _run_dir_error(
+            spec, f"cannot create the run directory {run_dir}: it is a file", "choose another train.run_dir"
         )
     if not any((run_dir / name).exists() for name in RUN_FILES):
         return False
@@ -331,15 +324,11 @@ def _refuse_a_used_run_dir(spec: Spec, run_dir: Path) -> bool:
             f"checkpoint, or a file of yours); remove {run_dir / 'spec.yaml'} to start there, or choose "
             "another train.run_dir"
         )
-    raise SpecError(
-        [
-            spec.document.problem(
-                f"the run directory {run_dir} already holds a run; a new run would overwrite its "
-                "checkpoints and metrics",
-                where,
-                hint=hint,
-            )
-        ]
+    raise _run_dir_error(
+        spec,
+        f"the run directory {run_dir} already holds a run; a new run would overwrite its checkpoints and "
+        "metrics",
+        hint,
     )
 
 
@@ -376,25 +365,23 @@ def _make_run_dir(spec: Spec, run_dir: Path, new: bool) -> None:
             file.write(_resolved_yaml(spec))
     except FileExistsError:  # another run has just taken the directory
         _refuse_a_used_run_dir(spec, run_dir)
-        raise SpecError(
-            [
-                spec.document.problem(
-                    f"another run has just started in the run directory {run_dir}",
-                    ("train", "run_dir") if spec.model.train.run_dir else ("name",),
-                    hint="choose another train.run_dir",
-                )
-            ]
+        raise _run_dir_error(
+            spec,
+            f"another run has just started in the run directory {run_dir}",
+            "choose another train.run_dir",
         ) from None
     except OSError as exc:
-        raise SpecError(
-            [
-                spec.document.problem(
-                    f"cannot create the run directory {run_dir}: {exc.strerror or exc}",
-                    ("train", "run_dir") if spec.model.train.run_dir else ("name",),
-                    hint="choose a writable train.run_dir",
-                )
-            ]
+        raise _run_dir_error(
+            spec,
+            f"cannot create the run directory {run_dir}: {exc.strerror or exc}",
+            "choose a writable train.run_dir",
         ) from None
+
+
+def _run_dir_error(spec: Spec, message: str, hint: str) -> SpecError:
+    """A problem with the run directory, located where it was chosen (train.run_dir, or the name)."""
+    where = ("train", "run_dir") if spec.model.train.run_dir else ("name",)
+    return SpecError([spec.document.problem(message, where, hint=hint)])
 
 
 def _resolved_yaml(spec: Spec) -> str:
