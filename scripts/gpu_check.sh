@@ -22,7 +22,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH="$PWD:/tmp/site" # this checkout's code; the wheels' metadata (entry points)
 export PATH="/tmp/site/bin:$PATH"
 nvidia-smi -L
-python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'lightning', pl.__version__)"
+python3 -c "import torch, pytorch_lightning as pl, PIL; print('torch', torch.__version__, 'lightning', pl.__version__, 'pillow', PIL.__version__)"
 
 part() { # name, seconds, command...
     local name=$1 limit=$2 t0=$SECONDS

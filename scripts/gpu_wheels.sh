@@ -12,7 +12,8 @@ rm -rf .whl && mkdir .whl
 pins=$("$python" - <<'PY'
 from importlib.metadata import version
 print(" ".join(f"{name}=={version(name)}" for name in (
-    "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions"
+    "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions",
+    "pillow",  # the image's may predate 10.1 (no scalable default font for the pictures)
 )))
 PY
 )
