@@ -583,3 +583,10 @@ def test_a_run_limited_by_steps_resumes_after_its_steps_not_an_epoch_it_never_fi
     assert main(["train", LENET, *QUIET, "--set", "train.max_steps=12", "--resume", str(target)]) == 0
     err = capsys.readouterr().err
     assert f"continuing {target} after 5 steps up to max_steps 12" in err
+
+
+def test_a_precision_netspec_does_not_know_gets_one_message(capsys):
+    """precision was a union of two Literals: pydantic answered once per member."""
+    assert main(["train", LENET, *QUIET, "--set", "train.precision=64"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("Input should be") == 1 and "'bf16-mixed', '16-mixed' or 32" in err

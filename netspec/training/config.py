@@ -175,7 +175,7 @@ class TrainBase(_LossOptions):
     scheduler: SchedulerSpec = SchedulerSpec()
     max_epochs: Count | None = Field(10, description="null: train for max_steps instead.")
     max_steps: Count | None = None
-    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] | Literal[32] = "32"
+    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed", 32] = "32"  # one Literal: one message
     compile: StrictBool = Field(
         False,
         description="torch.compile the network: one graph for training, one for evaluation (the last "
