@@ -23,6 +23,8 @@ LEFT, RIGHT, TOP, BOTTOM = 70, 20, 72, 55  # an axes box's margins within its pa
 TEXT, GREY, GRID = (0, 0, 0), (85, 85, 85), (235, 235, 235)
 FONT, SMALL, TITLE = 14, 11, 17  # text sizes in pixels (matplotlib's 10, 8 and 12 points at 100 dpi)
 MAX_TICKS = 7
+LARGEST = 1e300  # values beyond are drawn as this (a span of two such values is still finite)
+FAR = 1e5  # pixels: a point far off the axes is drawn this far out (Pillow takes C longs)
 TICK_STEPS = (1, 2, 2.5, 5, 10)  # round steps, times a power of ten
 
 
@@ -151,7 +153,7 @@ def decade_ticks(low: float, high: float) -> list[float]:
 
 def data_range(values: Sequence[float], margin: float = 0.05) -> tuple[float, float]:
     """The finite values' range, 5 % added on each side; one value gets a range around it."""
-    finite = [v for v in values if math.isfinite(v)]
+    finite = [max(-LARGEST, min(LARGEST, v)) for v in values if math.isfinite(v)]
     if not finite:
         return 0.0, 1.0
     low, high = min(finite), max(finite)
@@ -183,11 +185,14 @@ class _Axes:
         return self.top + self.height - (value - low) / (high - low) * self.height
 
     def point(self, x: float, y: float) -> tuple[float, float] | None:
+        """Where (x, y) lands, None for a value that is not finite; a point far outside the axes
+        (a loss that blew up past the y range given) lands ``FAR`` pixels out, in its direction."""
         if self.xlog:
             x = math.log10(x) if x > 0 else math.nan
         if not (math.isfinite(x) and math.isfinite(y)):
             return None
-        return self.x(x), self.y(y)
+        x, y = (max(-LARGEST, min(LARGEST, v)) for v in (x, y))
+        return tuple(max(-FAR, min(FAR, v)) for v in (self.x(x), self.y(y)))
 
 
 def _axes(panel: Panel, left: float) -> _Axes:
@@ -196,7 +201,8 @@ def _axes(panel: Panel, left: float) -> _Axes:
     if panel.xlog:
         xs = [math.log10(x) for x in xs if x > 0]
     ys = [y for _, y in drawn]
-    y_range = panel.ylim if panel.ylim is not None and panel.ylim[1] > panel.ylim[0] else data_range(ys)
+    given = panel.ylim is not None and all(map(math.isfinite, panel.ylim)) and panel.ylim[1] > panel.ylim[0]
+    y_range = data_range(panel.ylim, margin=0.0) if given else data_range(ys)
     return _Axes(
         left + panel.left,
         TOP,

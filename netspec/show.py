@@ -365,7 +365,8 @@ def feature_picture(output, label_text: str):
     if shown < channels:
         notes.append(f"first {shown} of {channels} channels")
     notes.append("each channel min-max normalised")
-    data = _normalise(output[:shown].float()).numpy()
+    # a NaN or infinite activation (a diverged network) is drawn, not a crash: NaN 0, ±inf the ends
+    data = _normalise(output[:shown].float()).nan_to_num(0.0, 1.0, 0.0).clamp(0, 1).numpy()
     cols = math.ceil(math.sqrt(shown))
     rows = math.ceil(shown / cols)
     aspect = min(max(data.shape[1] / data.shape[2], 0.25), 4.0) if data.ndim == 3 else 0.6
@@ -410,6 +411,7 @@ def input_picture(x, title: str):
     sample = x[0].float()
     lo, hi = sample.min(), sample.max()
     sample = (sample - lo) / (hi - lo) if hi > lo else sample * 0
+    sample = sample.nan_to_num(0.0, 1.0, 0.0).clamp(0, 1)
     if sample.dim() == 4:
         sample = sample[:, sample.shape[1] // 2]
         title += f"  middle depth slice {x.shape[2] // 2}"

@@ -127,3 +127,27 @@ def test_drawing_a_chart_imports_neither_matplotlib_nor_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
     assert (tmp_path / "c.png").exists()
+
+
+values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.floats(min_value=-1e-300, max_value=1e-300),
+    st.sampled_from([0.0, -0.0, 1e308, -1e308, 5e-324]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(st.tuples(values, values), max_size=12), min_size=1, max_size=3),
+    st.booleans(),
+    st.one_of(st.none(), st.tuples(values, values)),
+)
+def test_any_numbers_draw_a_picture_of_the_right_size(tmp_path_factory, series, xlog, ylim):
+    """Whatever a metrics.csv holds (a diverged loss, 1e308, denormals, one point, none), the
+    chart is drawn: a picture must never be the reason a finished run fails."""
+    lines = [Line(points, "#1f77b4", marker="o" if i == 0 else None) for i, points in enumerate(series)]
+    panel = Panel("p", "x", "y", lines=lines, marks=[p[0] for p in series[0][:1]], xlog=xlog, ylim=ylim)
+    panel.notes = [Note(p, "n") for p in series[0][:2]]
+    out = draw_chart(tmp_path_factory.mktemp("c") / "c.png", [panel, Panel("empty")], title="t")
+    with Image.open(out) as image:
+        assert image.size == (2 * panel.width, HEIGHT)

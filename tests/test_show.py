@@ -254,3 +254,22 @@ def test_named_layers_none_of_which_can_be_drawn_are_an_error_not_an_empty_succe
         with pytest.raises(SystemExit) as info:
             main(["show", LENET, "--out", str(out), "--layers", bad])
         assert info.value.code == 2 and "expected layer names separated by commas" in capsys.readouterr().err
+
+
+def test_activations_that_are_not_finite_are_drawn_not_a_crash(tmp_path):
+    """A diverged network's NaN or infinite outputs: matplotlib drew them; Pillow's drawing and
+    numpy's casts must not fail (or warn) on them either."""
+    from netspec.show import _save, feature_picture, input_picture
+
+    maps = torch.randn(4, 10, 10)
+    maps[0, 0, 0], maps[1, 1, 1], maps[2] = float("inf"), float("nan"), float("-inf")
+    lines = torch.randn(3, 20)
+    lines[0, 3], lines[1, 5] = float("nan"), float("inf")
+    signal = torch.randn(1, 2, 20)
+    signal[0, 0, 2], signal[0, 1, 4] = float("inf"), float("nan")
+    image = torch.randn(1, 3, 8, 8)
+    image[0, 0, 2, 2] = float("nan")
+    pictures = [feature_picture(maps, "m"), feature_picture(lines, "l"), input_picture(signal, "s")]
+    pictures.append(input_picture(image, "i"))
+    for i, picture in enumerate(pictures):
+        assert _save(picture, tmp_path / f"{i}.png").shape[2] == 3
