@@ -521,6 +521,12 @@ def test_a_last_batch_of_one_sample_is_left_out_where_batch_norm_cannot_train_on
     code = main(["train", str(spec), *one, "--set", "train.data.test_fraction=0", "--set", "train.run_dir=x"])
     err = capsys.readouterr().err
     assert code == 2 and "the training split has 1 sample, and batch norm ('bn') cannot train" in err
+    size_1 = [*QUIET, "--set", "train.data.batch_size=1", "--set", f"train.run_dir={tmp_path / 'one'}"]
+    assert main(["train", str(spec), *size_1]) == 2  # every batch of one: was exit 1 at the first step
+    err = capsys.readouterr().err
+    assert "train.data.batch_size is 1, and batch norm ('bn') cannot train on a batch of one" in err
+    frozen = [*size_1[:-1], f"train.run_dir={tmp_path / 'frozen'}", "--set", "train.freeze=[bn]"]
+    assert main(["train", str(spec), *frozen, "--set", "train.max_steps=3"]) == 0  # eval mode: it can
 
 
 def test_a_run_directory_left_by_a_run_that_never_saved_starts_over_for_the_same_spec(tmp_path, capsys):

@@ -551,6 +551,9 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None, retry:
     trainer, checkpoint = _trainer(spec, cfg, run_dir, history)
     module_type = ChunkedSpecModule if _fast_loop(cfg, trainer) else SpecModule
     module = module_type(spec, cfg, trained, 1, splits.normalization)
+    from netspec.training.finetune import prepare_weights
+
+    prepare_weights(spec, module.model, weights, rank_zero=_rank_zero())  # frozen batch norm: eval mode
     norms = batch_norm_layers(module.model)
     drop_last = cfg.compile or _refuse_or_drop_a_lone_batch(spec, cfg, splits, norms)
     total_steps = module.total_steps = _total_steps(cfg, splits, drop_last)
@@ -563,9 +566,6 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None, retry:
         metric_names = {name for metrics in module.metrics["train_metrics"] for name in metrics}
         check_netspec_state(content, ckpt_path, metric_names)
         _notice_continuation(resumed, cfg, run_dir, splits, total_steps, norms)
-    from netspec.training.finetune import prepare_weights
-
-    prepare_weights(spec, module.model, weights, rank_zero=_rank_zero())
     if cfg.memory_format == "channels_last":
         import torch
 
@@ -790,7 +790,8 @@ def _notice_continuation(
         old_cfg = cfg.model_copy(
             update={"max_epochs": saved.get("max_epochs"), "max_steps": saved.get("max_steps")}
         )
-        old_total = _total_steps(old_cfg, splits, old_cfg.compile or _lone_last_batch(old_cfg, splits, norms))
+        dropped = old_cfg.compile or _one_sample_batches(old_cfg, splits, norms) == "last"
+        old_total = _total_steps(old_cfg, splits, dropped)
     if _rank_zero():
         for note in continuation_notes(resumed, cfg, run_dir, (old_total, total_steps)):
             print(f"netspec: note: {note}", file=sys.stderr)
@@ -819,9 +820,15 @@ def _total_steps(cfg, splits: Splits, drop_last: bool = False) -> int:
     return max(1, cfg.max_epochs * -(-per_epoch // cfg.accumulate_grad_batches))
 
 
-def _lone_last_batch(cfg, splits: Splits, norms: list[str]) -> bool:
-    """Would the last training batch of an epoch hold one sample, in a network with batch norm?"""
-    return bool(norms) and _per_rank(cfg, splits) % cfg.data.batch_size == 1
+def _one_sample_batches(cfg, splits: Splits, norms: list[str]) -> str | None:
+    """In a network with batch norm that trains: "every" when each training batch would hold one
+    sample, "last" when an epoch's last one would, else None."""
+    if not norms:
+        return None
+    per_rank, size = _per_rank(cfg, splits), cfg.data.batch_size
+    if size == 1 or per_rank == 1:
+        return "every"
+    return "last" if per_rank % size == 1 else None
 
 
 def _per_rank(cfg, splits: Splits) -> int:
@@ -831,20 +838,29 @@ def _per_rank(cfg, splits: Splits) -> int:
 def _refuse_or_drop_a_lone_batch(spec: Spec, cfg, splits: Splits, norms: list[str]) -> bool:
     """Batch norm cannot train on a batch of one sample (PyTorch raises where each channel then has
     one value; elsewhere the statistics would be one sample's). A last batch of one is left out
-    (a different sample each epoch: the order is shuffled), with a note; a split of one is refused.
-    Returns whether the last partial batch is dropped."""
-    if not _lone_last_batch(cfg, splits, norms):
+    (a different sample each epoch: the order is shuffled), with a note; batches that all hold one
+    are refused. Returns whether the last partial batch is dropped."""
+    which = _one_sample_batches(cfg, splits, norms)
+    if which is None:
         return False
     per_rank, size = _per_rank(cfg, splits), cfg.data.batch_size
     named = ", ".join(repr(name) for name in norms[:3]) + (", …" if len(norms) > 3 else "")
-    if per_rank == 1:
+    if which == "every":
+        if size == 1:
+            what, where, hint = "train.data.batch_size is 1", ("train", "data", "batch_size"), "use 2 or more"
+        else:
+            device = " per device" if _world(cfg) > 1 else ""
+            what, where, hint = (
+                f"the training split has 1 sample{device}",
+                ("train", "data"),
+                "give more samples",
+            )
         raise SpecError(
             [
                 spec.document.problem(
-                    f"the training split has 1 sample{' per device' if _world(cfg) > 1 else ''}, and batch "
-                    f"norm ({named}) cannot train on a batch of one",
-                    ("train", "data"),
-                    hint="give more training samples",
+                    f"{what}, and batch norm ({named}) cannot train on a batch of one sample",
+                    where,
+                    hint=f"{hint} (or freeze those layers with train.freeze: frozen, they stay in eval mode)",
                 )
             ]
         )
@@ -859,10 +875,12 @@ def _refuse_or_drop_a_lone_batch(spec: Spec, cfg, splits: Splits, norms: list[st
 
 
 def batch_norm_layers(model) -> list[str]:
-    """The network's layers that hold batch norm (inside a plugin's block too), by module name."""
+    """The network's layers that hold batch norm that trains (inside a plugin's block too; not the
+    frozen ones, which stay in eval mode), by module name."""
     from torch.nn.modules.batchnorm import _BatchNorm
 
-    names = (name.split(".")[0] for name, module in model.named_modules() if isinstance(module, _BatchNorm))
+    modules = model.named_modules()
+    names = (name.split(".")[0] for name, m in modules if isinstance(m, _BatchNorm) and m.training)
     return list(dict.fromkeys(names))
 
 

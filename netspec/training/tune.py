@@ -156,10 +156,10 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
         )
     trained = run.heads(spec, cfg, splits)
     module = _finder_module()(spec, cfg, trained, 1, splits.normalization)
+    prepare_weights(spec, module.model, weights)  # frozen batch norm: eval mode
     drop_last = cfg.compile or run._refuse_or_drop_a_lone_batch(
         spec, cfg, splits, run.batch_norm_layers(module.model)
     )
-    prepare_weights(spec, module.model, weights)
     if cfg.compile:
         module.model.compile()
     out_dir = Path(out) if out is not None else _tune_dir(spec)
