@@ -110,21 +110,27 @@ def check_data(spec: Spec, splits: Splits) -> None:
         raise SpecError(problems)
 
 
-def check_splits_for_training(spec: Spec, splits: Splits) -> None:
-    """A run needs samples to train on and to validate with (best.ckpt follows the validation loss)."""
-    augment = _augment_problems(spec, splits)  # training alone augments: eval and tune need not
+def check_splits_for_training(spec: Spec, splits: Splits, validation: bool = True) -> None:
+    """A run needs samples to train on, augmented as asked, and to validate with (best.ckpt follows
+    the validation loss); the learning-rate finder (``validation=False``) trains only."""
+    augment = _augment_problems(spec, splits)  # training alone augments: eval need not
     if augment:
         raise SpecError(augment)
-    if len(splits.train) and len(splits.val):
+    if not len(splits.train):
+        why, hint = "nothing to train on", "give more samples, or smaller val_fraction / test_fraction"
+    elif validation and not len(splits.val):
+        why = "best.ckpt, early stopping and the curves are chosen by the validation loss"
+        hint = "give more samples, or a val_fraction that leaves at least one"
+    else:
         return
     empty = "training" if not len(splits.train) else "validation"
     raise SpecError(
         [
             spec.document.problem(
                 f"the {empty} split is empty ({len(splits.train)} training, {len(splits.val)} validation "
-                "samples): best.ckpt, early stopping and the curves are chosen by the validation loss",
+                f"samples): {why}",
                 ("train", "data"),
-                hint="give more samples, or a val_fraction that leaves at least one",
+                hint=hint,
             )
         ]
     )
@@ -954,9 +960,8 @@ def _with_step_metrics(bar: type) -> type:
             return _average_speed(bar.configure_columns(self, trainer))
 
         def _get_train_description(self, current_epoch: int) -> str:
-            if (
-                self.trainer.max_epochs is not None and self.trainer.max_epochs < 0
-            ):  # max_steps: no last epoch
+            by_steps = (self.trainer.max_epochs or 0) < 0  # max_steps: no last epoch ("Epoch 0/-2")
+            if by_steps:
                 return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
             return bar._get_train_description(self, current_epoch)
 

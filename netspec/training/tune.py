@@ -138,16 +138,7 @@ def _find_lr(spec, cfg, weights, data_dir, out, min_lr, max_lr, steps) -> TuneRe
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     splits = run._splits(spec, cfg, data_dir)
     run.check_data(spec, splits)
-    if not len(splits.train):
-        raise SpecError(
-            [
-                spec.document.problem(
-                    "the training split is empty: the finder has nothing to train on",
-                    ("train", "data"),
-                    hint="give more samples, or smaller val_fraction / test_fraction",
-                )
-            ]
-        )
+    run.check_splits_for_training(spec, splits, validation=False)  # it trains, augmented, not validates
     if run._world(cfg) > 1:
         print(
             f"netspec: note: the finder runs in one process on one device (train.devices × num_nodes is "
