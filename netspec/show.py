@@ -125,15 +125,13 @@ def _not_pictured(output) -> str | None:
 def _standardised(spec: Spec, x, loaded, log):
     """An image for a trained network: standardised as its training inputs were (the checkpoint
     records how), as ``netspec predict`` does. ``loaded``: (checkpoint, plain state_dict?, path)."""
+    from netspec.predict.inputs import unknown_normalization
     from netspec.predict.model import read_normalization
 
     content, plain, checkpoint = loaded
     normalization = read_normalization(spec, content, checkpoint, plain)
     if normalization == "unknown":
-        log(
-            f"netspec: note: {checkpoint} does not record how the training inputs were normalized: the "
-            "image is only scaled to [0, 1]; if training standardised them, the pictures may be off"
-        )
+        log(unknown_normalization(checkpoint, "pictures"))
         return x
     if normalization is None:
         return x

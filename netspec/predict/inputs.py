@@ -102,14 +102,20 @@ def _split_source(spec: Spec, cfg, split: str, data_dir) -> DatasetSplit:
     return DatasetSplit(dataset, f"{cfg.data.name}:{split}")
 
 
+def unknown_normalization(path, what: str) -> str:
+    """The note for images given to a network whose checkpoint does not say how its training
+    inputs were normalized (``what``: "predictions", "pictures")."""
+    return (
+        f"netspec: note: {path} does not record how the training inputs were normalized: images are "
+        f"only scaled to [0, 1]; if training standardised them, the {what} may be off"
+    )
+
+
 def notice_scaling(sources: list[Source], normalization, path, log: Log) -> None:
     """Say when inputs may not reach the network in the units it was trained on."""
     kinds = {s.kind for s in sources}
     if "images" in kinds and normalization == "unknown":
-        log(
-            f"netspec: note: {path} does not record how the training inputs were normalized: images "
-            "are only scaled to [0, 1]; if training standardised them, the predictions may be off"
-        )
+        log(unknown_normalization(path, "predictions"))
     if "arrays" in kinds and isinstance(normalization, tuple):
         mean, std = (", ".join(f"{v:.4g}" for v in t.flatten().tolist()) for t in normalization)
         log(
