@@ -218,10 +218,11 @@ def _axes(panel: Panel, left: float) -> _Axes:
 
 
 @functools.lru_cache(maxsize=8)
-def load_font(size: int):
+def load_font(size: int, scale: int = SCALE):
+    """Pillow's own scalable font (Pillow ≥ 10.1), ``size`` pixels at 1×, drawn ``scale`` times larger."""
     from PIL import ImageFont
 
-    return ImageFont.load_default(size=size * SCALE)  # Pillow's own scalable font (≥ 10.1)
+    return ImageFont.load_default(size=size * scale)
 
 
 def _rgb(colour: str, alpha: float = 1.0) -> tuple[int, int, int]:
@@ -253,11 +254,11 @@ class Canvas:
     def marker(self, kind: str, x: float, y: float, size: float, colour) -> None:
         r = size * SCALE / 2
         cx, cy = x * SCALE, y * SCALE
-        if kind == "*":  # a five-pointed star, inner radius 0.4 of the outer
+        if kind == "*":  # a five-pointed star: its 10 corners alternate outer and inner (0.4) radius
+            radii = [r if k % 2 == 0 else 0.4 * r for k in range(10)]
+            angles = [k * math.pi / 5 for k in range(10)]
             corners = [
-                (cx + rr * math.sin(k * math.pi / 5), cy - rr * math.cos(k * math.pi / 5))
-                for k in range(10)
-                for rr in [r if k % 2 == 0 else 0.4 * r]
+                (cx + q * math.sin(a), cy - q * math.cos(a)) for q, a in zip(radii, angles, strict=True)
             ]
             self.draw.polygon(corners, fill=colour)
         else:

@@ -158,7 +158,9 @@ def save_comparison(
     Each picture is a uint8 [H, W, 3] (or [H, W] grey) array, enlarged ``scale`` times with
     nearest-neighbour so that single pixels stay visible (default: about ``MIN_CELL`` pixels a side).
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
+
+    from netspec.chart import load_font
 
     if not columns:
         raise ValueError("save_comparison needs at least one column")
@@ -173,10 +175,7 @@ def save_comparison(
         scale = min(MAX_SCALE, max(1, math.ceil(MIN_CELL / max(cell_h, cell_w))))
     if scale < 1:
         raise ValueError(f"scale must be ≥ 1; got {scale}")
-    try:
-        font = ImageFont.load_default(size=FONT_SIZE)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font
-        font = ImageFont.load_default()
+    font = load_font(FONT_SIZE, scale=1)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     boxes = [measure.textbbox((0, 0), title, font=font) for title, _ in columns]
     title_h = max(box[3] for box in boxes) + 2 * GAP
