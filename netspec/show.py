@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import netspec
 from netspec.data import DataError, about_dataset
@@ -219,21 +219,10 @@ def dataset_sample(spec: Spec, index: int, data_dir: str | Path | None = None):
     """Sample ``index`` of the test split (else validation) of the spec's dataset, batched, and a caption."""
     import torch
 
-    cfg = spec.model.train
-    if cfg is None:  # like `netspec train`: an absent train: section has every default
-        train_field = type(spec.model).model_fields["train"].annotation
-        cfg = next(a for a in get_args(train_field) if a is not type(None)).model_validate({})
-    if cfg.data is None:
-        raise SpecError(
-            [
-                spec.document.problem(
-                    "no dataset given and the default 'digits' is not loaded",
-                    ("train",),
-                    hint="set train.data.name, or pass --image",
-                )
-            ]
-        )
     from netspec.data import DataContext
+    from netspec.training.config import train_settings
+
+    cfg = train_settings(spec, hint="set train.data.name, or pass --image")
 
     record = spec.registry.datasets[cfg.data.name]
     own = {k: v for k, v in cfg.data.model_dump().items() if k in record.params.model_fields}

@@ -575,3 +575,35 @@ def test_plugin_code_printing_during_a_build_cannot_corrupt_json_output(entry_po
     out = capsys.readouterr()
     assert json.loads(out.out)["layers"][0]["type"] == "scale"
     assert "computing a shape" in out.err and "building a module" in out.err
+
+
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [
+        (["train"], "set train.data.name"),
+        (["show", "--out", "pictures"], "set train.data.name, or pass --image"),
+    ],
+)
+def test_without_the_digits_plugin_a_spec_without_data_is_refused_at_its_train_line(
+    command, hint, monkeypatch, tmp_path, capsys
+):
+    from netspec.cli import main
+
+    monkeypatch.setenv("NETSPEC_BLOCK_PLUGINS", "netspec.datasets.digits")
+    default_registry.cache_clear()
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "input: [1, 8, 8]\nlayers:\n  - {type: conv, out_channels: 2, kernel_size: 3}\n  - {type: flatten}\n"
+        "  - {type: linear, out_features: 2}\n"
+    )
+    try:
+        monkeypatch.chdir(tmp_path)
+        code = main([*command, str(path), "--set", "train.run_dir=run"])
+    finally:
+        monkeypatch.delenv("NETSPEC_BLOCK_PLUGINS")
+        default_registry.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "no dataset given and the default 'digits' is not loaded" in err
+    assert f"hint: {hint}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no run dir, no pictures

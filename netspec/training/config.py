@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, model_validator
 
 from netspec.data import DatasetType
+from netspec.errors import SpecError
 from netspec.params import NonNegativeInt, PositiveInt, StrictBool
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -246,3 +247,16 @@ class TrainBase(_LossOptions):
             if "\0" in (getattr(self, key) or ""):
                 raise ValueError(f"{key} contains a NUL character")
         return self
+
+
+def train_settings(spec, hint: str = "set train.data.name"):
+    """The spec's ``train:`` section, an absent one with every default (as ``netspec train`` reads
+    it), and a dataset to train on: what training, tuning and showing a dataset sample start from."""
+    cfg = spec.model.train
+    if cfg is None:
+        train_field = type(spec.model).model_fields["train"].annotation
+        cfg = next(arg for arg in get_args(train_field) if arg is not type(None)).model_validate({})
+    if cfg.data is None:
+        message = "no dataset given and the default 'digits' is not loaded"
+        raise SpecError([spec.document.problem(message, ("train",), hint=hint)])
+    return cfg

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import yaml
 
@@ -54,22 +54,12 @@ RUN_DIR_ENV = "_NETSPEC_RUN_DIR"  # rank 0's run directory, for the DDP ranks it
 
 def prepare(source: Any, overrides: Sequence[str] = ()) -> tuple[Spec, Any]:
     """Load the spec with ``--set`` overrides; an absent ``train:`` gets every default."""
+    from netspec.training.config import train_settings
+
     spec = netspec.load(source, overrides=overrides)
+    cfg = train_settings(spec)
     if spec.model.train is None:
-        train_field = type(spec.model).model_fields["train"].annotation
-        train_cls = next(arg for arg in get_args(train_field) if arg is not type(None))
-        spec.model = spec.model.model_copy(update={"train": train_cls.model_validate({})})
-    cfg = spec.model.train
-    if cfg.data is None:
-        raise SpecError(
-            [
-                spec.document.problem(
-                    "no dataset given and the default 'digits' is not loaded",
-                    ("train",),
-                    hint="set train.data.name",
-                )
-            ]
-        )
+        spec.model = spec.model.model_copy(update={"train": cfg})
     return spec, cfg
 
 
