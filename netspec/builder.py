@@ -106,6 +106,8 @@ def _raise_if_too_large(spec: Spec, layer, exc: Exception) -> None:
     Shapes are bounded before building (see ``shapes.size_limit_problem``); weights are only
     known to the builder, and torch reports them as "Storage size calculation overflowed".
     """
+    if _out_of_memory(exc):
+        raise SpecError([_not_allocated(spec, layer, exc)]) from None
     found = re.search(r"Storage size calculation overflowed with sizes=(\[[0-9, ]*\])", str(exc))
     if found is None:
         return
@@ -121,6 +123,33 @@ def _raise_if_too_large(spec: Spec, layer, exc: Exception) -> None:
             )
         ]
     ) from None
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    """The allocator refused a weight: torch's CPU allocator says so in a RuntimeError."""
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(exc)
+
+
+def _not_allocated(spec: Spec, layer, exc: Exception):
+    """A weight larger than the device's memory is the spec's size, not a broken builder."""
+    from netspec.report import human_bytes
+
+    tried = re.search(r"(?:tried to allocate|Tried to allocate) ([0-9.]+ ?[KMGT]?i?B|[0-9]+ bytes)", str(exc))
+    needs = f" (torch tried to allocate {_bytes_text(tried.group(1), human_bytes)})" if tried else ""
+    device = torch.get_default_device()
+    return spec.document.problem(
+        f"out of memory building this layer's parameters on {device.type}{needs}",
+        ("layers", layer.index),
+        layer=layer.label,
+        hint="use fewer channels or features; `netspec build SPEC --summary` shows each layer's "
+        "parameters and their memory before anything is allocated",
+    )
+
+
+def _bytes_text(text: str, human_bytes) -> str:
+    """ "1003520000000 bytes" as "934.6 GiB"; a size torch already wrote in units as it is."""
+    count = re.fullmatch(r"([0-9]+) bytes", text)
+    return human_bytes(int(count.group(1))) if count else text
 
 
 def _class_name(name: str) -> str:

@@ -302,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(str(exc))
         return EXIT_INVALID
     except NetspecError as exc:
+        if os.environ.get("NETSPEC_DEBUG"):  # a broken plugin or a bug: the traceback, with its cause
+            traceback.print_exc()
         _say(f"netspec: {exc}")
         return EXIT_INTERNAL
     except KeyboardInterrupt:

@@ -71,6 +71,22 @@ def test_internal_failure_exits_1_without_traceback(monkeypatch, capsys, write_s
     assert "internal error" in err and "kaboom" in err and "NETSPEC_DEBUG" in err and "Traceback" not in err
 
 
+def test_a_broken_plugin_shows_its_traceback_under_netspec_debug(monkeypatch, capsys):
+    """A NetspecError of exit 1 (a builder that fails) printed one line even with NETSPEC_DEBUG=1."""
+    import netspec.summary
+    from netspec.errors import PluginError
+
+    def broken(spec, batch_size=1):
+        raise PluginError("builder of layer type 'x' failed") from ValueError("the cause")
+
+    monkeypatch.setattr(netspec.summary, "summarize", broken)
+    monkeypatch.setenv("NETSPEC_DEBUG", "1")
+    assert main(["build", str(REPO / "specs/lenet.yaml"), "--summary"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ValueError: the cause" in err
+    assert err.rstrip().endswith("netspec: builder of layer type 'x' failed")
+
+
 def test_help_does_not_import_torch():
     code = (
         "import sys; from netspec.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"

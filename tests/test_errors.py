@@ -240,6 +240,43 @@ def test_weights_beyond_any_tensor_are_located_errors(write_spec):
     assert info.value.problems[0].location == at(path, 3, "{")
 
 
+def test_weights_beyond_the_machines_memory_are_located_errors(write_spec, tmp_path, capsys):
+    """A petabyte of weights (beyond any process's address space) was exit 1 naming the built-in
+    'plugin' whose builder failed; now exit 2 at the layer, with the size torch asked for."""
+    from netspec.cli import main
+
+    path = write_spec("""
+        input: [512, 7, 7]
+        layers:
+          - {type: flatten}
+          - {type: linear, out_features: 10000000000}
+          - {type: linear, out_features: 10}
+    """)
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(path).build()
+    assert "out of memory building this layer's parameters on cpu (torch tried to allocate" in str(info.value)
+    assert info.value.problems[0].location == at(path, 4, "{")
+    run = ["--set", "train.data.name=synthetic", "--set", f"train.run_dir={tmp_path}/r"]
+    assert main(["train", str(path), *run]) == 2
+    assert "layer 1 'linear_1' (linear): out of memory" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_cuda_out_of_memory_error_names_its_size(write_spec, monkeypatch):
+    import torch
+
+    def refuse(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has ...")
+
+    monkeypatch.setattr(torch.nn.Linear, "reset_parameters", refuse)
+    path = write_spec("input: [4]\nlayers:\n  - {type: linear, out_features: 2}\n")
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(path).build()
+    assert "out of memory building this layer's parameters on cpu (torch tried to allocate 20.00 GiB)" in str(
+        info.value
+    )
+
+
 @pytest.mark.parametrize("output", ["[]", "[[]]"])
 def test_an_empty_expected_output_is_a_located_error(write_spec, output):
     path = write_spec(f"input: [4]\nlayers:\n  - {{type: relu}}\nexpect: {{output: {output}}}\n")

@@ -38,18 +38,17 @@ class HeadLoss(nn.Module):
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         head = self.head
-        if head.loss in ("cross_entropy", "dice", "cross_entropy_dice"):
-            ignore = head.ignore_index if head.ignore_index is not None else -100
-            loss = out.new_zeros((), dtype=torch.float32)
-            if head.loss != "dice":
-                loss = F.cross_entropy(
-                    out,
-                    target,
-                    weight=None if self.class_weights is None else self.class_weights.to(out.dtype),
-                    ignore_index=ignore,
-                    label_smoothing=head.label_smoothing,
-                )
-            if head.loss != "cross_entropy":
+        if head.loss == "dice":
+            return dice_loss(out, target, head.ignore_index)
+        if head.loss in ("cross_entropy", "cross_entropy_dice"):
+            loss = F.cross_entropy(
+                out,
+                target,
+                weight=None if self.class_weights is None else self.class_weights.to(out.dtype),
+                ignore_index=head.ignore_index if head.ignore_index is not None else -100,
+                label_smoothing=head.label_smoothing,
+            )
+            if head.loss == "cross_entropy_dice":
                 loss = loss + dice_loss(out, target, head.ignore_index)
             return loss
         target = target.to(out.dtype)
