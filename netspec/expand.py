@@ -138,12 +138,59 @@ def expand(
     stack = () if doc.source.startswith("<") else (Path(doc.source).resolve(),)
     composed, blocks = _Composer(root).compose(doc, stack)
     composed = _apply_variant(composed)
+    _refuse_unread_set_params(composed, blocks)
     if input_shape is not None:
         from netspec.spec import check_input_rank
 
         check_input_rank(composed, input_shape)
         composed.data["input"] = list(input_shape)
     return _Expander(composed, blocks, registry).run()
+
+
+def _refuse_unread_set_params(doc: Document, blocks: dict[str, _Block]) -> None:
+    """``--set params.NAME=…`` where no expression reads NAME would change nothing: a typo
+    (``params.widht``), or a spec without that parameter. The file's own unread params stay
+    allowed (a parameter for one variant only)."""
+    set_names = {
+        path[1]: source for path, source in doc.overrides.items() if len(path) >= 2 and path[0] == "params"
+    }
+    if not set_names:
+        return
+    read: set[str] = set()
+    _names_read(doc.data, read)
+    for block in blocks.values():
+        _names_read(block.layers, read)
+        _names_read(block.output, read)
+    problems = []
+    for name, source in set_names.items():
+        if name in read:
+            continue
+        useful = [str(k) for k in (doc.data.get("params") or {}) if k in read]
+        close = difflib.get_close_matches(str(name), useful, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint += (
+            f"params that expressions read: {', '.join(useful)}" if useful else "no expression reads a param"
+        )
+        problems.append(
+            Problem(f"no expression of the spec reads {name!r}: it would change nothing", source, hint=hint)
+        )
+    if problems:
+        raise SpecError(problems)
+
+
+def _names_read(value: Any, found: set[str]) -> None:
+    """Every name that the ``=expressions`` in ``value`` mention (words in string literals too)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _names_read(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _names_read(item, found)
+    elif is_expression(value):
+        found.update(_NAME.findall(value))
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _base_dir(doc: Document) -> Path:

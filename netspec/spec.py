@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -105,17 +106,35 @@ def _load(
     if input_shape is not None and not uses_language(doc.data):
         check_input_rank(doc, input_shape)
     written = doc.data.get("input") if isinstance(doc.data, dict) else None  # expansion may replace it
-    doc = expand(doc, registry, input_shape=input_shape)
-    model = validate(doc, registry)
-    if input_shape is not None:
-        model = _with_input(doc, model, input_shape, written)
-    layers, outputs = resolve(doc, registry, list(model.layers), model.outputs)
-    layers = infer(doc, registry, layers, tuple(model.input))
+    set_params = [source for path, source in doc.overrides.items() if path[:1] == ("params",)]
+    try:
+        doc = expand(doc, registry, input_shape=input_shape)
+        model = validate(doc, registry)
+        if input_shape is not None:
+            model = _with_input(doc, model, input_shape, written)
+        layers, outputs = resolve(doc, registry, list(model.layers), model.outputs)
+        layers = infer(doc, registry, layers, tuple(model.input))
+    except SpecError as exc:
+        if not set_params:
+            raise
+        raise _naming_set_params(exc, set_params) from None
     spec = Spec(doc, model, layers, outputs, registry)
     from netspec.contracts import check_output_contract
 
     check_output_contract(spec)
     return spec
+
+
+def _naming_set_params(exc: SpecError, set_params: list[str]) -> SpecError:
+    """A value that ``--set params.NAME=…`` gave flows through expressions into layers: a problem
+    it causes is found where it is used, in the file; say which ``--set`` changed the params."""
+    note = "with " + ", ".join(set_params)
+    return SpecError(
+        [
+            p if p.source.startswith("--set ") else dataclasses.replace(p, details=(*p.details, note))
+            for p in exc.problems
+        ]
+    )
 
 
 def check_input_rank(doc: Document, shape: Sequence[int]) -> None:

@@ -1264,6 +1264,47 @@ def test_width_and_depth_scale_through_params():
     assert small.output_shapes() == [(32, 16, 16)] and large.output_shapes() == [(64, 16, 16)]
 
 
+SET_PARAMS_SPEC = """
+    netspec: 1
+    input: [3, 8, 8]
+    params: {width: 8, spare: 1}
+    blocks:
+      stage:
+        params: {channels: int}
+        layers:
+          - {type: conv, out_channels: =channels, kernel_size: 3}
+    layers:
+      - {type: stage, channels: =width}
+"""
+
+
+def test_a_set_of_a_param_no_expression_reads_is_refused_at_the_set():
+    """`--set params.widht=32` (a typo) changed nothing and exited 0."""
+    with pytest.raises(netspec.SpecError) as info:
+        load_text(SET_PARAMS_SPEC, overrides=["params.widht=32"])
+    (problem,) = info.value.problems
+    assert problem.source == "--set params.widht=32"
+    assert problem.message == "no expression of the spec reads 'widht': it would change nothing"
+    assert problem.hint == "did you mean 'width'? params that expressions read: width"
+    assert load_text(SET_PARAMS_SPEC, overrides=["params.width=4"]).output_shapes() == [(4, 6, 6)]
+    with pytest.raises(netspec.SpecError, match="'spare': it would change nothing"):
+        load_text(SET_PARAMS_SPEC, overrides=["params.spare=2"])  # declared, but nothing reads it
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(REPO / "specs/lenet.yaml", overrides=["params.lr=0.1"])
+    assert info.value.problems[0].hint == "no expression reads a param"
+
+
+def test_a_problem_a_set_param_causes_where_it_is_used_names_the_set():
+    with pytest.raises(netspec.SpecError) as info:
+        load_text(SET_PARAMS_SPEC, overrides=["params.width=abc"])
+    (problem,) = info.value.problems
+    assert "parameter 'channels' of block 'stage' expects int, got str 'abc'" in problem.message
+    assert problem.details[-1] == "with --set params.width=abc"
+    with pytest.raises(netspec.SpecError) as info:  # found by shape inference, after expansion
+        load_text(SET_PARAMS_SPEC, overrides=["params.width=0"])
+    assert info.value.problems[0].details[-1] == "with --set params.width=0"
+
+
 def test_scope_is_lexical():
     text = """
         netspec: 1
