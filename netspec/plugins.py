@@ -119,6 +119,8 @@ def make_plugin_manager(*, entry_points: bool | None = None, extra: tuple[object
             )
     if entry_points is None:
         entry_points = not os.environ.get(ENV_DISABLE_AUTOLOAD)
+        if not entry_points:
+            _note_autoload_off(pm)
     if entry_points:
         _load_entry_points(pm)
     for plugin in extra:
@@ -132,6 +134,15 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _note_autoload_off(pm: PluginManager) -> None:
+    """The installed entry-point plugins, as left out by the environment: `netspec plugins` and an
+    unknown layer type then say why a plugin the user installed is not there."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(ep.name, "entry point", dist.name if dist else None, dist.version if dist else None)
+        pm.skipped.append(_failed(info, f"{ENV_DISABLE_AUTOLOAD} is set"))
 
 
 def _load_entry_points(pm: PluginManager) -> None:

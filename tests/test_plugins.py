@@ -217,7 +217,16 @@ def test_unknown_type_with_a_plugin_that_failed_to_import_mentions_it(entry_poin
 def test_switches_disable_block_and_allow(entry_points, monkeypatch):
     entry_points({"scale": plugin_module("scale_mod"), "other": plugin_module("other_mod", records=())})
     monkeypatch.setenv("NETSPEC_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert "scale" not in registry_with()
+    registry = registry_with()
+    assert "scale" not in registry
+    # the installed plugins are listed as left out, so nothing is missing without a word
+    assert {i.name: i.error for i in registry.skipped} == {
+        "scale": "NETSPEC_DISABLE_PLUGIN_AUTOLOAD is set",
+        "other": "NETSPEC_DISABLE_PLUGIN_AUTOLOAD is set",
+    }
+    with pytest.raises(netspec.SpecError, match=r"not loaded \(NETSPEC_DISABLE_PLUGIN_AUTOLOAD is set\)"):
+        netspec.load({"input": [3], "layers": [{"type": "scale"}]}, registry=registry)
+    assert not registry_with(entry_points=False).skipped  # switched off in code: nothing to say
     monkeypatch.delenv("NETSPEC_DISABLE_PLUGIN_AUTOLOAD")
     monkeypatch.setenv("NETSPEC_BLOCK_PLUGINS", "scale, netspec.layers.merge")
     registry = registry_with()
