@@ -243,10 +243,20 @@ def test_digits_no_test_split_and_params_checked(load, registry):
             params(**bad)
 
 
-@pytest.mark.parametrize("shape", [(1, 28), (2, 28, 28), (28, 28, 1), (1, 1, 28, 28), (784,)])
-def test_digits_bad_input_shapes(load, shape):
-    with pytest.raises(DataError, match=r"\[1, H, W\] \(grey\) or \[3, H, W\]") as info:
+@pytest.mark.parametrize(
+    ("shape", "advice"),
+    [
+        ((1, 28), "--set train.data.name=synthetic"),  # a 1-D network: other data, not another network
+        ((2, 28, 28), "[1, H, W] (grey) or [3, H, W]"),
+        ((28, 28, 1), "[1, H, W] (grey) or [3, H, W]"),
+        ((1, 1, 28, 28), "--set train.data.name=synthetic"),
+        ((784,), "[1, H, W] (grey) or [3, H, W] (RGB) and start the layers with `{type: flatten}`"),
+    ],
+)
+def test_digits_bad_input_shapes(load, shape, advice):
+    with pytest.raises(DataError) as info:
         load("digits", shape)
+    assert advice in str(info.value)
     assert str(list(shape)).replace(",)", ")") in str(info.value)
 
 
@@ -383,7 +393,9 @@ def test_shapes_params_and_input_checked(load, registry):
             params(**bad)
     with pytest.raises(DataError, match=r"at least 8×8 pixels, but the spec's input is \[1, 7, 64\]"):
         load("shapes", (1, 7, 64))
-    with pytest.raises(DataError, match=r"dataset 'shapes' gives images, but the spec's input is \[784\]"):
+    with pytest.raises(
+        DataError, match=r"dataset 'shapes' gives images \[C, H, W\], but the spec's input \[784\]"
+    ):
         load("shapes", (784,))
     small = load("shapes", (1, 8, 8), num_samples=10, test_fraction=0.0, val_fraction=0.0, num_classes=2)
     assert small.test is None and len(small.train) == 10 and int(small.train.tensors[1].max()) == 1
@@ -931,8 +943,17 @@ def test_cifar_unpickler_refuses_other_globals(load, tmp_path):
 
 def test_vision_bad_input_shape(load, tmp_path):
     write_idx_set(tmp_path / "mnist", fake_idx_set(), gz=False)
-    with pytest.raises(DataError, match=r"dataset 'mnist' gives images, but the spec's input is \[784\]"):
+    with pytest.raises(
+        DataError, match=r"dataset 'mnist' gives images \[C, H, W\], but the spec's input \[784\] is flat"
+    ):
         load("mnist", (784,))
+    with pytest.raises(
+        DataError, match=r"dataset 'mnist' gives images, but the spec's input is \[4, 28, 28\]"
+    ):
+        load("mnist", (4, 28, 28))
+    # a 1-D or 3-D network is told to change its data, not to become a 2-D one
+    with pytest.raises(DataError, match=r"input \[1, 16000\] has 1 spatial dimension\(s\); train it on data"):
+        load("mnist", (1, 16000))
 
 
 # ---- downloads (stubbed: no network) ---------------------------------------------------------

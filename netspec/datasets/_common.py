@@ -26,11 +26,26 @@ def shape_text(shape: Sequence[int]) -> str:
 def image_shape(input_shape: Sequence[int], dataset: str) -> tuple[int, int, int]:
     """The spec's input as [C, H, W] with C 1 or 3; anything else is a DataError saying what works."""
     shape = tuple(input_shape)
-    if len(shape) != 3 or shape[0] not in (1, 3):
+    if len(shape) == 3 and shape[0] not in (1, 3):
         raise DataError(
             f"dataset {dataset!r} gives images, but the spec's input is {shape_text(shape)}; "
             "set the spec's `input:` to [1, H, W] (grey) or [3, H, W] (RGB): any H and W work, "
             "the images are resized to them"
+        )
+    other_data = (
+        "train it on data of that shape: your own with `train.data: {name: arrays, path: FILE.npz}`, "
+        "or random samples to try it with `--set train.data.name=synthetic`"
+    )
+    if len(shape) == 1:  # an MLP on images: flatten them in the network
+        raise DataError(
+            f"dataset {dataset!r} gives images [C, H, W], but the spec's input {shape_text(shape)} is flat; "
+            "set `input:` to [1, H, W] (grey) or [3, H, W] (RGB) and start the layers with "
+            f"`{{type: flatten}}` (any H and W work, the images are resized to them), or {other_data}"
+        )
+    if len(shape) != 3:  # a 1-D (audio) or 3-D (video) network: the data must change, not the network
+        raise DataError(
+            f"dataset {dataset!r} gives images [C, H, W], but the spec's input {shape_text(shape)} has "
+            f"{len(shape) - 1} spatial dimension(s); {other_data}"
         )
     return shape  # type: ignore[return-value]
 
