@@ -279,6 +279,35 @@ def test_a_class_loss_on_a_dense_output_exits_2_naming_both(capsys):
     assert "(loss cross_entropy)" in err and "Traceback" not in err
 
 
+README_EXAMPLE = """\
+netspec: 1
+name: lenet5
+input: [1, 28, 28]
+layers:
+  - {type: conv, name: c1, out_channels: 6, kernel_size: 5, padding: 2}
+  - {type: sigmoid}
+  - {type: avgpool, kernel_size: 2}
+  - {type: flatten}
+  - {type: linear, out_features: 10}
+outputs: [c1, linear_4]
+"""
+
+
+def test_an_output_the_data_cannot_train_is_located_in_outputs_and_the_others_are_offered(
+    tmp_path, monkeypatch, capsys
+):
+    """The README's first spec lists a feature map as an output to look at: training it said
+    `spec.yaml:1:1` and never mentioned train.outputs."""
+    (tmp_path / "spec.yaml").write_text(README_EXAMPLE)
+    monkeypatch.chdir(tmp_path)
+    run = ["--set", "train.max_epochs=1", "--set", "train.progress=none", "--set", "train.run_dir=run"]
+    assert main(["train", "spec.yaml", *run]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spec.yaml:10:11: output 'c1' [6, 28, 28] does not fit the data's class labels")
+    assert "or train only 'linear_4': --set 'train.outputs={linear_4: {}}'" in err
+    assert main(["train", "spec.yaml", *run, "--set", "train.outputs={linear_4: {}}"]) == 0
+
+
 def test_the_task_options_are_in_the_schema_and_netspec_loads_them():
     spec = netspec.load(
         {

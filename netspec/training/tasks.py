@@ -15,6 +15,7 @@ shape, the target's shape and the loss. Torch-free (the losses live in ``losses.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
@@ -134,11 +135,17 @@ def resolve_heads(spec, cfg, splits) -> list[Head]:
             )
     trained = [n for n in spec.outputs if n in listed] if listed else list(spec.outputs)
     several = len(trained) > 1
+    unfit = []
     for name in trained:
         index = spec.outputs.index(name)
+        before = len(problems)
         head = _head(spec, cfg, listed.get(name), name, index, targets, splits, several, problems)
         if head is not None:
             heads.append(head)
+        elif len(problems) > before:
+            unfit.append(len(problems) - 1)
+    if heads and unfit and not listed:  # e.g. `outputs: [c1, fc]` for a summary, trained on labels
+        problems = _offer_fewer_outputs(problems, unfit, [head.output for head in heads])
     if not trained and not problems:
         problems.append(
             spec.document.problem("train.outputs lists no output of the network", ("train", "outputs"))
@@ -157,6 +164,25 @@ def resolve_heads(spec, cfg, splits) -> list[Head]:
     return heads
 
 
+def _written(document, path) -> bool:
+    """Whether the spec's file (not only a --set) writes ``path``: a place to point a problem at."""
+    origin, where = document.origin(path)
+    return tuple(where) in origin.positions
+
+
+def _offer_fewer_outputs(problems: list[Problem], unfit: list[int], fitting: list[str]) -> list[Problem]:
+    """An output the data cannot train may simply be one to look at: say how to train the others."""
+    chosen = ", ".join(f"{name}: {{}}" for name in fitting)
+    extra = (
+        f"; or train only {', '.join(map(repr, fitting))}: --set 'train.outputs={{{chosen}}}' "
+        "(an output left out of train.outputs gets no loss)"
+    )
+    return [
+        dataclasses.replace(p, hint=(p.hint or "") + extra) if i in unfit else p
+        for i, p in enumerate(problems)
+    ]
+
+
 def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> Head | None:
     """One output's head, or None after adding what is wrong with it to ``problems``."""
 
@@ -167,7 +193,11 @@ def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> He
     def where(key):
         if own is not None and getattr(own, key, None) is not None:
             return ("train", "outputs", name, key)
-        return ("train", key) if getattr(cfg, key, None) is not None else ("train",)
+        if getattr(cfg, key, None) is not None:
+            return ("train", key)
+        if not _written(spec.document, ("train",)) and isinstance(spec.document.data.get("outputs"), list):
+            return ("outputs", index)  # no train: section to point at: the output itself
+        return ("train",)
 
     def refuse(message, key, hint):
         problems.append(spec.document.problem(message, where(key), hint=hint))
