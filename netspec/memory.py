@@ -35,6 +35,9 @@ MASK_BYTES = 1  # bool dropout masks
 FP32 = 4
 
 
+TRAIN_SECTION = "the spec's train: section"
+
+
 @dataclass(frozen=True)
 class Training:
     """How the network is trained, as far as memory goes."""
@@ -72,6 +75,8 @@ def training_of(spec: Any, precision: str | None = None, optimizer: str | None =
     """The spec's ``train:`` precision and optimizer (defaults: float32, Adam), with overrides."""
     train = getattr(spec.model, "train", None)
     found = Training()
+    default = found.source.removeprefix("from ")
+    sources = [default, default]  # of the precision, of the optimizer
     if train is not None:
         opt = train.optimizer
         found = Training(
@@ -80,10 +85,10 @@ def training_of(spec: Any, precision: str | None = None, optimizer: str | None =
             momentum=float(opt.momentum),
             nesterov=bool(opt.nesterov),
             weight_decay=float(opt.weight_decay),
-            source="from the spec's train: section",
         )
-    origin = found.source.removeprefix("from ")
-    sources = [origin, origin]  # of the precision, of the optimizer
+        # a train: section that leaves a value out trains with netspec's default: say that
+        written = train.model_fields_set
+        sources = [TRAIN_SECTION if key in written else default for key in ("precision", "optimizer")]
     if precision is not None:
         found = Training(**{**found.__dict__, "precision": _precision(precision)})
         sources[0] = "the options given"

@@ -76,9 +76,15 @@ def test_precision_and_optimizer_come_from_the_train_section():
     training = training_of(speedrun)
     assert (training.optimizer, training.momentum, training.nesterov) == ("sgd", 0.85, True)
     assert training.state_per_weight == 1  # the momentum buffer
-    assert "from the spec's train: section" in summarize(speedrun).totals.memory.assumptions[0]
-    unet = netspec.load(REPO / "specs/unet.yaml")  # a train: section with the defaults
-    assert training_of(unet) == Training(source="from the spec's train: section")
+    assert (
+        summarize(speedrun)
+        .totals.memory.assumptions[0]
+        .endswith("(precision from netspec's defaults, optimizer from the spec's train: section)")
+    )  # a value the section leaves out is netspec's default, not the section's
+    unet = netspec.load(REPO / "specs/unet.yaml")  # a train: section with neither
+    assert training_of(unet) == Training()
+    half = netspec.load(REPO / "specs/cifar_speedrun.yaml", overrides=["train.precision=bf16-mixed"])
+    assert training_of(half).source == "from the spec's train: section"
     bare = netspec.load(
         {"input": [3, 8, 8], "layers": [{"type": "conv", "out_channels": 4, "kernel_size": 3}]}
     )
