@@ -23,12 +23,22 @@ def validate(doc: Document, registry: Registry):
     except ValidationError as exc:
         problems = []
         seen = set()
-        for error in exc.errors():
+        for error in _without_other_union_members(exc.errors(), doc.data):
             problem = _problem(error, doc, registry)
             if problem.render() not in seen:
                 seen.add(problem.render())
                 problems.append(problem)
         raise SpecError(problems) from None
+
+
+def _without_other_union_members(errors: list, data: Any) -> list:
+    """A value a union refuses gets one error per member (`scale_factor: .inf`: "should be a finite
+    number" and "should be a valid list"); where one member says more than "not my type", the
+    type errors of the others at that value only repeat that it is not one of them."""
+    said = {data_path(data, tuple(e["loc"])) for e in errors if not e["type"].endswith("_type")}
+    return [
+        e for e in errors if not (e["type"].endswith("_type") and data_path(data, tuple(e["loc"])) in said)
+    ]
 
 
 def data_path(data: Any, loc: tuple) -> tuple:
@@ -111,13 +121,28 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         message = f"missing required key {loc[-1]!r}"
         path = data_path(doc.data, loc[:-1])
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        message = "expected a mapping of keys to values"
+        message = "expected a mapping of keys to values" + _given(error)
+        keys = _allowed_keys(registry, (*loc, None)) if kind != "dict_type" else []
+        hint = f"keys: {', '.join(keys)}" if keys and keys != list(COMMON_KEYS) else None
     else:
         message = message.removeprefix("Value error, ")
+        if kind.endswith(("_type", "_parsing")):  # "Input should be a valid integer": say what it got
+            message += _given(error)
         where = path[2:] if layer is not None else path  # the field inside the layer, or top level
         if where:
             message = f"{'.'.join(map(str, where))}: {message}"
     return doc.problem(message, path, key=key, layer=layer, hint=hint)
+
+
+def _given(error: dict) -> str:
+    """The value a type error refused (", got str 'four'"), short: YAML reads `true` as a bool."""
+    if "input" not in error:
+        return ""
+    value = error["input"]
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f", got {type(value).__name__} {text}"
 
 
 def _broken_plugin_hint(failure, tag: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REPO
 
 import netspec
 from netspec.errors import Location
@@ -298,3 +299,27 @@ def test_integers_torch_cannot_take_are_located_errors(write_spec, layer, messag
     path = write_spec(f"input: [4, 8]\nlayers:\n  - {layer}\n")
     err = errors_of(path)
     assert message in str(err) and err.problems[0].location.line == 3
+
+
+def test_a_type_error_says_what_it_got_and_a_union_says_it_once(write_spec):
+    path = write_spec("""
+        input: [3, 8, 8]
+        layers:
+          - {type: conv, out_channels: four, kernel_size: 3}
+          - {type: conv, out_channels: true, kernel_size: 3}
+          - {type: upsample, scale_factor: .inf}
+    """)
+    messages = [p.message for p in errors_of(path).problems]
+    assert messages == [
+        "out_channels: Input should be a valid integer, got str 'four'",
+        "out_channels: Input should be a valid integer, got bool True",  # YAML's true
+        "scale_factor: Input should be a finite number",  # not also "should be a valid list"
+    ]
+
+
+def test_a_value_where_a_mapping_belongs_names_the_mappings_keys():
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(REPO / "specs/lenet.yaml", overrides=["train.early_stopping=true"])
+    (problem,) = info.value.problems
+    assert problem.message == "expected a mapping of keys to values, got bool True"
+    assert problem.hint == "keys: monitor, patience, mode, min_delta"
