@@ -8,6 +8,7 @@ for plugin layer types with a ``window`` rule too).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -168,7 +169,10 @@ def explain_layer(type_name: str, inputs: list[list[int]], assignments: list[str
     }
     doc = Document(data, where)
     doc.overrides.update(overrides)
-    spec = load(doc, registry=registry)
+    try:
+        spec = load(doc, registry=registry)
+    except SpecError as exc:  # "layer 4 'layer' (add)" names a spec the user never wrote
+        raise SpecError([dataclasses.replace(p, layer=None) for p in exc.problems]) from None
     summary = summarize(spec)
     row = summary.rows[-1]
     ins = " and ".join(describe(s) for s in inputs)

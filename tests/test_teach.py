@@ -103,8 +103,10 @@ def test_explain_one_layer_without_a_spec(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["conv", "--input", "3,32,32", "out_channels=0", "kernel_size=3"], "out_channels=0: layer 0"),
-        (["conv", "--input", "3,8,8", "out_channels=2", "kernel_size=40"], "kernel_size=40: layer 0"),
+        # no "layer 0 'layer' (conv)": the user wrote no spec and named no layer
+        (["conv", "--input", "3,32,32", "out_channels=0", "kernel_size=3"], "out_channels=0: out_channels:"),
+        (["conv", "--input", "3,8,8", "out_channels=2", "kernel_size=40"], "kernel_size=40: kernel spans 40"),
+        (["add", "--input", "3,8,8", "--input", "4,8,8"], "netspec explain add: add inputs disagree"),
         (["conx", "--input", "3,8,8"], "did you mean 'conv'?"),
         (["conv", "out_channels=2", "kernel_size=3"], "give the input shape"),
         (["conv", "--input", "3,8,8", "kernel_size"], "expected KEY=VALUE"),
