@@ -564,19 +564,25 @@ def _plugins(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    header = ["plugin", "origin", "distribution", "hooks", "layer types"]
+    header = ["plugin", "origin", "distribution", "hooks", "provides"]
     rows = [
         [
             i.name,
             i.origin,
             f"{i.distribution or '-'} {i.version or ''}".strip(),
             ", ".join(i.hooks),
-            f"{len(i.layer_types)}: {', '.join(i.layer_types)}",
+            "; ".join(
+                f"{len(names)} {kind}{'s' if len(names) > 1 else ''}: {', '.join(names)}"
+                for kind, names in (("layer type", i.layer_types), ("dataset", i.dataset_types))
+                if names
+            )
+            or "-",
         ]
         for i in infos
     ]
     print(_table(header, rows, right=set()))
-    print(f"\n{len(registry.layers)} layer types from {len(infos)} plugins")
+    counts = f"{len(registry.layers)} layer types and {len(registry.datasets)} datasets"
+    print(f"\n{counts} from {len(infos)} plugins")
     if registry.skipped:
         print("\nleft out by the environment (not loaded):")
         for info in registry.skipped:

@@ -616,3 +616,13 @@ def test_without_the_digits_plugin_a_spec_without_data_is_refused_at_its_train_l
     assert "no dataset given and the default 'digits' is not loaded" in err
     assert f"hint: {hint}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no run dir, no pictures
+
+
+def test_the_listing_says_what_each_plugin_provides(capsys):
+    from netspec.cli import main
+
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^netspec\.datasets\.vision .* 3 datasets: mnist, fashion_mnist, cifar10$", out, re.M)
+    assert re.search(r"^netspec\.layers\.tconv .* 1 layer type: tconv$", out, re.M)  # was "0:" for datasets
+    assert re.search(r"^\d+ layer types and 7 datasets from \d+ plugins$", out, re.M)
