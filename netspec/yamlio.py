@@ -7,6 +7,7 @@ node tree itself so that none of that reaches a user.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import stat
 from dataclasses import dataclass, field
@@ -172,7 +173,7 @@ class Document:
             raise SpecError(
                 [Problem("expected KEY=VALUE with a dotted KEY, e.g. train.max_epochs=3", source)]
             )
-        value = load_yaml(raw, source).data
+        value = _set_value(raw, source)
         if self.data is None:
             self.data = {}
         node, path = self.data, ()
@@ -248,6 +249,26 @@ class Document:
             if path[: len(written)] == written or (len(path) > 1 and written[: len(path)] == path):
                 return Problem(message, source=source, **kw)
         return Problem(message, source=self.source, location=self.locate(path, key=key), **kw)
+
+
+def _set_value(raw: str, source: str) -> Any:
+    """A ``--set`` value read as YAML; a problem in it says where in the value, not glued to the
+    ``--set`` as a file position (``--set a=[2,2:2:1: …``)."""
+    try:
+        return load_yaml(raw, source).data
+    except SpecError as exc:
+        problems = []
+        for p in exc.problems:
+            if p.location is not None:
+                line, column = p.location.line, p.location.column
+                at = (
+                    "the end"
+                    if line > len(raw.split("\n"))
+                    else f"column {column}" + (f" of line {line}" if "\n" in raw else "")
+                )
+                p = dataclasses.replace(p, message=f"{p.message} (at {at} of the value)", location=None)
+            problems.append(p)
+        raise SpecError(problems) from None
 
 
 @dataclass(frozen=True)

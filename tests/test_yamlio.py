@@ -328,6 +328,12 @@ def test_set_addresses_list_items():
         ("input.0.x=1", "input.0 is 1, not a mapping or a list"),
         ("layers..x=1", "expected KEY=VALUE"),
         ("layers.0.out_channels", "expected KEY=VALUE"),
+        # where in the value, not a file position glued to it ("--set a=[2,2:2:1: …")
+        (
+            "input=[2,2",
+            "invalid YAML: while parsing a flow sequence: did not find expected ',' or ']' (at the end",
+        ),
+        ("name=a: b: c", "mapping values are not allowed in this context (at column 5 of the value)"),
     ],
 )
 def test_set_errors_name_the_set(assignment, message):
