@@ -862,6 +862,9 @@ def test_idx_corrupt_files(load, tmp_path):
     (directory / "t10k-images-idx3-ubyte").write_bytes(b"\x1f\x8b" + good[2:])
     with pytest.raises(DataError, match="not an idx file"):
         load("mnist")
+    (directory / "t10k-images-idx3-ubyte").write_bytes(b"")  # said "bad magic number none"
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte is empty \(an idx file was expected"):
+        load("mnist")
     (directory / "t10k-images-idx3-ubyte").write_bytes(good[:-5])
     with pytest.raises(DataError, match="truncated or corrupt"):
         load("mnist")

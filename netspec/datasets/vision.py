@@ -265,6 +265,8 @@ def read_idx(path: Path) -> Any:
             data = path.read_bytes()
     except (OSError, EOFError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
+    if not data:
+        raise DataError(f"{path} is empty (an idx file was expected; download it again)")
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
         raise DataError(f"{path} is not an idx file (bad magic number {data[:4].hex() or 'none'})")
     ndim = data[3]
