@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +51,17 @@ def test_netspec_checkpoints_load_weights_only(trained):
         content = torch.load(path, map_location="cpu", weights_only=True)  # no allow-list needed
         assert read_checkpoint(path)["state_dict"].keys() == content["state_dict"].keys()
     assert main(["eval", LENET, "--checkpoint", str(trained.best_checkpoint)]) == 0
+
+
+def test_a_relative_run_directory_gives_every_path_in_the_same_form(tmp_path, monkeypatch, capsys):
+    """best_checkpoint came back absolute (Lightning's), run_dir and last_checkpoint relative."""
+    from netspec.training import fit
+
+    monkeypatch.chdir(tmp_path)
+    result = fit(LENET, overrides=["train.progress=none", "train.max_steps=2", "train.run_dir=run"])
+    assert result.run_dir == Path("run")
+    assert result.best_checkpoint == Path("run/checkpoints/best.ckpt") and result.best_checkpoint.is_file()
+    assert result.last_checkpoint == Path("run/checkpoints/last.ckpt")
 
 
 def _malicious(path, marker, *, zipped: bool):

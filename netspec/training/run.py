@@ -582,7 +582,10 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None, retry:
         with _shared_run_dir(run_dir), _nonfinite_is_a_spec_error(spec), _restoring(trainer, ckpt_path):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics, best = _test_and_report(spec, run_dir, trainer, checkpoint, module, datamodule, splits)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    folder = run_dir / "checkpoints"
+    last = folder / "last.ckpt"
+    if best is not None and best.parent.resolve() == folder.resolve():
+        best = folder / best.name  # as the run directory was given (Lightning made it absolute)
     return RunResult(
         run_dir,
         metrics,
