@@ -823,13 +823,7 @@ def _build(args: argparse.Namespace) -> int:
         if args.explain is not None:
             names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}
             if args.explain and args.explain not in names:
-                import difflib
-
-                layer_names = [r.name for r in summary.rows]
-                close = difflib.get_close_matches(args.explain, layer_names, n=3, cutoff=0.5)
-                maybe = f"; did you mean {', '.join(repr(n) for n in close)}?" if close else ""
-                print(f"netspec: no layer {args.explain!r} in {spec.source}{maybe}", file=sys.stderr)
-                return EXIT_INVALID
+                raise SpecError([spec.no_such_layer(args.explain)])
             text = report.render_explain(summary, args.explain or None)
         elif args.format == "json":
             text = report.render_json(summary)

@@ -9,7 +9,6 @@ Imports torch; the pictures are drawn with Pillow (``netspec.chart``). ``netspec
 
 from __future__ import annotations
 
-import difflib
 import math
 import sys
 from collections.abc import Sequence
@@ -162,21 +161,7 @@ def _chosen_layers(spec: Spec, layers: Sequence[str] | None) -> list[str]:
                 ]
             )
         return chosen
-    problems = []
-    for name in layers:
-        if name in names:
-            continue
-        inside = [n for n in names if n.startswith(name + ".")]
-        if inside:
-            hint = f"{name!r} is a block instance; name one of its layers: " + ", ".join(inside[:8])
-        else:
-            close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-            hint = (
-                "did you mean " + ", ".join(repr(c) for c in close) + "?"
-                if close
-                else "layers: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            )
-        problems.append(Problem(f"no layer {name!r} in {spec.name}", spec.source, hint=hint))
+    problems = [spec.no_such_layer(name) for name in layers if name not in names]
     if problems:
         raise SpecError(problems)
     return list(dict.fromkeys(layers))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netspec.errors import SpecError
+from netspec.errors import Problem, SpecError
 from netspec.expand import expand, uses_language
 from netspec.graph import Layer, infer, resolve
 from netspec.heap import gc_paused
@@ -50,6 +51,22 @@ class Spec:
             if layer.name == name:
                 return layer
         raise KeyError(name)
+
+    def no_such_layer(self, name: str) -> Problem:
+        """``name`` is not a layer here (``show --layers``, ``build --explain``): a block instance's
+        name lists its layers, a near miss gets a "did you mean"."""
+        names = [layer.name for layer in self.layers]
+        inside = [n for n in names if n.startswith(name + ".")]
+        if inside:
+            hint = f"{name!r} is a block instance; name one of its layers: " + ", ".join(inside[:8])
+        else:
+            close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+            hint = (
+                "did you mean " + ", ".join(repr(c) for c in close) + "?"
+                if close
+                else "layers: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            )
+        return Problem(f"no layer {name!r} in {self.name}", self.source, hint=hint)
 
     def shapes(self) -> dict[str, Shape]:
         """Per-sample output shape of every layer, by name, in spec order."""

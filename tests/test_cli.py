@@ -360,3 +360,7 @@ def test_a_reader_that_went_away_does_not_change_the_exit_status(argv, status):
 def test_explain_of_a_missing_layer_suggests_close_names(capsys):
     assert main(["build", str(REPO / "specs/lenet.yaml"), "--explain", "c4"]) == 2
     assert "no layer 'c4' in" in (err := capsys.readouterr().err) and "did you mean 's4', 'c3'" in err
+    # a block instance's name lists its layers, as `show --layers` does (it suggested three at random)
+    assert main(["build", str(REPO / "specs/resnet18.yaml"), "--explain", "layer2.0"]) == 2
+    err = capsys.readouterr().err
+    assert "'layer2.0' is a block instance; name one of its layers: layer2.0.conv1, layer2.0.bn1," in err
