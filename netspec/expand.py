@@ -198,10 +198,10 @@ def _base_dir(doc: Document) -> Path:
     return source.parent if not doc.source.startswith("<") and source.is_file() else Path.cwd()
 
 
-def _where(doc: Document, path: Path_) -> str:
-    """``file:line:column`` of what ``path`` holds, in the file where it was written."""
+def _where(doc: Document, path: Path_, *, key: bool = False) -> str:
+    """``file:line:column`` of what ``path`` holds (``key``: of its key), in the file where it was written."""
     doc, path = doc.origin(path)
-    loc = doc.locate(path)
+    loc = doc.locate(path, key=key)
     return f"{doc.source}:{loc.line}:{loc.column}" if loc else doc.source
 
 
@@ -336,7 +336,7 @@ def _add_blocks(blocks: dict[str, _Block], new: dict[str, _Block], *, replace: b
             raise SpecError(
                 [
                     block.document.problem(
-                        f"block {name!r} is also defined at {_where(first.document, first.path)}",
+                        f"block {name!r} is also defined at {_where(first.document, first.path, key=True)}",
                         block.path,
                         key=True,
                         hint="rename one of them",

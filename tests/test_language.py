@@ -791,6 +791,21 @@ def test_a_block_file_included_twice_is_not_a_conflict(tmp_path):
     assert names(netspec.load(twice)) == ["a.0"]
 
 
+def test_a_block_defined_in_two_included_files_names_both_definitions_alike(tmp_path):
+    """The first definition was located at its `layers:` key, the second at its name."""
+    for name in ("i1.yaml", "i2.yaml"):
+        write(tmp_path, name, "blocks:\n  cb:\n    layers:\n      - {type: relu}\n")
+    path, _ = write(
+        tmp_path, "m.yaml", "netspec: 1\ninput: [3]\ninclude: [i1.yaml, i2.yaml]\nlayers: [{type: cb}]\n"
+    )
+    with pytest.raises(netspec.SpecError) as info:
+        netspec.load(path)
+    first = (tmp_path / "i1.yaml").resolve()
+    assert str(info.value).startswith(
+        f"{first.parent / 'i2.yaml'}:2:3: block 'cb' is also defined at {first}:2:3"
+    )
+
+
 def test_extends_merges_child_over_base(tmp_path):
     write(
         tmp_path,
