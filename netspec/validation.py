@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from typing import Any, Literal, get_args, get_origin
 
@@ -28,7 +29,24 @@ def validate(doc: Document, registry: Registry):
             if problem.render() not in seen:
                 seen.add(problem.render())
                 problems.append(problem)
-        raise SpecError(problems) from None
+        raise SpecError(_list_known_types_once(problems)) from None
+
+
+def _list_known_types_once(problems: list[Problem]) -> list[Problem]:
+    """Five unknown layer types printed the ~50 known ones five times: once is enough."""
+    shown = False
+    out = []
+    for p in problems:
+        if p.hint and "known types: " in p.hint:
+            if shown:
+                head, _, rest = p.hint.partition("known types: ")
+                _, _, notes = rest.partition("\n")
+                p = dataclasses.replace(
+                    p, hint=head + "known types: as listed above" + ("\n" + notes if notes else "")
+                )
+            shown = True
+        out.append(p)
+    return out
 
 
 def _without_other_union_members(errors: list, data: Any) -> list:

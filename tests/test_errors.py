@@ -323,3 +323,10 @@ def test_a_value_where_a_mapping_belongs_names_the_mappings_keys():
     (problem,) = info.value.problems
     assert problem.message == "expected a mapping of keys to values, got bool True"
     assert problem.hint == "keys: monitor, patience, mode, min_delta"
+
+
+def test_several_unknown_types_list_the_known_ones_once(write_spec):
+    path = write_spec("input: [3, 8, 8]\nlayers:\n  - {type: convv}\n  - {type: relu}\n  - {type: rellu}\n")
+    first, second = errors_of(path).problems
+    assert "did you mean 'conv'" in first.hint and "known types: adaptive_avgpool, " in first.hint
+    assert second.hint.startswith("did you mean 'relu'") and "known types: as listed above" in second.hint
