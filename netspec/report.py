@@ -39,7 +39,8 @@ def human(n: float, unit: str = "") -> str:
 
 
 def human_bytes(n: int) -> str:
-    for scale, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+    units = ((1 << 50, "PiB"), (1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
+    for scale, suffix in units:
         if n >= scale:
             return f"{n / scale:.2f} {suffix}"
     return f"{n} B"

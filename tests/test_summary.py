@@ -407,3 +407,16 @@ def test_receptive_fields_stay_cheap_when_resizes_alternate_between_coprime_size
     small = summarize(netspec.load({"input": [1, 1000], "layers": layers[:5]}))  # still exact
     exact = Fraction(1000, 1009) * 3 * Fraction(337, 997) * 3 * Fraction(333, 1009)  # 1009 → 337 → 997 …
     assert small.rows[-1].field.jump == (exact,)
+
+
+def test_sizes_read_in_the_largest_fitting_unit():
+    from netspec.report import human_bytes
+
+    assert [human_bytes(n) for n in (512, 1536, 3 << 20, 934 << 30, 5 << 40, 3 << 50)] == [
+        "512 B",
+        "1.50 KiB",
+        "3.00 MiB",
+        "934.00 GiB",
+        "5.00 TiB",  # was "5120.00 GiB"
+        "3.00 PiB",
+    ]
