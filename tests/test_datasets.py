@@ -434,6 +434,47 @@ def test_arrays_npz_key_conventions(load, tmp_path, keys):
     assert got == sorted(map(tuple, x.reshape(40, -1).tolist()))
 
 
+def _header_only_npz(path, members: dict) -> None:
+    """An .npz whose members are .npy headers claiming ``shape``s, with no data after them."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, (shape, descr) in members.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": descr, "fortran_order": False, "shape": shape}
+            )
+            archive.writestr(f"{key}.npy", header.getvalue())
+
+
+def test_arrays_npz_keys_are_checked_before_any_member_is_decompressed(load, tmp_path, monkeypatch):
+    """A 5.6 MB .npz of zeros declaring 6 GiB took 6.2 GB and 33 s to say it had no labels."""
+    from netspec import npzfiles
+
+    def never(self, key):
+        raise AssertionError(f"{key!r} was decompressed")
+
+    _header_only_npz(tmp_path / "x.npz", {"x": ((60, 3, 2048, 2048), "<f8")})
+    monkeypatch.setattr(npzfiles.NpzArrays, "_load", never)
+    with pytest.raises(DataError, match=r"has keys 'x'; expected one of the pairs"):
+        load("arrays", (3, 2048, 2048), path=str(tmp_path / "x.npz"))
+
+
+def test_arrays_npz_members_larger_than_memory_are_refused(load, tmp_path, monkeypatch):
+    _header_only_npz(tmp_path / "b.npz", {"x": ((900_000, 1, 8, 8), "<f8"), "y": ((900_000,), "<i8")})
+    monkeypatch.setattr("netspec.npzfiles.memory_available", lambda: 100 << 20)
+    with pytest.raises(DataError) as info:
+        load("arrays", (1, 8, 8), path=str(tmp_path / "b.npz"))
+    assert str(info.value) == (
+        f"dataset 'arrays': array 'x' of {tmp_path / 'b.npz'} is 439.45 MiB when decompressed "
+        "([900000, 1, 8, 8] float64), more than the 100.00 MiB of memory available"
+    )
+    monkeypatch.setattr("netspec.npzfiles.memory_available", lambda: 1 << 40)  # room: the torn data says so
+    with pytest.raises(DataError, match=r"cannot read 'x' in .*b\.npz as \.npz"):
+        load("arrays", (1, 8, 8), path=str(tmp_path / "b.npz"))
+
+
 @pytest.mark.parametrize("layout", ["dict", "tuple", "list", "inputs/labels"])
 def test_arrays_pt_files(load, tmp_path, layout):
     x, y = (torch.from_numpy(a) for a in sample_arrays())

@@ -476,6 +476,16 @@ def test_sizes_are_checked_before_anything_is_decoded(trained, tmp_path, capsys,
     assert "holds 1000000000000 samples, more than 1000000" in _fails(
         capsys, spec, "--checkpoint", ckpt, tmp_path / "huge.npz"
     )
+    # within the sample count but beyond the memory there is (5.6 MB of zeros made 14 GB of RSS)
+    with header.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<f8", "fortran_order": False, "shape": (900_000, 1, 8, 8)}
+        )
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.write(header, "x.npy")
+    monkeypatch.setattr("netspec.npzfiles.memory_available", lambda: 100 << 20)
+    err = _fails(capsys, spec, "--checkpoint", ckpt, tmp_path / "bomb.npz")
+    assert "is 439.45 MiB when decompressed ([900000, 1, 8, 8] float64), more than the 100.00 MiB" in err
     Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(tmp_path / "big.png")
     monkeypatch.setattr(predict, "MAX_IMAGE_PIXELS", 64 * 63)
     assert "has 64×64 pixels, more than 4032" in _fails(

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
 from netspec.data import DataError, Splits
+from netspec.npzfiles import NpzArrays
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 CHUNK = 4096  # images resized at a time, to bound peak memory on the big sets
@@ -191,24 +192,18 @@ def pack(
     )
 
 
-def read_npz(path, who: str) -> dict:
-    """Every array of a .npz (never pickled objects); a damaged, empty or torn file is a DataError
-    naming ``who`` ("dataset 'arrays'") and the file."""
-    import zipfile
-
-    import numpy as np
-
+def read_npz(path, who: str) -> NpzArrays:
+    """The arrays of a .npz by name (never pickled objects), each decompressed when first asked
+    for, and refused when it would not fit in memory: pick the keys before reading. A damaged,
+    empty or torn file is a DataError naming ``who`` ("dataset 'arrays'") and the file."""
     try:
-        # our own handle: np.load leaves its file open when the zip is damaged
         with open(path, "rb") as file:
             head = file.read(4)
-            if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # numpy would guess a pickle
-                raise DataError(
-                    f"{who}: {path} is not a .npz file (a zip archive of .npy arrays, as numpy.savez "
-                    f"writes): {'it is empty' if not head else 'it does not start as a zip archive does'}"
-                )
-            file.seek(0)
-            with np.load(file, allow_pickle=False) as archive:
-                return {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
+    except OSError as exc:
         raise DataError(f"{who}: cannot read {path} as .npz: {exc}") from exc
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # numpy would guess a pickle
+        raise DataError(
+            f"{who}: {path} is not a .npz file (a zip archive of .npy arrays, as numpy.savez "
+            f"writes): {'it is empty' if not head else 'it does not start as a zip archive does'}"
+        )
+    return NpzArrays(path, lambda reason: DataError(f"{who}: {reason}"))

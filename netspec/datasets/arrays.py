@@ -13,6 +13,7 @@ so a data file cannot run code.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,7 +113,7 @@ def read_arrays(path: Path, targets: list[str] | None = None) -> tuple[Any, Any]
     """(inputs, labels) from a .npz or .pt file, as tensors; with ``targets``, labels is {name: tensor}."""
     contents = _read(path)
     if targets is None:
-        if isinstance(contents, dict):
+        if isinstance(contents, Mapping):
             x, y = _by_keys(contents, path)
         elif isinstance(contents, (tuple, list)) and len(contents) == 2:
             x, y = contents
@@ -122,7 +123,7 @@ def read_arrays(path: Path, targets: list[str] | None = None) -> tuple[Any, Any]
                 f"{_pairs_text()} or a tuple (x, y)"
             )
         return _tensor(x, path, "inputs"), _tensor(y, path, "labels")
-    if not isinstance(contents, dict):
+    if not isinstance(contents, Mapping):
         raise DataError(
             f"dataset 'arrays': `targets:` names arrays in the file, but {path} holds a "
             f"{type(contents).__name__}; save a dict, e.g. torch.save({{'x': x, 'y': y, 'box': box}}, path)"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netspec.errors import SpecError
+from netspec.npzfiles import NpzTooLarge, check_fits_in_memory, member_header
 from netspec.predict.limits import MAX_INPUTS
 from netspec.predict.problems import reason, refuse
 from netspec.predict.sources import ArrayFile
@@ -70,18 +71,14 @@ def _read_npz(path: Path, shape):
             raise _no_input_key(path, "arrays", archive.files)
         key = keys[0] if keys else archive.files[0]
         try:  # the header first: a wrong or huge shape is refused before anything is decompressed
-            with archive.zip.open(f"{key}.npy") as member:
-                version = np.lib.format.read_magic(member)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                header_shape, _, dtype = read(member)
-            _check_samples(path, tuple(header_shape), dtype, tuple(shape), key)
+            header_shape, dtype = member_header(archive.zip, key)
+            _check_samples(path, header_shape, dtype, tuple(shape), key)
+            check_fits_in_memory(header_shape, dtype, f"array {key!r} of {path}")
             return archive[key]
         except SpecError:
             raise
+        except NpzTooLarge as exc:
+            raise refuse(str(exc), path, hint="predict on fewer samples at a time") from None
         except Exception as exc:
             raise refuse(f"cannot read {key!r} in {path}: {reason(exc)}", path) from None
 
