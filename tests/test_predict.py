@@ -321,6 +321,13 @@ def test_reconstructions_as_arrays_and_pngs(tmp_path, capsys):
     back = np.array(_picture(tmp_path / "o" / row["image"]))
     np.testing.assert_array_equal(back, pixels)  # un-standardised to the input's pixels
     assert (tmp_path / "o" / "overview.png").is_file()
+    # the reconstructions fed back in, written where they are: recon.npy was cut while being read
+    before = (tmp_path / "o" / "recon.npy").read_bytes()
+    err = _fails(capsys, spec, "--checkpoint", ckpt, tmp_path / "o" / "recon.npy", "--out", tmp_path / "o")
+    assert (
+        "recon.npy is inside the output directory" in err and "hint: write the predictions to another" in err
+    )
+    assert (tmp_path / "o" / "recon.npy").read_bytes() == before
 
 
 def test_old_checkpoints_and_plain_state_dicts_get_inferred_tasks(tmp_path, capsys):

@@ -126,6 +126,7 @@ def predict(
         raise refuse(
             f"{total} inputs: more than {MAX_INPUTS} in one run", hint="predict them in several runs"
         )
+    _refuse_inputs_in_out(sources, Path(out_dir))
     out = make_out_dir(out_dir)
     context = Context(out, total, normalization, tuple(spec.input_shape), len(tasks) > 1, top_k)
     model = model.to(dev).eval()
@@ -147,6 +148,21 @@ def predict(
     report = "\n\n".join(writer.report() for writer in writers)
     report += f"\n\npredictions for {total} input{'s' if total != 1 else ''} written to {out}"
     return PredictResult(out, total, files, report.strip("\n"))
+
+
+def _refuse_inputs_in_out(sources: list, out_dir: Path) -> None:
+    """An input inside ``--out`` may be one of the files predict writes there (``reconstruction.npy``
+    fed back to an autoencoder): it would be cut and rewritten while it is still being read."""
+    out = out_dir.resolve()
+    for source in sources:
+        for path in getattr(source, "paths", None) or [getattr(source, "path", None)]:
+            if path is not None and Path(path).resolve().is_relative_to(out):
+                raise refuse(
+                    f"the input {path} is inside the output directory {out_dir}, where the "
+                    "predictions could replace it while it is being read",
+                    path,
+                    hint="write the predictions to another directory (--out)",
+                )
 
 
 __all__ = [
