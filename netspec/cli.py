@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--html",
         metavar="FILE",
+        type=_ending_in(".html", ".htm"),
         default=None,
         help="also write a self-contained HTML report: summary table, picture, explanations on click",
     )
@@ -187,7 +188,11 @@ def _parser() -> argparse.ArgumentParser:
         help="weights: a .ckpt, a run directory or a plain state_dict (default: a seeded random init)",
     )
     export.add_argument(
-        "--onnx", metavar="FILE", required=True, help="the .onnx file to write (missing directories are made)"
+        "--onnx",
+        metavar="FILE",
+        type=_ending_in(".onnx"),
+        required=True,
+        help="the .onnx file to write (missing directories are made)",
     )
     _add_set(export)
     _add_predict(commands)
@@ -682,6 +687,20 @@ def _directory(text: str) -> str:
             "expected a directory; got an empty name (write . for this directory)"
         )
     return text
+
+
+def _ending_in(*suffixes: str):
+    """An output file with its format's suffix: a slip of the shell (``--onnx spec.yaml``,
+    ``--html best.ckpt``) must not replace the file being read."""
+
+    def output_file(text: str) -> str:
+        if not text.lower().endswith(suffixes) and not os.path.isdir(text):  # a directory: named later
+            raise argparse.ArgumentTypeError(
+                f"expected a file name ending in {' or '.join(suffixes)}; got {text!r}"
+            )
+        return text
+
+    return output_file
 
 
 def _layer_names(text: str) -> list[str]:

@@ -256,6 +256,9 @@ def test_graph_paths_that_cannot_be_written_are_usage_errors(tmp_path, target, m
             "--html {tmp} is a directory; give a file name such as",
         ),
         (["build", "specs/lenet.yaml", "--html", "/proc/r.html"], "/proc/r.html: cannot write --html file"),
+        # the spec itself (or any file of another kind) is not overwritten with a report
+        (["build", "specs/lenet.yaml", "--html", "specs/lenet.yaml"], "expected a file name ending in .html"),
+        (["export", "specs/lenet.yaml", "--onnx", "specs/lenet.yaml"], "a file name ending in .onnx"),
         (["build", "specs/lenet.yaml", "--graph", "/proc/r.dot"], "/proc/r.dot: cannot write --graph file"),
         (["schema", "-o", "{tmp}/missing/s.json"], "netspec schema: -o {tmp}/missing/s.json: directory"),
         (["schema", "-o", "{tmp}"], "netspec schema: -o {tmp} is a directory"),
