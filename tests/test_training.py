@@ -169,6 +169,10 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
         (["--set", "train.seed=4294967296"], "train.seed: Input should be less than or equal to 4294967295"),
         (["--set", "train.accelerator=tpu9000"], "train.accelerator: Input should be 'auto', 'cpu', 'gpu'"),
         (["--set", "train.strategy=nope"], "strategy 'nope' is not a Lightning strategy"),
+        # exit 1 (a PicklingError), a fork bomb and a wait for ever, before
+        (["--set", "train.strategy=ddp_spawn"], "strategy 'ddp_spawn' starts its processes by pickling"),
+        (["--set", "train.devices=1000"], "devices 1000 on the CPU starts 1000 training processes"),
+        (["--set", "train.num_nodes=2"], "num_nodes 2: nothing says where the other nodes are"),
         (
             ["--set", "train.optimizer.betas=[1.0, 0.9]"],
             "train.optimizer.betas.0: Input should be less than 1",

@@ -199,7 +199,7 @@ class TrainBase(_LossOptions):
         | Literal["auto"]
         | list[Annotated[NonNegativeInt, Field(le=4096)]]
     ) = "auto"
-    strategy: str = Field("auto", description="A Lightning strategy name: auto, ddp, ddp_spawn, fsdp, …")
+    strategy: str = Field("auto", description="A Lightning strategy: auto, ddp, fsdp, … (not a spawn one)")
     num_nodes: Annotated[PositiveInt, Field(le=4096)] = 1
     gradient_clip_val: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
     accumulate_grad_batches: Annotated[PositiveInt, Field(le=1_000_000)] = 1

@@ -263,11 +263,49 @@ def check_machine(spec: Spec, cfg) -> None:
             spec.document.problem(
                 f"strategy {cfg.strategy!r} is not a Lightning strategy",
                 ("train", "strategy"),
-                hint=(f"did you mean {close[0]!r}? " if close else "") + "e.g. auto, ddp, ddp_spawn, fsdp",
+                hint=(f"did you mean {close[0]!r}? " if close else "") + "e.g. auto, ddp, fsdp",
+            )
+        )
+    elif "spawn" in cfg.strategy:  # it pickles the module for each process: a spec's is built, not importable
+        problems.append(
+            spec.document.problem(
+                f"strategy {cfg.strategy!r} starts its processes by pickling the training objects, "
+                "and netspec's are built from the spec (their classes cannot be pickled)",
+                ("train", "strategy"),
+                hint="use ddp: each process runs the same netspec command, with the same result",
+            )
+        )
+    cores = os.cpu_count() or 1
+    if on_cpu and isinstance(cfg.devices, int) and cfg.devices > cores:  # one process each
+        problems.append(
+            spec.document.problem(
+                f"devices {cfg.devices} on the CPU starts {cfg.devices} training processes, and this "
+                f"machine has {cores} cores",
+                ("train", "devices"),
+                hint=f"use at most {cores} (or devices: auto)",
+            )
+        )
+    if cfg.num_nodes > 1 and not _multi_node_launch():
+        problems.append(
+            spec.document.problem(
+                f"num_nodes {cfg.num_nodes}: nothing says where the other nodes are, so the run would "
+                "wait for them forever",
+                ("train", "num_nodes"),
+                hint="run the same command on each node with MASTER_ADDR, MASTER_PORT and NODE_RANK set, "
+                "or under a cluster launcher (SLURM, torchrun)",
             )
         )
     if problems:
         raise SpecError(problems)
+
+
+def _multi_node_launch() -> bool:
+    """Whether this process was told how to meet other nodes: by hand (MASTER_ADDR) or by a
+    cluster launcher Lightning detects (SLURM, torchrun's WORLD_SIZE, LSF, Kubeflow)."""
+    env = os.environ
+    return any(
+        key in env for key in ("MASTER_ADDR", "WORLD_SIZE", "SLURM_NTASKS", "LSB_JOBID", "KUBERNETES_PORT")
+    )
 
 
 def _run_dir(spec: Spec, cfg) -> Path:
