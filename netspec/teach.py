@@ -89,6 +89,7 @@ def explain_layer(type_name: str, inputs: list[list[int]], assignments: list[str
     ``key=value`` argument it comes from. Layers with several inputs take one ``--input`` each.
     """
     from netspec.errors import Problem, SpecError
+    from netspec.expand import ITEM_KEYS
     from netspec.plugins import default_registry
     from netspec.spec import load
     from netspec.summary import summarize
@@ -122,6 +123,17 @@ def explain_layer(type_name: str, inputs: list[list[int]], assignments: list[str
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         key = key.strip()
+        if key in ITEM_KEYS or key == "layers":  # one layer is explained: a stack would mix its numbers
+            raise SpecError(
+                [
+                    Problem(
+                        f"{key}= is spec language for several layers; netspec explain takes one layer",
+                        assignment,
+                        hint="give the layer's own parameters; `netspec build SPEC --explain LAYER` explains "
+                        "a layer of a spec",
+                    )
+                ]
+            )
         if not sep or not key.isidentifier() or key in ("type", "name", "from"):
             raise SpecError(
                 [

@@ -108,6 +108,13 @@ def test_explain_one_layer_without_a_spec(capsys):
         (["conv", "--input", "3,8,8", "out_channels=2", "kernel_size=40"], "kernel_size=40: kernel spans 40"),
         (["add", "--input", "3,8,8", "--input", "4,8,8"], "netspec explain add: add inputs disagree"),
         (["conx", "--input", "3,8,8"], "did you mean 'conv'?"),
+        # a stack's shape with one copy's parameters and formula, before
+        (
+            ["conv", "--input", "3,8,8", "out_channels=4", "kernel_size=3", "repeat=3"],
+            "repeat= is spec language",
+        ),
+        (["conv", "--input", "3,8,8", "out_channels=4", "kernel_size=3", "if=false"], "if= is spec language"),
+        (["relu", "--input", "3", "first={}"], "first= is spec language for several layers"),
         (["conv", "out_channels=2", "kernel_size=3"], "give the input shape"),
         (["conv", "--input", "3,8,8", "kernel_size"], "expected KEY=VALUE"),
         (["conv", "--input", "3,a"], "--input: expected positive integers"),
