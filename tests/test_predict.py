@@ -498,3 +498,22 @@ def test_sizes_are_checked_before_anything_is_decoded(trained, tmp_path, capsys,
     assert "has 64×64 pixels, more than 4032" in _fails(
         capsys, spec, "--checkpoint", ckpt, tmp_path / "big.png"
     )
+
+
+def test_outputs_that_overflow_are_named_and_jsonl_stays_json(tmp_path, capsys):
+    """Finite inputs near float32's limit gave NaN outputs without a word, and `"probability": NaN`."""
+    weights = {"cls.weight": torch.ones(3, 4), "cls.bias": torch.zeros(3), "reg.weight": torch.ones(2, 4)}
+    weights["reg.bias"] = torch.zeros(2)
+    x = np.array([[3e38, 3e38, 0, 0], [1, 0, 0, 0]], dtype=np.float32)  # the first sums to inf
+    np.save(tmp_path / "x.npy", x)
+    spec, ckpt = _checkpoint("two", TWO_HEADS, tmp_path, weights)
+    code, _, err = _run(capsys, spec, "--checkpoint", ckpt, tmp_path / "x.npy", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert (
+        f"warning: output 'cls' is NaN or infinite for 1 of 2 inputs (the first: {tmp_path / 'x.npy'}[0])"
+        in err
+    )
+    assert "warning: output 'reg' is NaN or infinite for 1 of 2 inputs" in err
+    lines = (tmp_path / "o/cls/predictions.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=pytest.fail) for line in lines]  # NaN is not JSON
+    assert records[0]["probability"] is None and records[1]["probability"] == pytest.approx(1 / 3)

@@ -136,15 +136,25 @@ def predict(
             writers.append(WRITERS[task.task](task, context))
             cleanup.enter_context(writers[-1].open_files)
         index = 0
+        nonfinite = {task.output: [] for task in tasks}  # inputs whose output holds NaN or inf
         with torch.inference_mode():
             for labels, x in batches(sources, batch_size):
                 outs = forward(model, x, dev)
                 outs = outs if isinstance(outs, tuple | list) else (outs,)
                 names = [context.stem(index + i, label) for i, label in enumerate(labels)]
                 for writer in writers:
-                    writer.add(index, labels, names, x, outs[writer.task.index].float().cpu())
+                    y = outs[writer.task.index].float().cpu()
+                    bad = ~torch.isfinite(y).flatten(1).all(dim=1)
+                    nonfinite[writer.task.output] += [labels[i] for i in bad.nonzero().flatten().tolist()]
+                    writer.add(index, labels, names, x, y)
                 index += len(labels)
         files = [path for writer in writers for path in writer.close()]
+    for output, bad in nonfinite.items():
+        if bad:
+            log(
+                f"netspec: warning: output {output!r} is NaN or infinite for {len(bad)} of {total} inputs "
+                f"(the first: {bad[0]}); its predictions for them mean nothing"
+            )
     report = "\n\n".join(writer.report() for writer in writers)
     report += f"\n\npredictions for {total} input{'s' if total != 1 else ''} written to {out}"
     return PredictResult(out, total, files, report.strip("\n"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 
 from netspec.predict.writers import Context, Writer, short
@@ -35,8 +36,10 @@ class ClassWriter(Writer):
             record = {
                 "input": label,
                 "class": top_c[0],
-                "probability": top_p[0],
-                "top_k": [{"class": c, "probability": p} for c, p in zip(top_c, top_p, strict=True)],
+                "probability": _json_number(top_p[0]),
+                "top_k": [
+                    {"class": c, "probability": _json_number(p)} for c, p in zip(top_c, top_p, strict=True)
+                ],
             }
             self.jsonl.write(json.dumps(record) + "\n")
             self.keep([short(label), str(top_c[0]), f"{top_p[0]:.3f}", top])
@@ -44,3 +47,8 @@ class ClassWriter(Writer):
     def title(self) -> str:
         counts = ", ".join(f"{c}: {n}" for c, n in sorted(self.counts.items()))
         return f"{super().title()} ({self.task.num_classes} classes; predicted {counts})"
+
+
+def _json_number(value: float) -> float | None:
+    """NaN is not JSON (``json.dumps`` writes it all the same): a NaN output's probability is null."""
+    return value if math.isfinite(value) else None
