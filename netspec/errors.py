@@ -85,8 +85,10 @@ def exception_line(exc: BaseException) -> str:
     if not lines:
         return type(exc).__name__
     if lines[0].startswith("Weights only load failed"):
-        detail = [
-            line for line in lines[1:] if not line.startswith(("Please file", "Check the documentation"))
-        ]
+        for line in lines[1:]:  # "WeightsUnpickler error: Unsupported global: … Please use add_safe_globals"
+            if line.startswith("WeightsUnpickler error:"):
+                return line.removeprefix("WeightsUnpickler error:").split(" Please use ")[0].strip()
+        advice = ("Please file", "Check the documentation", "(1)", "(2)")
+        detail = [line for line in lines[1:] if not line.startswith(advice)]
         return detail[0] if detail else "it holds objects other than tensors and plain containers"
     return lines[0]

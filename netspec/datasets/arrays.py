@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import Field, StrictInt, model_validator
 
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
+from netspec.errors import exception_line
 from netspec.hookspecs import hookimpl
 from netspec.params import PositiveInt
 
@@ -160,7 +161,8 @@ def _read(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # UnpicklingError for anything but tensors and containers
             raise DataError(
-                f"dataset 'arrays': cannot read {path} with torch.load(weights_only=True): {exc}; save "
+                f"dataset 'arrays': cannot read {path} with torch.load(weights_only=True): "
+                f"{exception_line(exc)}; save "
                 "plain tensors, e.g. torch.save({'x': x, 'y': y}, path), or use a .npz"
             ) from exc
     raise DataError(f"dataset 'arrays': {path} has suffix {path.suffix!r}; supported: {', '.join(SUFFIXES)}")
