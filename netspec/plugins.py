@@ -111,7 +111,10 @@ def make_plugin_manager(*, entry_points: bool | None = None, extra: tuple[object
         pm.set_blocked(name)
     version = _version("netspec")  # once: each lookup reads the distribution's metadata
     for module_name in BUILTIN_PLUGINS:
-        if not pm.is_blocked(module_name):
+        if pm.is_blocked(module_name):  # named where a type it provides is missing
+            info = PluginInfo(module_name, "built-in", "netspec", version)
+            pm.skipped.append(_failed(info, f"blocked by {ENV_BLOCK}"))
+        else:
             pm.register_plugin(
                 importlib.import_module(module_name),
                 module_name,

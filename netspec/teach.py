@@ -93,6 +93,7 @@ def explain_layer(type_name: str, inputs: list[list[int]], assignments: list[str
     from netspec.plugins import default_registry
     from netspec.spec import load
     from netspec.summary import summarize
+    from netspec.validation import left_out_notes
     from netspec.yamlio import Document, load_yaml
 
     where = f"netspec explain {type_name}"
@@ -107,7 +108,8 @@ def explain_layer(type_name: str, inputs: list[list[int]], assignments: list[str
                     f"unknown layer type {type_name!r}",
                     where,
                     hint=(f"did you mean {close[0]!r}? " if close else "")
-                    + "`netspec plugins` lists every layer type",
+                    + "`netspec plugins` lists every layer type"
+                    + left_out_notes(registry, type_name),
                 )
             ]
         )

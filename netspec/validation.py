@@ -125,11 +125,7 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         hint = (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + (
             "known types: " + ", ".join(sorted(registry.layers))
         )
-        hint += "".join(_broken_plugin_hint(failure, tag) for failure in registry.failures)
-        hint += "".join(
-            f"\n  note: plugin {info.label} is not loaded ({info.error}) and may provide it"
-            for info in registry.skipped
-        )
+        hint += left_out_notes(registry, tag)
         path = (*path, "type")
     elif kind == "union_tag_not_found":
         tag = error["ctx"].get("discriminator", "'type'").strip("'")
@@ -161,6 +157,16 @@ def _given(error: dict) -> str:
     if len(text) > 40:
         text = text[:37] + "..."
     return f", got {type(value).__name__} {text}"
+
+
+def left_out_notes(registry: Registry, tag: str) -> str:
+    """Notes naming the plugins that are not loaded (broken, or left out by the environment) and
+    might provide the unknown layer type ``tag``."""
+    notes = "".join(_broken_plugin_hint(failure, tag) for failure in registry.failures)
+    return notes + "".join(
+        f"\n  note: plugin {info.label} is not loaded ({info.error}) and may provide it"
+        for info in registry.skipped
+    )
 
 
 def _broken_plugin_hint(failure, tag: str) -> str:

@@ -626,3 +626,25 @@ def test_the_listing_says_what_each_plugin_provides(capsys):
     assert re.search(r"^netspec\.datasets\.vision .* 3 datasets: mnist, fashion_mnist, cifar10$", out, re.M)
     assert re.search(r"^netspec\.layers\.tconv .* 1 layer type: tconv$", out, re.M)  # was "0:" for datasets
     assert re.search(r"^\d+ layer types and 7 datasets from \d+ plugins$", out, re.M)
+
+
+def test_a_blocked_built_in_plugin_is_named_where_its_types_are_missed(monkeypatch, capsys):
+    from netspec.cli import main
+
+    monkeypatch.setenv("NETSPEC_BLOCK_PLUGINS", "netspec.layers.conv")
+    registry = registry_with(entry_points=False)
+    assert "conv" not in registry
+    assert [(i.name, i.error) for i in registry.skipped] == [
+        ("netspec.layers.conv", "blocked by NETSPEC_BLOCK_PLUGINS")
+    ]
+    with pytest.raises(
+        netspec.SpecError, match=r"plugin 'netspec.layers.conv' \(netspec [^)]*\) is not loaded"
+    ):
+        netspec.load({"input": [3, 8, 8], "layers": [{"type": "conv"}]}, registry=registry)
+    default_registry.cache_clear()
+    try:
+        assert main(["explain", "conv", "--input", "3,8,8", "out_channels=2", "kernel_size=1"]) == 2
+    finally:
+        monkeypatch.delenv("NETSPEC_BLOCK_PLUGINS")
+        default_registry.cache_clear()
+    assert "note: plugin 'netspec.layers.conv'" in capsys.readouterr().err
