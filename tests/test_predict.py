@@ -384,6 +384,8 @@ def test_bad_inputs_are_located_errors(trained, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hi")
     assert "suffix '.txt'" in _fails(capsys, *base, tmp_path / "notes.txt")
     assert "does not exist" in _fails(capsys, *base, tmp_path / "missing.png")
+    os.mkfifo(tmp_path / "fifo.png")  # opening it to read waited for a writer for ever
+    assert "fifo.png is not a regular file" in _fails(capsys, *base, tmp_path / "fifo.png")
     (tmp_path / "empty").mkdir()
     assert "holds no images" in _fails(capsys, *base, tmp_path / "empty")
     assert "no inputs" in _fails(capsys, *base)

@@ -32,6 +32,8 @@ def gather_sources(spec: Spec, cfg, inputs, split, normalization, data_dir, max_
             images += _directory_images(path, shape)
         elif not path.exists():
             raise refuse(f"input {path} does not exist", path)
+        elif not path.is_file():  # a FIFO or a device: reading it may never end
+            raise refuse(f"input {path} is not a regular file", path, hint="give image or array files")
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             check_image_input(path, shape)
             images.append(path)
