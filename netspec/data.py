@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from netspec.errors import NetspecError
 
@@ -40,7 +40,7 @@ class DatasetParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float finite
 
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the training data held out.")
+    val_fraction: StrictFloat = Field(0.1, ge=0.0, lt=1.0, description="Share of the training data held out.")
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,8 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
             "train.optimizer.lr: Input should be less than or equal to 1000",
         ),
         (["--set", "train.optimizer.lr=.inf"], "train.optimizer.lr: Input should be a finite number"),
+        (["--set", "train.optimizer.lr=true"], "optimizer.lr: Input should be a valid number, got bool"),
+        (["--set", "train.data.val_fraction=yes"], "val_fraction: Input should be a valid number, got bool"),
         (
             ["--set", "train.optimizer.weight_decay=.inf"],
             "train.optimizer.weight_decay: Input should be a finite",

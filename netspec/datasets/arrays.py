@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictFloat, StrictInt, model_validator
 
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
 from netspec.errors import exception_line
@@ -44,7 +44,7 @@ class ArraysParams(DatasetParams):
 
     path: str = Field(description="The training data; relative paths: the working directory, then data_dir.")
     test_path: str | None = Field(None, description="A separate test set in the same format.")
-    test_fraction: float = Field(
+    test_fraction: StrictFloat = Field(
         0.0, ge=0.0, lt=1.0, description="Share of `path` held out for test (when there is no test_path)."
     )
     num_classes: PositiveInt | dict[str, PositiveInt] | None = Field(

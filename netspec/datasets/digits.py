@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, StrictFloat
 
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
 from netspec.hookspecs import hookimpl
@@ -23,7 +23,9 @@ DIGITS_FILE = Path(__file__).resolve().parent / "data" / "digits.npz"
 class DigitsParams(DatasetParams):
     """The UCI 8×8 handwritten digits bundled with netspec, resized to the spec's input."""
 
-    test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test.")
+    test_fraction: StrictFloat = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test."
+    )
     normalize: StrictBool = Field(True, description="Standardise with the training split's mean and std.")
 
 

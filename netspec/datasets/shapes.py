@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from netspec.data import DataContext, DataError, DatasetParams, DatasetType, Splits
 from netspec.hookspecs import hookimpl
@@ -40,8 +40,12 @@ class ShapesParams(DatasetParams):
         description=f"Classes: background, then num_classes - 1 kinds of shape from {', '.join(KINDS)}.",
     )
     max_shapes: StrictInt = Field(4, ge=1, le=16, description="Shapes per image: 1 to this many.")
-    noise: float = Field(0.05, ge=0.0, le=1.0, description="Std of the per-pixel noise (pixels are 0..1).")
-    test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test.")
+    noise: StrictFloat = Field(
+        0.05, ge=0.0, le=1.0, description="Std of the per-pixel noise (pixels are 0..1)."
+    )
+    test_fraction: StrictFloat = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test."
+    )
     normalize: StrictBool = Field(True, description="Standardise with the training split's mean and std.")
 
 

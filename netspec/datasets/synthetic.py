@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field
+from pydantic import Field, StrictFloat
 
 from netspec.data import DataContext, DatasetParams, DatasetType, Splits
 from netspec.hookspecs import hookimpl
@@ -25,8 +25,12 @@ class SyntheticParams(DatasetParams):
     shape: list[PositiveInt] | None = Field(
         None, min_length=1, description="Per-sample shape (default: the spec's input)."
     )
-    noise: float = Field(1.0, ge=0.0, description="Std of the noise added to the unit-variance prototypes.")
-    test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test.")
+    noise: StrictFloat = Field(
+        1.0, ge=0.0, description="Std of the noise added to the unit-variance prototypes."
+    )
+    test_fraction: StrictFloat = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of all samples held out for test."
+    )
 
 
 def load_synthetic(p: SyntheticParams, ctx: DataContext) -> Splits:

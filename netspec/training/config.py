@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, create_model, model_validator
 
 from netspec.data import DatasetType
 from netspec.errors import SpecError
@@ -18,10 +18,10 @@ DEFAULT_DATASET = "digits"  # ships with the install: training works offline
 # overflow C integers inside Lightning or torch).
 MAX_COUNT = 2**31 - 1
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
-LearningRate = Annotated[float, Field(gt=0.0, le=1e3, allow_inf_nan=False)]
-Coefficient = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]  # weight decay
-Decay = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]  # momentum, Adam's betas
-Finite = Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+LearningRate = Annotated[StrictFloat, Field(gt=0.0, le=1e3, allow_inf_nan=False)]
+Coefficient = Annotated[StrictFloat, Field(ge=0.0, le=1.0, allow_inf_nan=False)]  # weight decay
+Decay = Annotated[StrictFloat, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]  # momentum, Adam's betas
+Finite = Annotated[StrictFloat, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 Count = Annotated[StrictInt, Field(gt=0, le=MAX_COUNT)]
 # Lightning's accelerator names (checked against what is available on this machine at run start)
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
@@ -56,10 +56,10 @@ class SchedulerSpec(BaseModel):
     name: Literal["none", "step", "cosine", "onecycle"] = "none"
     warmup_steps: Annotated[NonNegativeInt, Field(le=MAX_COUNT)] = 0
     step_size: Count = Field(1000, description="step: decay every step_size optimizer steps.")
-    gamma: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = Field(
+    gamma: Annotated[StrictFloat, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = Field(
         0.1, description="step: decay factor, in (0, 1]."
     )
-    min_lr: Annotated[float, Field(ge=0.0, le=1e3, allow_inf_nan=False)] = Field(
+    min_lr: Annotated[StrictFloat, Field(ge=0.0, le=1e3, allow_inf_nan=False)] = Field(
         0.0, description="cosine: final learning rate."
     )
     max_lr: LearningRate | None = Field(None, description="onecycle: peak (default: optimizer lr).")
@@ -78,7 +78,7 @@ Loss = Literal["auto", "cross_entropy", "dice", "cross_entropy_dice", "mse", "l1
 Metric = Literal[
     "accuracy", "top3_accuracy", "top5_accuracy", "miou", "pixel_accuracy", "dice", "psnr", "mae", "mse", "r2"
 ]
-Weight = Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+Weight = Annotated[StrictFloat, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 LabelIndex = Annotated[StrictInt, Field(ge=-(2**31), le=MAX_COUNT)]
 
 
@@ -97,16 +97,16 @@ class _LossOptions(BaseModel):
         description="Default: accuracy (classification), miou + pixel_accuracy (segmentation), "
         "psnr (reconstruction), mae + r2 (regression).",
     )
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    label_smoothing: Annotated[StrictFloat, Field(ge=0.0, lt=1.0)] | None = None
     ignore_index: LabelIndex | None = Field(
         None,
         description="A label that is no class (unlabelled pixels): no loss, not counted by metrics. "
         "Default: the dataset's.",
     )
-    class_weights: list[Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]] | None = Field(
+    class_weights: list[Annotated[StrictFloat, Field(ge=0.0, le=1e6, allow_inf_nan=False)]] | None = Field(
         None, min_length=1, max_length=100_000, description="cross_entropy: one weight per class."
     )
-    huber_delta: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
+    huber_delta: Annotated[StrictFloat, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
 
 
 class OutputSpec(_LossOptions):
@@ -201,7 +201,7 @@ class TrainBase(_LossOptions):
     ) = "auto"
     strategy: str = Field("auto", description="A Lightning strategy: auto, ddp, fsdp, … (not a spawn one)")
     num_nodes: Annotated[PositiveInt, Field(le=4096)] = 1
-    gradient_clip_val: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
+    gradient_clip_val: Annotated[StrictFloat, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
     accumulate_grad_batches: Annotated[PositiveInt, Field(le=1_000_000)] = 1
     early_stopping: EarlyStoppingSpec | None = None
     checkpoint_every_n_steps: PositiveInt | None = Field(
