@@ -253,7 +253,12 @@ def _parser() -> argparse.ArgumentParser:
         "server), including the layer types of every installed plugin.",
     )
     schema.add_argument(
-        "-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout"
+        "-o",
+        "--output",
+        metavar="FILE",
+        type=_output_or_stdout,
+        default=None,
+        help="write to FILE instead of stdout (- is stdout)",
     )
     return parser
 
@@ -687,6 +692,13 @@ def _directory(text: str) -> str:
             "expected a directory; got an empty name (write . for this directory)"
         )
     return text
+
+
+def _output_or_stdout(text: str) -> str | None:
+    """``-o FILE``; ``-`` is stdout, as for most tools (it wrote a file named "-")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name (or - for stdout); got an empty name")
+    return None if text == "-" else text
 
 
 def _ending_in(*suffixes: str):

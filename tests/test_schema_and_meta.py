@@ -33,10 +33,17 @@ def test_the_schema_rejects_typos_and_completes_types():
     assert set(layer_defs["discriminator"]["mapping"]) == set(netspec.plugins.default_registry().layers)
 
 
-def test_schema_command_writes_the_schema(tmp_path, capsys):
+def test_schema_command_writes_the_schema(tmp_path, capsys, monkeypatch):
     target = tmp_path / "netspec.schema.json"
     assert main(["schema", "-o", str(target)]) == 0
     assert json.loads(target.read_text()) == SCHEMA
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main(["schema", "-o", "-"]) == 0  # stdout, as for most tools: it wrote a file named "-"
+    assert json.loads(capsys.readouterr().out) == SCHEMA and not (tmp_path / "-").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["schema", "-o", ""])
+    assert info.value.code == 2 and "got an empty name" in capsys.readouterr().err
 
 
 def test_plugins_command_lists_builtins(capsys):
