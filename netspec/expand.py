@@ -47,7 +47,7 @@ MAX_LAYERS = 50_000  # flat layers after expansion
 MAX_STEPS = 60_000  # layers and block instances visited while expanding, left-out ones included
 MAX_BLOCK_DEPTH = 32
 MAX_INCLUDE_DEPTH = 16
-_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 @dataclass

@@ -15,7 +15,7 @@ FORMAT_VERSION = 1
 COMMON_KEYS = ("type", "name", "from")
 # A network name is the default run directory's name (runs/<name>-<time>/): letters, digits, '_',
 # '-' and '.', starting with a letter, so it is one path component that cannot climb out of runs/.
-NETWORK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+NETWORK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}\Z")
 
 
 Shape = Annotated[list[PositiveInt], Field(min_length=1)]  # an empty shape is no tensor's

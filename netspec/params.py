@@ -20,9 +20,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
 # a layer inside a block has a dotted path: layer2.0.conv1 (segments are names or indices)
-PATH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.([A-Za-z][A-Za-z0-9_]*|[0-9]+))*$")
+PATH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.([A-Za-z][A-Za-z0-9_]*|[0-9]+))*\Z")
 INPUT = "input"  # the name by which layers refer to the network's input
 
 

@@ -230,7 +230,7 @@ def undefined_window(params: Any, ctx: LayerContext) -> None:
 # plugin from putting a string where a rule belongs; checking here turns a crash in some
 # later command into one message naming the plugin, at load time.
 
-TYPE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+TYPE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
 RESERVED_LAYER_KEYS = ("type", "name", "from")
 
 

@@ -15,7 +15,7 @@ from netspec.errors import SpecError
 from netspec.shapes import SPATIAL_NAMES, describe
 
 MAX_SIZES = 4096
-RANGE_RE = re.compile(r"^(?:(?P<dim>[A-Za-z])=)?(?P<lo>\d+):(?P<hi>\d+)$")
+RANGE_RE = re.compile(r"^(?:(?P<dim>[A-Za-z])=)?(?P<lo>\d+):(?P<hi>\d+)\Z")
 
 
 @dataclass(frozen=True)

@@ -330,3 +330,21 @@ def test_several_unknown_types_list_the_known_ones_once(write_spec):
     first, second = errors_of(path).problems
     assert "did you mean 'conv'" in first.hint and "known types: adaptive_avgpool, " in first.hint
     assert second.hint.startswith("did you mean 'relu'") and "known types: as listed above" in second.hint
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'name: "net\\n"\ninput: [3]\nlayers:\n  - {type: relu}\n',
+        'input: [3]\nlayers:\n  - {type: relu, name: "c1\\n"}\n',
+        'netspec: 1\ninput: [3]\nparams: {"w\\n": 2}\nlayers:\n  - {type: relu}\n',
+        'netspec: 1\ninput: [3]\nblocks:\n  "cb\\n": {layers: [{type: relu}]}\nlayers:\n  - {type: relu}\n',
+        'netspec: 1\ninput: [3]\nblocks:\n  cb: {params: {"k\\n": int}, layers: [{type: relu}]}\n'
+        "layers:\n  - {type: cb, k: 1}\n",
+    ],
+)
+def test_a_name_ending_in_a_newline_is_refused(write_spec, text):
+    """`$` matches before a final newline: `name: "c1\\n"` passed every name check, broke tables,
+    made a run directory with a newline and crashed training in torch.fx's generated code."""
+    with pytest.raises(netspec.SpecError):
+        netspec.load(write_spec(text)).build()
