@@ -62,17 +62,25 @@ class Problem:
     details: tuple[str, ...] = ()
 
     def render(self) -> str:
-        where = self.source
+        where = printable(self.source)  # a file's name is the user's too: `bad\x1b[31m.yaml`
         if self.location is not None:
             where += f":{self.location.line}:{self.location.column}"
         head = f"{where}: "
         if self.layer:
-            head += f"{self.layer}: "
+            head += f"{printable(self.layer)}: "
         lines = [head + self.message]
         lines += [f"  {d}" for d in self.details]
         if self.hint:
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control, format and separator characters (an escape sequence,
+    a newline that would fake another message, a right-to-left override) written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def exception_line(exc: BaseException) -> str:

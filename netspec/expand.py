@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from netspec.errors import Problem, ShapeError, SpecError
+from netspec.errors import Problem, ShapeError, SpecError, printable
 from netspec.expressions import Evaluator, ExprError, is_expression
 from netspec.params import INPUT
 from netspec.plugins import Registry
@@ -301,7 +301,9 @@ class _Composer:
             raise SpecError(
                 [
                     doc.problem(
-                        f"{key}: file {name!r} not found (looked for {target})", path, hint="check the path"
+                        f"{key}: file {name!r} not found (looked for {printable(str(target))})",
+                        path,
+                        hint="check the path",
                     )
                 ]
             )
@@ -403,7 +405,9 @@ def _apply_variant(doc: Document) -> Document:
                 doc.problem(
                     "this spec has variants; pick one with `variant:`",
                     ("variants",),
-                    hint="variants: " + ", ".join(map(str, variants)) + " (or --set variant=NAME)",
+                    hint="variants: "
+                    + ", ".join(printable(str(v)) for v in variants)
+                    + " (or --set variant=NAME)",
                 )
             ]
         )
@@ -416,7 +420,7 @@ def _apply_variant(doc: Document) -> Document:
                     ("variant",),
                     hint=(f"did you mean {close[0]!r}? " if close else "")
                     + "variants: "
-                    + ", ".join(variants),
+                    + ", ".join(printable(str(v)) for v in variants),
                 )
             ]
         )

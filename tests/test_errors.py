@@ -348,3 +348,21 @@ def test_a_name_ending_in_a_newline_is_refused(write_spec, text):
     made a run directory with a newline and crashed training in torch.fx's generated code."""
     with pytest.raises(netspec.SpecError):
         netspec.load(write_spec(text)).build()
+
+
+def test_messages_escape_what_a_terminal_would_obey(tmp_path, capsys):
+    """A spec's file name, an unknown type in the layer header and variant names reached the
+    terminal raw: escape sequences from a file name, newlines and a right-to-left override that
+    fake another message."""
+    from netspec.cli import main
+
+    path = tmp_path / "bad\x1b[31mRED\x1b]0;pwned\x07.yaml"
+    path.write_text('input: [1, 8, 8]\nlayers:\n  - {type: "relu)\\n\\nALL OK \\u202e", name: r}\n')
+    assert main(["build", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert "bad\\x1b[31mRED\\x1b]0;pwned\\x07.yaml:3:" in err
+    assert "layer 0 'r' (relu)\\n\\nALL OK \\u202e): unknown layer type" in err
+    path.write_text('netspec: 1\ninput: [3]\nvariants: {"a\\nFAKE\\u202e": {}}\nlayers: [{type: relu}]\n')
+    assert main(["build", str(path)]) == 2
+    assert "hint: variants: a\\nFAKE\\u202e (or --set variant=NAME)" in capsys.readouterr().err
