@@ -891,6 +891,7 @@ def test_idx_missing_files_say_what_and_where(load, tmp_path):
         assert str(tmp_path / folder) in message
     missing = "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
     assert f"{tmp_path / 'mnist'} (has 2 of 4; missing {missing})" in message
+    assert message.startswith("dataset 'mnist': files not found together in one folder: ")  # not "not found"
     assert f"put them in {tmp_path / 'MNIST' / 'raw'}" in message
     assert "download: true" in message and "internet" in message
     with pytest.raises(DataError, match=str(tmp_path / "FashionMNIST" / "raw")):

@@ -149,8 +149,9 @@ def missing_error(source: Source, search: list[Path], looked: list[str]) -> Data
         )
     else:
         place = f"and put them in {search[0] / source.folders[0]}"
+    partial = any(" (has " in folder for folder in looked)  # some files found, not all in one folder
     return DataError(
-        f"dataset {source.name!r}: files not found: {names}\n"
+        f"dataset {source.name!r}: files not found{' together in one folder' if partial else ''}: {names}\n"
         "  looked in:\n" + "".join(f"    {d}\n" for d in looked) + "  to get them: set `download: true` "
         f"in train.data (or --set train.data.download=true) on a machine with internet, or download\n{urls}"
         f"  {place}; or point `root:` or ${ENV_DATA} at the directory holding them"
