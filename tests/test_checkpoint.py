@@ -144,6 +144,27 @@ def test_a_checkpoint_of_another_spec_exits_2_naming_the_tensors(trained, tmp_pa
         assert "missing:" in err and "unexpected:" in err
 
 
+def test_integer_weights_are_not_cast_in_silence(trained, tmp_path, capsys):
+    """A checkpoint with every tensor cast to int64 (weights truncated to 0 and ±1) was scored,
+    predicted with and used to initialise, with exit 0 and no word."""
+    content = torch.load(trained.best_checkpoint, weights_only=True)
+    content["state_dict"] = {k: v.to(torch.int64) for k, v in content["state_dict"].items()}
+    torch.save(content, tmp_path / "int.ckpt")
+    assert main(["eval", LENET, "--checkpoint", str(tmp_path / "int.ckpt")]) == 2
+    assert "c1.weight: checkpoint int64 values, network float32" in capsys.readouterr().err
+    run = [
+        "--set",
+        "train.max_steps=1",
+        "--set",
+        "train.progress=none",
+        "--set",
+        f"train.run_dir={tmp_path}/r",
+    ]
+    assert main(["train", LENET, "--init", str(tmp_path / "int.ckpt"), *run]) == 2
+    err = capsys.readouterr().err
+    assert "no tensor of" in err and "integer values for float weights (10): c1.weight: file int64" in err
+
+
 def test_a_run_directory_stands_for_its_best_checkpoint(tmp_path):
     from netspec.errors import SpecError
 

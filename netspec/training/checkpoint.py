@@ -149,6 +149,10 @@ def _plain_state_dict(path: Path) -> dict | None:
     return None
 
 
+def _floating(value: Any) -> bool:
+    return bool(getattr(value, "is_floating_point", lambda: True)())
+
+
 def check_fits(state: dict[str, Any], expected: dict[str, Any], path: str | Path, spec_source: str) -> None:
     """``state`` must have exactly the keys and shapes of ``expected`` (a module's state_dict)."""
     missing = sorted(set(expected) - set(state))
@@ -157,6 +161,13 @@ def check_fits(state: dict[str, Any], expected: dict[str, Any], path: str | Path
         f"{k}: checkpoint {list(state[k].shape)}, network {list(expected[k].shape)}"
         for k in expected
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    # integer or bool values for float weights: cast in silence, they would be other weights
+    wrong += [
+        f"{k}: checkpoint {str(state[k].dtype).removeprefix('torch.')} values, network "
+        f"{str(expected[k].dtype).removeprefix('torch.')}"
+        for k in expected
+        if k in state and expected[k].is_floating_point() and not _floating(state[k])
     ]
     if not (missing or unexpected or wrong):
         return

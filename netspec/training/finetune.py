@@ -309,20 +309,30 @@ def load_init(model, init: InitWeights, spec_source: str) -> str:
     """
     state = read_weights(init)
     expected = model.state_dict()
-    matched = {k: v for k, v in state.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)}
+    # integer or bool values for float weights would be cast in silence: other weights than meant
+    integers = {k for k, v in state.items() if k in expected and expected[k].is_floating_point()}
+    integers = {k for k in integers if not state[k].is_floating_point()}
+    matched = {
+        k: v
+        for k, v in state.items()
+        if k in expected and k not in integers and tuple(v.shape) == tuple(expected[k].shape)
+    }
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     shapes = [
         f"{k}: file {list(state[k].shape)}, network {list(expected[k].shape)}"
         for k in expected
-        if k in state and k not in matched
+        if k in state and k not in matched and k not in integers
     ]
+    types = [f"{k}: file {str(state[k].dtype).removeprefix('torch.')}" for k in expected if k in integers]
     kept = "" if not matched else ", left as initialised"
     details = []
     if missing:
         details.append(f"not in the file{kept} ({len(missing)}): {_listed(missing)}")
     if shapes:
         details.append(f"shape differs{kept} ({len(shapes)}): {_listed(shapes)}")
+    if types:
+        details.append(f"integer values for float weights{kept} ({len(types)}): {_listed(types)}")
     if unexpected:
         ignored = "" if not matched else ", ignored"
         details.append(f"in the file, not in the network{ignored} ({len(unexpected)}): {_listed(unexpected)}")
