@@ -504,6 +504,34 @@ def test_arrays_pt_is_loaded_with_weights_only(load, tmp_path):
         load("arrays", (1,), path=str(tmp_path / "one.pt"))
 
 
+def test_arrays_files_found_by_a_fuzz_round(load, tmp_path):
+    """Each was exit 0 with wrong numbers, or exit 1."""
+    x, y = sample_arrays()
+    # a test file's float labels turned the training file's classes into regression
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    np.savez(tmp_path / "t.npz", x=x[:10], y=y[:10].astype(np.float32))
+    with pytest.raises(DataError, match=r"t\.npz are floats but those in .*d\.npz are integers"):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "d.npz"), test_path=str(tmp_path / "t.npz"))
+    # finite in float64, infinite in the float32 training computes in
+    big = x.astype(np.float64)
+    big[2, 0, 0, 0] = 1e300
+    np.savez(tmp_path / "big.npz", x=big, y=y)
+    with pytest.raises(
+        DataError, match=r"the inputs in .*big\.npz hold 1 value\(s\) beyond float32's range .* sample 2"
+    ):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "big.npz"))
+    # a tensor saved with requires_grad (exit 1: every batch shared one autograd graph)
+    xt = torch.from_numpy(x).requires_grad_()
+    torch.save({"x": xt, "y": torch.from_numpy(y)}, tmp_path / "grad.pt")
+    train = load("arrays", (1, 4, 4), path=str(tmp_path / "grad.pt")).train.tensors[0]
+    assert not train.requires_grad
+    # float8 inputs (exit 1: isfinite is not implemented for them)
+    torch.save(
+        {"x": torch.from_numpy(x).to(torch.float8_e4m3fn), "y": torch.from_numpy(y)}, tmp_path / "f8.pt"
+    )
+    assert load("arrays", (1, 4, 4), path=str(tmp_path / "f8.pt")).train.tensors[0].dtype == torch.float32
+
+
 @pytest.mark.parametrize(
     ("what", "bad"), [("inputs", float("nan")), ("inputs", float("inf")), ("labels", float("nan"))]
 )

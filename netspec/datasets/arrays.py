@@ -196,9 +196,11 @@ def _tensor(value: Any, path: Path, what: str):
     if isinstance(value, torch.Tensor) and (problem := layout_problem(value)):
         raise DataError(f"dataset 'arrays': the {what} in {path} are {problem}")
     try:
-        tensor = torch.as_tensor(value)
+        tensor = torch.as_tensor(value).detach()  # saved with requires_grad: batches would share a graph
     except (TypeError, ValueError, RuntimeError) as exc:
         raise DataError(f"dataset 'arrays': the {what} in {path} are not a numeric array: {exc}") from exc
+    if tensor.is_floating_point() and tensor.element_size() == 1:  # float8: too few ops (isfinite, …)
+        tensor = tensor.to(torch.float32)
     if tensor.dtype.is_complex:
         raise DataError(f"dataset 'arrays': the {what} in {path} are complex; expected real numbers")
     if tensor.dim() == 0:
@@ -240,11 +242,15 @@ def check_finite(values, path: Path, what: str) -> None:
     if not values.dtype.is_floating_point:
         return
     bad = ~torch.isfinite(values)
+    kind = "NaN/inf value(s),"
+    if not bool(bad.any()) and values.dtype == torch.float64:  # finite, but ±inf once cast to float32
+        bad = values.abs() > torch.finfo(torch.float32).max
+        kind = "value(s) beyond float32's range (±3.4e38), which training computes in,"
     if bool(bad.any()):
         first = int(bad.reshape(len(values), -1).any(dim=1).nonzero()[0, 0]) if values.dim() else 0
         raise DataError(
-            f"dataset 'arrays': the {what} in {path} hold {int(bad.sum())} NaN/inf value(s), the "
-            f"first in sample {first}; remove or replace them"
+            f"dataset 'arrays': the {what} in {path} hold {int(bad.sum())} {kind} the first in sample "
+            f"{first}; remove or replace them"
         )
 
 
@@ -265,6 +271,14 @@ def labels_task(
     """
     import torch
 
+    kinds = {y.dtype.is_floating_point for y in labels}
+    if len(kinds) > 1:  # the test file's float labels would make the training file's classes regression
+        floats = [str(p) for y, p in zip(labels, paths, strict=True) if y.dtype.is_floating_point]
+        ints = [str(p) for y, p in zip(labels, paths, strict=True) if not y.dtype.is_floating_point]
+        raise DataError(
+            f"dataset 'arrays': the {what} in {', '.join(floats)} are floats but those in {', '.join(ints)} "
+            "are integers; give every file the same kind of labels (integers: classes, floats: regression)"
+        )
     if not any(y.dtype.is_floating_point for y in labels):  # integer or bool labels: classes
         labels = [y.to(torch.int64) for y in labels]
     elif num_classes is not None and all(
