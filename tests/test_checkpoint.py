@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import REPO
 
+import netspec
 from netspec.cli import main
 from netspec.errors import SpecError
 from netspec.training.checkpoint import read_checkpoint
@@ -162,7 +163,7 @@ def test_integer_weights_are_not_cast_in_silence(trained, tmp_path, capsys):
     ]
     assert main(["train", LENET, "--init", str(tmp_path / "int.ckpt"), *run]) == 2
     err = capsys.readouterr().err
-    assert "no tensor of" in err and "integer values for float weights (10): c1.weight: file int64" in err
+    assert "no tensor of" in err and "non-float values for float weights (10): c1.weight: file int64" in err
 
 
 def test_a_run_directory_stands_for_its_best_checkpoint(tmp_path):
@@ -386,6 +387,49 @@ def test_a_run_whose_spec_yaml_is_missing_or_damaged_does_not_resume(
         (run / "spec.yaml").write_text(spec_yaml)
     code, err = _resume(run, capsys)
     assert code == 2 and message in err and "internal error" not in err, err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device", "huge"])
+def test_a_run_whose_metrics_csv_is_no_history_does_not_resume(trained, tmp_path, capsys, kind, monkeypatch):
+    """A FIFO hung the resume, /dev/zero filled the memory, a directory was exit 1."""
+    from netspec.training import run as run_module
+
+    run = _copy_run(trained, tmp_path)
+    history = run / "metrics.csv"
+    history.unlink()
+    if kind == "fifo":
+        os.mkfifo(history)
+    elif kind == "directory":
+        history.mkdir()
+    elif kind == "device":
+        history.symlink_to("/dev/zero")
+    else:
+        history.write_text("step\n" + "1\n" * 100)
+        monkeypatch.setattr(run_module, "MAX_HISTORY_BYTES", 100)
+    code, err = _resume(run, capsys)
+    assert code == 2, err
+    message = "more than a run's history (100)" if kind == "huge" else "metrics.csv is not a regular file"
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("layout", ["sparse", "meta"])
+def test_init_from_sparse_or_meta_tensors_is_exit_2(tmp_path, capsys, layout):
+    state = netspec.load(LENET).build().state_dict()
+    change = (
+        (lambda t: t.to_sparse()) if layout == "sparse" else (lambda t: torch.empty(t.shape, device="meta"))
+    )
+    torch.save({k: change(v) for k, v in state.items()}, tmp_path / "w.pt")
+    run = [
+        "--set",
+        "train.max_steps=1",
+        "--set",
+        "train.progress=none",
+        "--set",
+        f"train.run_dir={tmp_path}/r",
+    ]
+    assert main(["train", LENET, "--init", str(tmp_path / "w.pt"), *run]) == 2
+    err = capsys.readouterr().err
+    assert f"w.pt holds a {'sparse_coo tensor' if layout == 'sparse' else 'tensor on the meta device'}" in err
 
 
 def test_weights_with_nan_load_with_a_warning(tmp_path, capsys):

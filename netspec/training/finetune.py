@@ -293,6 +293,12 @@ def read_weights(init: InitWeights) -> dict:
     )
     if not tensors:
         raise SpecError([init.problem(f"{path} holds no state_dict of named tensors", hint=hint)])
+    from netspec.filetensors import layout_problem
+
+    for name, tensor in tensors.items():  # sparse, meta, quantized: load_state_dict fails on them (exit 1)
+        problem = layout_problem(tensor)
+        if problem:
+            raise SpecError([init.problem(f"{path} holds {problem} as {name}", hint=hint)])
     return tensors
 
 
@@ -309,7 +315,7 @@ def load_init(model, init: InitWeights, spec_source: str) -> str:
     """
     state = read_weights(init)
     expected = model.state_dict()
-    # integer or bool values for float weights would be cast in silence: other weights than meant
+    # integer, bool or complex values for float weights would be cast in silence: not the weights meant
     integers = {k for k, v in state.items() if k in expected and expected[k].is_floating_point()}
     integers = {k for k in integers if not state[k].is_floating_point()}
     matched = {
@@ -332,7 +338,7 @@ def load_init(model, init: InitWeights, spec_source: str) -> str:
     if shapes:
         details.append(f"shape differs{kept} ({len(shapes)}): {_listed(shapes)}")
     if types:
-        details.append(f"integer values for float weights{kept} ({len(types)}): {_listed(types)}")
+        details.append(f"non-float values for float weights{kept} ({len(types)}): {_listed(types)}")
     if unexpected:
         ignored = "" if not matched else ", ignored"
         details.append(f"in the file, not in the network{ignored} ({len(unexpected)}): {_listed(unexpected)}")

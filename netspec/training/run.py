@@ -450,6 +450,32 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*padding='same' with even kernel lengths.*")
 
 
+MAX_HISTORY_BYTES = 256 << 20  # a metrics.csv of a few million rows: beyond it, not one netspec wrote
+
+
+def _check_history_file(path: Path) -> None:
+    """The metrics.csv a resumed run continues: a FIFO would block its reading for ever, /dev/zero
+    fill the memory, a directory fail its writing after the spec.yaml was rewritten."""
+    if not path.exists() and not path.is_symlink():
+        return  # a run killed before its first row: the history starts here
+    problem = None
+    if not path.is_file():
+        problem = "is not a regular file"
+    elif path.stat().st_size > MAX_HISTORY_BYTES:
+        problem = f"holds {path.stat().st_size:,} bytes, more than a run's history ({MAX_HISTORY_BYTES:,})"
+    if problem:
+        raise SpecError(
+            [
+                Problem(
+                    f"{path} {problem}",
+                    str(path),
+                    hint="a run directory's metrics.csv is the file netspec wrote; remove it to resume "
+                    "without the earlier rows",
+                )
+            ]
+        )
+
+
 def _resume_checkpoint(spec: Spec, run_dir: Path):
     """``run_dir``'s last.ckpt, which must exist and come from this spec: the same but for the
     stopping criteria and progress display (a finished run continues with a larger max_epochs)."""
@@ -470,6 +496,7 @@ def _resume_checkpoint(spec: Spec, run_dir: Path):
     from netspec.yamlio import load_yaml, read_spec_file
 
     checkpoint = read_checkpoint(ckpt_path)  # weights-only, before anything else is read
+    _check_history_file(run_dir / "metrics.csv")
     saved = run_dir / "spec.yaml"
     if not saved.is_file():
         raise SpecError(
