@@ -532,3 +532,29 @@ def test_dice_loss_is_zero_for_a_perfect_mask_and_ignores_unlabelled_pixels():
     assert float(dice_loss(noisy, marked, 255)) == pytest.approx(
         float(dice_loss(perfect, marked, 255)), abs=1e-5
     )
+
+
+def test_cross_entropy_with_ignored_labels_is_torchs_mean_and_0_for_a_batch_of_none():
+    """A batch whose labels were all ignore_index made the loss NaN (0/0 in PyTorch's mean): a
+    NaN val_loss with exit 0, or a training stop telling the user to lower the learning rate."""
+    from netspec.training.losses import _mean_over_labelled
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(300):
+        classes, n = int(torch.randint(2, 6, (1,), generator=g)), int(torch.randint(1, 9, (1,), generator=g))
+        spatial = [] if trial % 2 else [3, 2]  # classes per sample, or masks
+        out = torch.randn(n, classes, *spatial, generator=g, dtype=torch.float64)
+        target = torch.randint(0, classes, (n, *spatial), generator=g)
+        target = torch.where(torch.rand(target.shape, generator=g) < 0.4, 255, target)
+        weight = torch.rand(classes, generator=g, dtype=torch.float64) + 0.1 if trial % 3 == 0 else None
+        smoothing = [0.0, 0.1, 0.3][trial % 3]
+        ours = _mean_over_labelled(out, target, weight, 255, smoothing)
+        if (target != 255).any():
+            theirs = torch.nn.functional.cross_entropy(
+                out, target, weight=weight, ignore_index=255, label_smoothing=smoothing
+            )
+            torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+        else:
+            assert float(ours) == 0.0
+    none = torch.full((4,), 255)
+    assert float(_mean_over_labelled(torch.randn(4, 3), none, None, 255, 0.0)) == 0.0

@@ -27,6 +27,25 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int | No
     return 1 - ((2 * overlap + DICE_EPS) / (total + DICE_EPS)).mean()
 
 
+def _mean_over_labelled(out, target, weight, ignore_index: int, label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy's mean over the labelled targets, and 0 for a batch with none: PyTorch's own
+    mean divides by zero there, so one batch of unlabelled samples made an epoch's loss NaN."""
+    total = F.cross_entropy(
+        out,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
+    labelled = target != ignore_index
+    if weight is None:
+        count = labelled.sum().to(total.dtype)
+    else:  # PyTorch's weighted mean divides by the labelled targets' class weights
+        count = (weight[torch.where(labelled, target, 0)] * labelled).sum().to(total.dtype)
+    return total / count.clamp(min=torch.finfo(total.dtype).tiny)
+
+
 class HeadLoss(nn.Module):
     """The loss of one head: output and target in, a scalar out (class weights as a buffer)."""
 
@@ -41,13 +60,11 @@ class HeadLoss(nn.Module):
         if head.loss == "dice":
             return dice_loss(out, target, head.ignore_index)
         if head.loss in ("cross_entropy", "cross_entropy_dice"):
-            loss = F.cross_entropy(
-                out,
-                target,
-                weight=None if self.class_weights is None else self.class_weights.to(out.dtype),
-                ignore_index=head.ignore_index if head.ignore_index is not None else -100,
-                label_smoothing=head.label_smoothing,
-            )
+            weight = None if self.class_weights is None else self.class_weights.to(out.dtype)
+            if head.ignore_index is None:
+                loss = F.cross_entropy(out, target, weight=weight, label_smoothing=head.label_smoothing)
+            else:
+                loss = _mean_over_labelled(out, target, weight, head.ignore_index, head.label_smoothing)
             if head.loss == "cross_entropy_dice":
                 loss = loss + dice_loss(out, target, head.ignore_index)
             return loss
