@@ -558,3 +558,17 @@ def test_cross_entropy_with_ignored_labels_is_torchs_mean_and_0_for_a_batch_of_n
             assert float(ours) == 0.0
     none = torch.full((4,), 255)
     assert float(_mean_over_labelled(torch.randn(4, 3), none, None, 255, 0.0)) == 0.0
+
+
+def test_a_classifiers_accuracy_is_the_share_of_samples_right():
+    """It was torchmetrics' MulticlassAccuracy default, the mean over classes, where a class with
+    no sample scores 0: 4 of 10 right (class 2 absent) read 0.2667."""
+    from netspec.training.losses import build_metrics
+    from netspec.training.tasks import Head
+
+    head = Head("out", 0, "classification", "cross_entropy", ("accuracy",), None, num_classes=3)
+    metrics = build_metrics(head)
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 0, 0, 0, 0, 2, 2, 0, 0, 0]), 3).float()
+    labels = torch.tensor([0, 1] * 5)
+    metrics["acc"].update(logits, labels)
+    assert float(metrics["acc"].compute()) == pytest.approx(0.4)
