@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO
@@ -602,3 +603,27 @@ def test_a_precision_netspec_does_not_know_gets_one_message(capsys):
     assert main(["train", LENET, *QUIET, "--set", "train.precision=64"]) == 2
     err = capsys.readouterr().err
     assert err.count("Input should be") == 1 and "'bf16-mixed', '16-mixed' or 32" in err
+
+
+def test_a_run_records_its_array_files_absolute_so_a_resume_elsewhere_keeps_its_data(
+    tmp_path, monkeypatch, capsys
+):
+    """spec.yaml kept `path: d.npz`: resumed from another directory holding another d.npz, the run
+    trained on that file in silence."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "sub").mkdir()
+    for folder in (tmp_path, tmp_path / "sub"):
+        np.savez(folder / "d.npz", x=rng.normal(size=(40, 4)).astype(np.float32), y=rng.integers(0, 3, 40))
+    (tmp_path / "mlp.yaml").write_text(
+        "input: [4]\nlayers:\n  - {type: linear, out_features: 3}\n"
+        "train: {data: {name: arrays, path: d.npz, batch_size: 8}, max_epochs: 1, progress: none}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "mlp.yaml", "--set", "train.run_dir=run"]) == 0
+    assert f"path: {tmp_path / 'd.npz'}" in (tmp_path / "run" / "spec.yaml").read_text()
+    monkeypatch.chdir(tmp_path / "sub")
+    capsys.readouterr()
+    assert main(["train", "../mlp.yaml", "--resume", "../run", "--set", "train.max_epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert f"train.data.path: {tmp_path / 'd.npz'} → {tmp_path / 'sub' / 'd.npz'}" in err
+    assert main(["train", "../run/spec.yaml", "--resume", "../run", "--set", "train.max_epochs=2"]) == 0

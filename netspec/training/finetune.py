@@ -98,7 +98,10 @@ def show_value(value: Any, limit: int = 60) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
+    if isinstance(value, str):  # a path: what tells two apart is often its end
+        text = value
+        limit = max(limit, 400)
+    elif isinstance(value, (int, float)):
         text = str(value)
     else:
         import yaml

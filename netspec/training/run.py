@@ -476,7 +476,7 @@ def _check_history_file(path: Path) -> None:
         )
 
 
-def _resume_checkpoint(spec: Spec, run_dir: Path):
+def _resume_checkpoint(spec: Spec, run_dir: Path, data_dir=None):
     """``run_dir``'s last.ckpt, which must exist and come from this spec: the same but for the
     stopping criteria and progress display (a finished run continues with a larger max_epochs)."""
     from netspec.training.checkpoint import read_checkpoint
@@ -514,6 +514,7 @@ def _resume_checkpoint(spec: Spec, run_dir: Path):
         raise SpecError(
             [Problem("the run's spec.yaml holds no spec", str(saved), hint="start a new run with --init")]
         )
+    _old_data_files(old, data_dir)
     new = load_yaml(_resolved_yaml(spec)).data
     return continuation(spec, old, new, checkpoint, ckpt_path, saved)
 
@@ -546,9 +547,10 @@ def fit(
             ]
         )
     spec, cfg, weights = _with_init(spec, cfg, init)
+    spec, cfg = _with_data_files(spec, cfg, data_dir)
     run_dir = Path(resume) if resume is not None else _run_dir(spec, cfg)
     retry = resume is None and _rank_zero() and _refuse_a_used_run_dir(spec, run_dir)
-    resumed = _resume_checkpoint(spec, run_dir) if resume is not None else None
+    resumed = _resume_checkpoint(spec, run_dir, data_dir) if resume is not None else None
     with frozen_heap("pytorch_lightning"), _torch_state_restored():  # the run's heavy imports
         return _fit(spec, cfg, run_dir, resumed, data_dir, None if resumed else weights, retry)
 
@@ -562,6 +564,40 @@ def _with_init(spec: Spec, cfg, init):
         cfg = cfg.model_copy(update={"init": str(weights.path)})
         spec.model = spec.model.model_copy(update={"train": cfg})
     return spec, cfg, weights
+
+
+ARRAY_FILES = ("path", "test_path")  # the arrays dataset's files, looked for from the working directory
+
+
+def _with_data_files(spec: Spec, cfg, data_dir):
+    """The spec with the arrays dataset's files as absolute paths, as found now: the run's spec.yaml
+    then names the data it trained on, and a resume from another directory cannot take other files
+    of the same name (it trained on them in silence)."""
+    if cfg.data is None or cfg.data.name != "arrays":
+        return spec, cfg
+    found = {f: _data_file(getattr(cfg.data, f), data_dir) for f in ARRAY_FILES if getattr(cfg.data, f)}
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update=found)})
+    spec.model = spec.model.model_copy(update={"train": cfg})
+    return spec, cfg
+
+
+def _data_file(value: str, data_dir) -> str:
+    """Where the arrays dataset finds ``value``; as given when it finds nothing (it says so, located)."""
+    from netspec.datasets.arrays import resolve
+
+    try:
+        return str(resolve(value, Path(data_dir or "data")))
+    except DataError:
+        return value
+
+
+def _old_data_files(old: dict, data_dir) -> None:
+    """A run's spec.yaml from before its data files were made absolute: resolve them the same way."""
+    data = (old.get("train") or {}).get("data") if isinstance(old.get("train"), dict) else None
+    if isinstance(data, dict) and data.get("name") == "arrays":
+        for field_name in ARRAY_FILES:
+            if isinstance(data.get(field_name), str):
+                data[field_name] = _data_file(data[field_name], data_dir)
 
 
 def _rank_zero() -> bool:
