@@ -447,3 +447,16 @@ def test_weights_with_nan_load_with_a_warning(tmp_path, capsys):
         f"warning: {tmp_path / 'w.pt'}: c1.weight and 1 more hold NaN or infinite values"
         in capsys.readouterr().err
     )
+
+
+def test_a_spec_yaml_edited_to_another_rate_does_not_resume_in_silence(trained, tmp_path, capsys):
+    """The edit was accepted and not applied: the optimizer came back from last.ckpt, with its rate,
+    while spec.yaml claimed the new one."""
+    run = _copy_run(trained, tmp_path)
+    saved = run / "spec.yaml"
+    saved.write_text(saved.read_text().replace("lr: 0.01", "lr: 0.5"))
+    sets = [part for value in [*TRAINED, "train.max_epochs=2"] for part in ("--set", value)]
+    assert main(["train", str(saved), *sets, "--set", "train.optimizer.lr=0.5", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "the run trained with another optimizer setting than the spec says" in err
+    assert f"train.optimizer.lr: 0.5 in the spec, 0.01 in {run / 'checkpoints' / 'last.ckpt'}" in err

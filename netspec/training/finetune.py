@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import sys
 import types
@@ -159,6 +160,7 @@ def continuation(
 
     epochs, steps = counters(checkpoint, ckpt_path)
     cfg = spec.model.train
+    _same_optimizer_as_saved(spec, cfg, checkpoint, ckpt_path, saved)
     if cfg.max_steps is not None and cfg.max_steps < steps:
         raise SpecError(
             [
@@ -181,6 +183,42 @@ def continuation(
         )
     train = old.get("train") if isinstance(old, dict) else None
     return Continuation(ckpt_path, epochs, steps, train if isinstance(train, dict) else None)
+
+
+def _same_optimizer_as_saved(spec, cfg, checkpoint: dict, ckpt_path: Path, saved: Path) -> None:
+    """A resumed run's optimizer comes back from last.ckpt, rate and decay included: a spec.yaml
+    edited to another rate would claim one the run never used (the edit resumed in silence)."""
+    states = checkpoint.get("optimizer_states")
+    groups = (
+        states[0].get("param_groups")
+        if isinstance(states, list) and states and isinstance(states[0], dict)
+        else None
+    )
+    if not isinstance(groups, list) or not groups or not isinstance(groups[0], dict):
+        return
+    group = groups[0]
+    # the rate the schedule started from (LambdaLR keeps it), else the optimizer's own
+    trained = {"lr": group.get("initial_lr", group.get("lr")), "weight_decay": group.get("weight_decay")}
+    wanted = {"lr": cfg.optimizer.lr, "weight_decay": cfg.optimizer.weight_decay}
+    differ = [
+        f"train.optimizer.{key}: {wanted[key]:g} in the spec, {trained[key]:g} in {ckpt_path}"
+        for key in wanted
+        if isinstance(trained[key], (int, float))
+        and not math.isclose(trained[key], wanted[key], rel_tol=1e-9)
+    ]
+    if differ:
+        raise SpecError(
+            [
+                spec.document.problem(
+                    "the run trained with another optimizer setting than the spec says, and a resumed run "
+                    "continues with the checkpoint's",
+                    ("train", "optimizer"),
+                    hint=f"resume with the spec the run started with ({saved}, as netspec wrote it), or "
+                    "start a new run from its weights with --init",
+                    details=tuple(differ),
+                )
+            ]
+        )
 
 
 def counted(n: int, noun: str) -> str:
