@@ -525,6 +525,16 @@ def test_arrays_files_found_by_a_fuzz_round(load, tmp_path):
     torch.save({"x": xt, "y": torch.from_numpy(y)}, tmp_path / "grad.pt")
     train = load("arrays", (1, 4, 4), path=str(tmp_path / "grad.pt")).train.tensors[0]
     assert not train.requires_grad
+    # big-endian arrays are the same numbers ("not a numeric array", before)
+    np.savez(tmp_path / "be.npz", x=x.astype(">f4"), y=y.astype(">i8"))
+    got = load("arrays", (1, 4, 4), path=str(tmp_path / "be.npz"), val_fraction=0.0).train.tensors
+    assert sorted(got[0].flatten().tolist()) == sorted(x.flatten().tolist())
+    # a whole-number float label of 1e20 read as -9223372036854775808, with a hint no option takes
+    huge = y.astype(np.float64)
+    huge[5] = 1e20
+    np.savez(tmp_path / "huge.npz", x=x, y=huge)
+    with pytest.raises(DataError, match=r"hold 1e\+20, which is no class label \(num_classes is 3\)"):
+        load("arrays", (1, 4, 4), path=str(tmp_path / "huge.npz"), num_classes=3)
     # float8 inputs (exit 1: isfinite is not implemented for them)
     torch.save(
         {"x": torch.from_numpy(x).to(torch.float8_e4m3fn), "y": torch.from_numpy(y)}, tmp_path / "f8.pt"

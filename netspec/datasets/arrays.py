@@ -195,6 +195,8 @@ def _tensor(value: Any, path: Path, what: str):
 
     if isinstance(value, torch.Tensor) and (problem := layout_problem(value)):
         raise DataError(f"dataset 'arrays': the {what} in {path} are {problem}")
+    if not getattr(getattr(value, "dtype", None), "isnative", True):  # a numpy array saved big-endian
+        value = value.astype(value.dtype.newbyteorder("="))  # big-endian: the same numbers, swapped
     try:
         tensor = torch.as_tensor(value).detach()  # saved with requires_grad: batches would share a graph
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -284,6 +286,12 @@ def labels_task(
     elif num_classes is not None and all(
         not y.dtype.is_floating_point or bool((y == y.round()).all()) for y in labels
     ):
+        for y, path in zip(labels, paths, strict=True):  # 1e20 would wrap to -2**63 in int64
+            if y.dtype.is_floating_point and y.numel() and float(y.abs().max()) >= 2**31:
+                raise DataError(
+                    f"dataset 'arrays': the {what} in {path} hold {float(y.abs().max()):g}, which is no "
+                    f"class label (num_classes is {num_classes}); give labels from 0 to {num_classes - 1}"
+                )
         labels = [y.to(torch.int64) for y in labels]  # whole-number floats with num_classes: classes
     elif num_classes is not None:
         raise DataError(
@@ -313,7 +321,12 @@ def labels_task(
             "to learn from"
         )
     if low[0] < 0:
-        hint = f"; if it marks unlabelled samples or pixels, set ignore_index: {low[0]}"
+        # (ignore_index takes a 32-bit value: a label below that is no marker to name)
+        hint = (
+            f"; if it marks unlabelled samples or pixels, set ignore_index: {low[0]}"
+            if low[0] >= -(2**31)
+            else ""
+        )
         raise DataError(
             f"dataset 'arrays': class labels must be ≥ 0; found {low[0]} in the {what} of sample {low[1]} "
             f"of {low[2]}" + (hint if ignore_index is None else "")
