@@ -572,3 +572,14 @@ def test_a_classifiers_accuracy_is_the_share_of_samples_right():
     labels = torch.tensor([0, 1] * 5)
     metrics["acc"].update(logits, labels)
     assert float(metrics["acc"].compute()) == pytest.approx(0.4)
+
+
+def test_one_float_per_sample_is_fitted_by_an_output_of_one_value():
+    """The hint said "make the output []", which no layer gives; [1] is what trains."""
+    x = torch.randn(4, 1, 8, 8)
+    values = _splits(x, torch.randn(4))
+    assert "make the output [1]" in _refused(CLASSIFIER, values)
+    one = [{"type": "flatten"}, {"type": "linear", "name": "value", "out_features": 1}]
+    spec, cfg = _spec(one)
+    (head,) = resolve_heads(spec, cfg, values)
+    assert head.task == "regression"

@@ -406,7 +406,9 @@ def _shape_hint(out, info: TargetInfo) -> str:
         )
     if info.num_classes is not None:
         return f"end the network with {info.num_classes} channels at the masks' size {describe(info.shape)}"
-    return f"make the output {describe(info.shape)}, or set task: reconstruction to reproduce the input"
+    # one float per sample ([N] targets) is an output of one value: [1], not the unbuildable []
+    shape = info.shape or (1,)
+    return f"make the output {describe(shape)}, or set task: reconstruction to reproduce the input"
 
 
 def notice(heads: list[Head], dataset: str) -> str:
