@@ -132,10 +132,8 @@ def _out_of_memory(exc: Exception) -> bool:
 
 def _not_allocated(spec: Spec, layer, exc: Exception):
     """A weight larger than the device's memory is the spec's size, not a broken builder."""
-    from netspec.report import human_bytes
-
     tried = re.search(r"(?:tried to allocate|Tried to allocate) ([0-9.]+ ?[KMGT]?i?B|[0-9]+ bytes)", str(exc))
-    needs = f" (torch tried to allocate {_bytes_text(tried.group(1), human_bytes)})" if tried else ""
+    needs = f" (torch tried to allocate {_bytes_text(tried.group(1))})" if tried else ""
     device = torch.get_default_device()
     return spec.document.problem(
         f"out of memory building this layer's parameters on {device.type}{needs}",
@@ -146,8 +144,10 @@ def _not_allocated(spec: Spec, layer, exc: Exception):
     )
 
 
-def _bytes_text(text: str, human_bytes) -> str:
-    """ "1003520000000 bytes" as "934.6 GiB"; a size torch already wrote in units as it is."""
+def _bytes_text(text: str) -> str:
+    """A byte count (the CPU allocator's "1003520000000 bytes") in units; CUDA's "20.00 GiB" as it is."""
+    from netspec.report import human_bytes
+
     count = re.fullmatch(r"([0-9]+) bytes", text)
     return human_bytes(int(count.group(1))) if count else text
 

@@ -149,8 +149,7 @@ def expand(
 
 def _refuse_unread_set_params(doc: Document, blocks: dict[str, _Block]) -> None:
     """``--set params.NAME=…`` where no expression reads NAME would change nothing: a typo
-    (``params.widht``), or a spec without that parameter. The file's own unread params stay
-    allowed (a parameter for one variant only)."""
+    (``params.widht``), a spec without that parameter, or one the chosen variant never reads."""
     set_names = {
         path[1]: source for path, source in doc.overrides.items() if len(path) >= 2 and path[0] == "params"
     }

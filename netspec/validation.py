@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from typing import Any, Literal, get_args, get_origin
 
@@ -24,29 +23,20 @@ def validate(doc: Document, registry: Registry):
     except ValidationError as exc:
         problems = []
         seen = set()
+        types_listed = False  # five unknown layer types listed the ~50 known ones five times
         for error in _without_other_union_members(exc.errors(), doc.data):
-            problem = _problem(error, doc, registry)
-            if problem.render() not in seen:
-                seen.add(problem.render())
+            problem = _problem(error, doc, registry, types_listed)
+            said = (problem.source, problem.location, problem.layer, problem.message)
+            if said not in seen:
+                seen.add(said)
                 problems.append(problem)
-        raise SpecError(_list_known_types_once(problems)) from None
+                types_listed = types_listed or _unknown_layer_type(error, doc.data)
+        raise SpecError(problems) from None
 
 
-def _list_known_types_once(problems: list[Problem]) -> list[Problem]:
-    """Five unknown layer types printed the ~50 known ones five times: once is enough."""
-    shown = False
-    out = []
-    for p in problems:
-        if p.hint and "known types: " in p.hint:
-            if shown:
-                head, _, rest = p.hint.partition("known types: ")
-                _, _, notes = rest.partition("\n")
-                p = dataclasses.replace(
-                    p, hint=head + "known types: as listed above" + ("\n" + notes if notes else "")
-                )
-            shown = True
-        out.append(p)
-    return out
+def _unknown_layer_type(error: dict, data: Any) -> bool:
+    """A layer's ``type:`` that no plugin registered (the union's tag; a dataset's is under train)."""
+    return error["type"] == "union_tag_invalid" and data_path(data, tuple(error["loc"]))[:1] != ("train",)
 
 
 def _without_other_union_members(errors: list, data: Any) -> list:
@@ -90,7 +80,9 @@ def layer_label(index: int, layer: Any, name: str | None = None) -> str:
     return label
 
 
-def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
+def _problem(error: dict, doc: Document, registry: Registry, types_listed: bool = False) -> Problem:
+    """One pydantic error as a located problem; ``types_listed``: an earlier problem listed the
+    known layer types already."""
     loc = tuple(error["loc"])
     path = data_path(doc.data, loc)
     kind = error["type"]
@@ -110,7 +102,7 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         message = (f"{'.'.join(map(str, where))}: " if where else "") + f"unknown key {unknown!r}"
         close = difflib.get_close_matches(str(unknown), allowed, n=1)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed keys: " + ", ".join(allowed)
-    elif kind == "union_tag_invalid" and path[:1] == ("train",):
+    elif kind == "union_tag_invalid" and not _unknown_layer_type(error, doc.data):
         tag = error["ctx"]["tag"]
         message = f"unknown dataset {tag!r}"
         close = difflib.get_close_matches(str(tag), list(registry.datasets), n=2)
@@ -122,9 +114,8 @@ def _problem(error: dict, doc: Document, registry: Registry) -> Problem:
         tag = error["ctx"]["tag"]
         message = f"unknown layer type {tag!r}"
         close = difflib.get_close_matches(str(tag), list(registry.layers), n=3)
-        hint = (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + (
-            "known types: " + ", ".join(sorted(registry.layers))
-        )
+        known = "as listed above" if types_listed else ", ".join(sorted(registry.layers))
+        hint = (f"did you mean {' or '.join(map(repr, close))}? " if close else "") + f"known types: {known}"
         hint += left_out_notes(registry, tag)
         path = (*path, "type")
     elif kind == "union_tag_not_found":
