@@ -136,7 +136,7 @@ def predict(
             writers.append(WRITERS[task.task](task, context))
             cleanup.enter_context(writers[-1].open_files)
         index = 0
-        nonfinite = {task.output: [] for task in tasks}  # inputs whose output holds NaN or inf
+        nonfinite: dict[str, tuple[int, str]] = {}  # output → (inputs it is NaN or inf for, the first)
         with torch.inference_mode():
             for labels, x in batches(sources, batch_size):
                 outs = forward(model, x, dev)
@@ -144,17 +144,18 @@ def predict(
                 names = [context.stem(index + i, label) for i, label in enumerate(labels)]
                 for writer in writers:
                     y = outs[writer.task.index].float().cpu()
-                    bad = ~torch.isfinite(y).flatten(1).all(dim=1)
-                    nonfinite[writer.task.output] += [labels[i] for i in bad.nonzero().flatten().tolist()]
+                    bad = (~torch.isfinite(y).flatten(1).all(dim=1)).nonzero().flatten().tolist()
+                    if bad:
+                        count, first = nonfinite.get(writer.task.output, (0, labels[bad[0]]))
+                        nonfinite[writer.task.output] = (count + len(bad), first)
                     writer.add(index, labels, names, x, y)
                 index += len(labels)
         files = [path for writer in writers for path in writer.close()]
-    for output, bad in nonfinite.items():
-        if bad:
-            log(
-                f"netspec: warning: output {output!r} is NaN or infinite for {len(bad)} of {total} inputs "
-                f"(the first: {bad[0]}); its predictions for them mean nothing"
-            )
+    for output, (count, first) in nonfinite.items():
+        log(
+            f"netspec: warning: output {output!r} is NaN or infinite for {count} of {total} inputs "
+            f"(the first: {first}); its predictions for them mean nothing"
+        )
     report = "\n\n".join(writer.report() for writer in writers)
     report += f"\n\npredictions for {total} input{'s' if total != 1 else ''} written to {out}"
     return PredictResult(out, total, files, report.strip("\n"))
@@ -165,8 +166,8 @@ def _refuse_inputs_in_out(sources: list, out_dir: Path) -> None:
     fed back to an autoencoder): it would be cut and rewritten while it is still being read."""
     out = out_dir.resolve()
     for source in sources:
-        for path in getattr(source, "paths", None) or [getattr(source, "path", None)]:
-            if path is not None and Path(path).resolve().is_relative_to(out):
+        for path in source.files():
+            if path.resolve().is_relative_to(out):
                 raise refuse(
                     f"the input {path} is inside the output directory {out_dir}, where the "
                     "predictions could replace it while it is being read",

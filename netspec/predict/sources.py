@@ -23,6 +23,10 @@ class Source(ABC):
     @abstractmethod
     def load(self, start: int, stop: int): ...
 
+    def files(self) -> list[Path]:
+        """The files it reads (predict must not write over one of them)."""
+        return []
+
 
 class ImageFiles(Source):
     """Image files, standardised like the training images when the checkpoint says how."""
@@ -35,6 +39,9 @@ class ImageFiles(Source):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def files(self) -> list[Path]:
+        return list(self.paths)
 
     def labels(self, start: int, stop: int) -> list[str]:
         return [str(p) for p in self.paths[start:stop]]
@@ -59,6 +66,9 @@ class ArrayFile(Source):
 
     def __len__(self) -> int:
         return 1 if self.single else len(self.data)
+
+    def files(self) -> list[Path]:
+        return [self.path]
 
     def labels(self, start: int, stop: int) -> list[str]:
         if self.single:
