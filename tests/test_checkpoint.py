@@ -65,6 +65,15 @@ def test_a_relative_run_directory_gives_every_path_in_the_same_form(tmp_path, mo
     assert result.last_checkpoint == Path("run/checkpoints/last.ckpt")
 
 
+def _one_step(tmp_path) -> list[str]:
+    """--set options for a run of one step into tmp_path/r."""
+    return [
+        part
+        for value in ("train.max_steps=1", "train.progress=none", f"train.run_dir={tmp_path}/r")
+        for part in ("--set", value)
+    ]
+
+
 def _malicious(path, marker, *, zipped: bool):
     if zipped:  # what torch.save writes, with a code-running object inside
         torch.save({"state_dict": {}, "hook": Payload(marker)}, path)
@@ -153,14 +162,7 @@ def test_integer_weights_are_not_cast_in_silence(trained, tmp_path, capsys):
     torch.save(content, tmp_path / "int.ckpt")
     assert main(["eval", LENET, "--checkpoint", str(tmp_path / "int.ckpt")]) == 2
     assert "c1.weight: checkpoint int64 values, network float32" in capsys.readouterr().err
-    run = [
-        "--set",
-        "train.max_steps=1",
-        "--set",
-        "train.progress=none",
-        "--set",
-        f"train.run_dir={tmp_path}/r",
-    ]
+    run = _one_step(tmp_path)
     assert main(["train", LENET, "--init", str(tmp_path / "int.ckpt"), *run]) == 2
     err = capsys.readouterr().err
     assert "no tensor of" in err and "non-float values for float weights (10): c1.weight: file int64" in err
@@ -419,14 +421,7 @@ def test_init_from_sparse_or_meta_tensors_is_exit_2(tmp_path, capsys, layout):
         (lambda t: t.to_sparse()) if layout == "sparse" else (lambda t: torch.empty(t.shape, device="meta"))
     )
     torch.save({k: change(v) for k, v in state.items()}, tmp_path / "w.pt")
-    run = [
-        "--set",
-        "train.max_steps=1",
-        "--set",
-        "train.progress=none",
-        "--set",
-        f"train.run_dir={tmp_path}/r",
-    ]
+    run = _one_step(tmp_path)
     assert main(["train", LENET, "--init", str(tmp_path / "w.pt"), *run]) == 2
     err = capsys.readouterr().err
     assert f"w.pt holds a {'sparse_coo tensor' if layout == 'sparse' else 'tensor on the meta device'}" in err

@@ -149,8 +149,15 @@ def _plain_state_dict(path: Path) -> dict | None:
     return None
 
 
-def _floating(value: Any) -> bool:
-    return bool(getattr(value, "is_floating_point", lambda: True)())
+def not_floats(state: dict[str, Any], expected: dict[str, Any]) -> dict[str, str]:
+    """Names whose file values are integers, bools or complex where the network keeps floats, with
+    the file's dtype: ``load_state_dict`` would cast them in silence, and they are not the weights
+    meant (a state_dict cast to int64 holds 0 and ±1)."""
+    return {
+        k: str(state[k].dtype).removeprefix("torch.")
+        for k in expected
+        if k in state and expected[k].is_floating_point() and not state[k].is_floating_point()
+    }
 
 
 def check_fits(state: dict[str, Any], expected: dict[str, Any], path: str | Path, spec_source: str) -> None:
@@ -162,12 +169,9 @@ def check_fits(state: dict[str, Any], expected: dict[str, Any], path: str | Path
         for k in expected
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
-    # integer or bool values for float weights: cast in silence, they would be other weights
     wrong += [
-        f"{k}: checkpoint {str(state[k].dtype).removeprefix('torch.')} values, network "
-        f"{str(expected[k].dtype).removeprefix('torch.')}"
-        for k in expected
-        if k in state and expected[k].is_floating_point() and not _floating(state[k])
+        f"{k}: checkpoint {dtype} values, network {str(expected[k].dtype).removeprefix('torch.')}"
+        for k, dtype in not_floats(state, expected).items()
     ]
     if not (missing or unexpected or wrong):
         return

@@ -356,22 +356,22 @@ def load_init(model, init: InitWeights, spec_source: str) -> str:
     """
     state = read_weights(init)
     expected = model.state_dict()
-    # integer, bool or complex values for float weights would be cast in silence: not the weights meant
-    integers = {k for k, v in state.items() if k in expected and expected[k].is_floating_point()}
-    integers = {k for k in integers if not state[k].is_floating_point()}
+    from netspec.training.checkpoint import not_floats
+
+    wrong_type = not_floats(state, expected)
     matched = {
         k: v
         for k, v in state.items()
-        if k in expected and k not in integers and tuple(v.shape) == tuple(expected[k].shape)
+        if k in expected and k not in wrong_type and tuple(v.shape) == tuple(expected[k].shape)
     }
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     shapes = [
         f"{k}: file {list(state[k].shape)}, network {list(expected[k].shape)}"
         for k in expected
-        if k in state and k not in matched and k not in integers
+        if k in state and k not in matched and k not in wrong_type
     ]
-    types = [f"{k}: file {str(state[k].dtype).removeprefix('torch.')}" for k in expected if k in integers]
+    types = [f"{k}: file {dtype}" for k, dtype in wrong_type.items()]
     kept = "" if not matched else ", left as initialised"
     details = []
     if missing:
