@@ -22,6 +22,7 @@ from netspec.chart import (
     decade_ticks,
     draw_chart,
     nice_ticks,
+    thinned,
     tick_labels,
 )
 
@@ -114,6 +115,44 @@ def test_a_large_history_and_huge_values_draw_in_bounded_time(tmp_path):
     points = [(float(i), 1e30 * (1 + math.sin(i / 100))) for i in range(20_000)]
     out = draw_chart(tmp_path / "c.png", [Panel("loss", lines=[Line(points, "#1f77b4")])])
     assert out.exists()
+
+
+@pytest.mark.parametrize("xlog", [False, True])
+def test_a_long_line_is_thinned_to_the_points_its_picture_shows(tmp_path, monkeypatch, xlog):
+    """A resumed run's history of many steps: its curve keeps each x slice's first, lowest, highest
+    and last point, every gap, and draws the picture the whole line draws (lines with markers are
+    drawn whole)."""
+    import random
+
+    import netspec.chart as chart
+
+    rng = random.Random(0)
+    points = [(float(i + 1), math.sin(i / 500) + rng.random()) for i in range(50_000)]
+    points[7_000] = (points[7_000][0], math.nan)
+    points[7_001] = (points[7_001][0], math.inf)  # one gap of two points
+    kept = thinned(points, xlog)
+    assert len(kept) < len(points) // 5 and kept[0] == points[0] and kept[-1] == points[-1]
+    assert [x for x, _ in kept] == sorted(x for x, _ in kept)  # in the line's order
+    finite = [y for _, y in points if math.isfinite(y)]
+    assert min(y for _, y in kept if math.isfinite(y)) == min(finite)
+    assert max(y for _, y in kept if math.isfinite(y)) == max(finite)
+    assert sum(1 for _, y in kept if not math.isfinite(y)) == 1
+    assert thinned(points[:100], xlog) == points[:100]  # short lines are drawn as given
+
+    def picture(name):
+        panel = Panel("loss", lines=[Line(points, "#1f77b4")], xlog=xlog)
+        with Image.open(draw_chart(tmp_path / name, [panel])) as image:
+            return image.convert("RGB")
+
+    thin = picture("thin.png")
+    monkeypatch.setattr(chart, "thinned", lambda points, xlog=False: points)
+    whole = picture("whole.png")
+    from PIL import ImageChops
+
+    differing = (
+        ImageChops.difference(thin, whole).convert("L").point(lambda v: 255 if v else 0).histogram()[255]
+    )
+    assert differing < 0.005 * thin.size[0] * thin.size[1]  # line joints drawn a little differently
 
 
 def test_drawing_a_chart_imports_neither_matplotlib_nor_torch(tmp_path):

@@ -214,6 +214,39 @@ def test_metrics_history_reads_complete_rows_and_merges_a_replay(tmp_path):
     assert read_history(tmp_path / "missing.csv") == []
 
 
+@pytest.mark.filterwarnings("ignore:Experiment logs directory")  # the run's own metrics.csv, as in a run
+def test_a_resumed_history_is_written_as_the_merge_with_each_earlier_row_made_text_once(tmp_path):
+    import csv
+
+    from netspec.training.history import EarlierRows, HistoryCSVLogger, merge, read_history
+
+    path = tmp_path / "metrics.csv"
+    earlier = [f"0,{step},{1 / (step + 1)!r}" for step in range(0, 60, 3)]
+    path.write_text("epoch,step,train_loss_step\n" + "\n".join(earlier) + "\n")
+    history = read_history(path)
+    logger = HistoryCSVLogger(tmp_path, history)
+    logged = []
+    replayed = [
+        (30, {"epoch": 0, "train_loss_step": 0.5}),  # replaces the earlier row of step 30
+        (31, {"epoch": 0, "val_loss": 0.25}),  # a new column: the earlier rows are made text again
+        (33, {"epoch": 0, "train_loss_step": 0.4}),
+    ]
+    for step, metrics in replayed:
+        logger.log_metrics(metrics, step)
+        logged.append({**metrics, "step": step})
+        logger.write()
+        rows = [{k: str(v) for k, v in row.items()} for row in merge(history, logged)]
+        with open(path, newline="", encoding="utf-8") as file:
+            written = list(csv.DictReader(file))
+        assert written == [{k: row.get(k, "") for k in written[0]} for row in rows]
+    steps = [row["step"] for row in read_history(path)]
+    assert steps == [s for s in range(0, 60, 3) if s not in (30, 33)] + [30, 31, 33]
+    made = EarlierRows(history)
+    made.replace([{"epoch": 1, "step": 3, "train_loss_step": 9.0}, {"step": 6, "x": 1}])  # same columns only
+    assert [row["step"] for row in made.kept()][:3] == [0, 6, 9]
+    assert made.text(["epoch", "step", "train_loss_step"]).startswith("0,0,1.0\r\n0,6,")
+
+
 def test_curves_give_each_split_one_colour_and_show_the_learning_rate(tmp_path):
     from PIL import Image
 

@@ -7,12 +7,17 @@ start (``write_rows``: a kill never loses a row that the resumed run would not l
 epoch's training row comes after its checkpoint) and at the end; a resumed run starts from the
 rows of the file it continues.
 Rows that the resumed run logs again (the steps between its checkpoint and the kill replay
-exactly) replace the old ones with the same step and columns; the others are kept.
+exactly) replace the old ones with the same step and columns; the others are kept. The file is
+rewritten whole at each write (a kill leaves the previous file whole), the earlier rows from text
+made once: a resume of a long history costs its length once, not at every write.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
+import io
+import itertools
 import os
 import time
 from pathlib import Path
@@ -35,26 +40,71 @@ def read_history(path: Path) -> list[Row]:
         text = text[: text.rfind("\n") + 1]  # killed while writing a row
     rows = []
     try:
-        for row in csv.DictReader(text.splitlines()):
+        records = csv.reader(text.splitlines())
+        header = next(records, [])
+        unique = len(set(header)) == len(header)  # else the last cell of a name counts, as in DictReader
+        for record in records:  # csv.DictReader's rows, less its per-row Python overhead
+            pairs = zip(header, record, strict=False)
+            if not unique:
+                pairs = dict(pairs).items()
+            cells: Row = {k: v for k, v in pairs if v}
             try:
-                step = int(row.get("step") or "")
-            except (TypeError, ValueError):
+                cells["step"] = int(cells.get("step", ""))
+            except ValueError:
                 continue
-            cells = {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str) and v}
-            rows.append({**cells, "step": step})
+            rows.append(cells)
     except csv.Error:  # not a CSV file (or a field beyond csv's limit): nothing to keep
         return []
     return rows
 
 
-def _key(row: Row) -> tuple:
-    return row["step"], frozenset(row)
+class EarlierRows:
+    """A resumed run's earlier rows as CSV text: each row made into text once for a set of columns,
+    rows that the resumed run logs again left out (once replaced, a row stays replaced)."""
+
+    def __init__(self, rows: list[Row]):
+        self.rows = rows
+        self.columns: set[str] = set().union(*{tuple(row) for row in rows})
+        steps = [row["step"] for row in rows]
+        self._order = sorted(range(len(rows)), key=steps.__getitem__)  # a sorted index: no per-row objects
+        self._steps = [steps[i] for i in self._order]
+        self._replaced: set[int] = set()
+        self._lines: tuple[list[str], list[str]] = ([], [])  # (columns, each row's text)
+        self._text: tuple[tuple, str] | None = None  # ((columns, replaced count), the rows kept)
+
+    def replace(self, rows: list[Row]) -> None:
+        """Leave out the earlier rows with the step and columns of one of ``rows``."""
+        for row in rows:
+            step = row["step"]
+            first, end = bisect.bisect_left(self._steps, step), bisect.bisect_right(self._steps, step)
+            self._replaced.update(i for i in self._order[first:end] if self.rows[i].keys() == row.keys())
+
+    def kept(self) -> list[Row]:
+        return [row for index, row in enumerate(self.rows) if index not in self._replaced]
+
+    def text(self, columns: list[str]) -> str:
+        """The kept rows as CSV lines under ``columns`` (a superset of theirs)."""
+        if self._lines[0] != columns:
+            buffer = io.StringIO()
+            out = csv.writer(buffer)
+            ends = []
+            for row in self.rows:
+                out.writerow([row.get(column, "") for column in columns])
+                ends.append(buffer.tell())
+            text = buffer.getvalue()
+            self._lines = (columns, [text[a:b] for a, b in itertools.pairwise([0, *ends])])
+        state = (tuple(columns), len(self._replaced))
+        if self._text is None or self._text[0] != state:
+            lines = self._lines[1]
+            self._text = (state, "".join(line for i, line in enumerate(lines) if i not in self._replaced))
+        return self._text[1]
 
 
 def merge(history: list[Row], rows: list[Row]) -> list[Row]:
     """The old rows that ``rows`` does not log again, then ``rows``."""
-    again = {_key(row) for row in rows}
-    return [row for row in history if _key(row) not in again] + rows
+    earlier = EarlierRows(history)
+    earlier.replace(rows)
+    return earlier.kept() + rows
 
 
 class HistoryCSVLogger(CSVLogger):
@@ -62,7 +112,7 @@ class HistoryCSVLogger(CSVLogger):
 
     def __init__(self, run_dir: Path, history: list[Row]):
         super().__init__(save_dir=run_dir, name="", version="", flush_logs_every_n_steps=1)
-        self._history = history
+        self._earlier = EarlierRows(history) if history else None
         self._rows: list[Row] = []
         self._written = time.monotonic()
 
@@ -80,21 +130,22 @@ class HistoryCSVLogger(CSVLogger):
     def write(self) -> None:
         """The rows logged so far, to the file."""
         self._written = time.monotonic()
-        if not self._history:  # a fresh run: Lightning appends the new rows
+        if self._earlier is None:  # a fresh run: Lightning appends the new rows
             super().save()
             return
         writer = self.experiment
+        self._earlier.replace(writer.metrics)
         self._rows.extend(writer.metrics)
         writer.metrics = []
-        rows = merge(self._history, self._rows)
-        columns = sorted(set().union(*rows)) if rows else []
+        columns = sorted(self._earlier.columns.union(*self._rows))
         writer.metrics_keys = columns
         target = Path(writer.metrics_file_path)
         partial = target.with_suffix(".csv.partial")
         with open(partial, "w", newline="", encoding="utf-8") as file:
-            out = csv.DictWriter(file, fieldnames=columns)
-            out.writeheader()
-            out.writerows(rows)
+            out = csv.writer(file)  # csv.DictWriter's dialect, as Lightning writes
+            out.writerow(columns)
+            file.write(self._earlier.text(columns))
+            out.writerows([row.get(column, "") for column in columns] for row in self._rows)
         os.replace(partial, target)  # a kill while writing leaves the previous file whole
 
 
