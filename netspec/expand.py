@@ -27,7 +27,7 @@ from netspec.expressions import Evaluator, ExprError, is_expression
 from netspec.params import INPUT
 from netspec.plugins import Registry
 from netspec.registry import LayerContext, RefTarget
-from netspec.yamlio import Document, Path_, Redirect, read_spec_file
+from netspec.yamlio import YAML_KEY_HINT, Document, Path_, Redirect, read_spec_file
 
 LANGUAGE_KEYS = ("include", "extends", "params", "variants", "variant", "blocks")
 ITEM_KEYS = ("repeat", "first", "if")  # allowed on any layer, block use or group
@@ -41,13 +41,23 @@ PARAM_TYPES = {
     "any": None,
 }
 SHAPE_NAMES = ("in_channels", "in_shape", "in_spatial")
-RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", *SHAPE_NAMES}
+RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", "outer_index", *SHAPE_NAMES}
 MAX_REPEAT = 10_000
 MAX_LAYERS = 50_000  # flat layers after expansion
 MAX_STEPS = 60_000  # layers and block instances visited while expanding, left-out ones included
 MAX_BLOCK_DEPTH = 32
 MAX_INCLUDE_DEPTH = 16
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def _repetition(variables: dict, index: int) -> dict:
+    """The variables of one repetition: its ``index``, and the enclosing repetition's as
+    ``outer_index`` (a repeated item in a repeated group: the group's index)."""
+    inner = {**variables, "index": index}
+    inner.pop("outer_index", None)
+    if "index" in variables:
+        inner["outer_index"] = variables["index"]
+    return inner
 
 
 @dataclass
@@ -627,9 +637,9 @@ class _Expander:
         values: dict[str, Any] = {}
         for name, value in params.items():
             if not isinstance(name, str) or not _IDENT.match(name) or name in RESERVED:
-                raise SpecError(
-                    [self.doc.problem(f"params: name {name!r} is not allowed", ("params", name), key=True)]
-                )
+                hint = None if isinstance(name, str) else YAML_KEY_HINT
+                message = f"params: name {name!r} is not allowed"
+                raise SpecError([self.doc.problem(message, ("params", name), key=True, hint=hint)])
             values[name] = self._value(self.doc, ("params", name), value, values, None)
         return values
 
@@ -711,10 +721,8 @@ class _Expander:
                     [self._problem(doc, (*path, "if"), scope, f"if: expected true or false, got {cond!r}")]
                 )
         inputs = self._inputs(scope, item, path, scope.variables)
-        if not cond:  # left out: its name stands for its (first) input
-            name = item.get("name")
-            if isinstance(name, str) and not is_expression(name):
-                scope.names[name] = inputs[0] if inputs else scope.previous
+        if not cond:
+            self._left_out(scope, item, inputs)
             return
         repeat = self._repeat(scope, item, path)
         first = item.get("first")
@@ -733,7 +741,7 @@ class _Expander:
         container = isinstance(name, str) and not is_expression(name) and repeat is not None
         last = None
         for index in range(1 if repeat is None else repeat):
-            variables = scope.variables if repeat is None else {**scope.variables, "index": index}
+            variables = scope.variables if repeat is None else _repetition(scope.variables, index)
             inst = {**item, **first} if index == 0 and first else item
             sources = dict.fromkeys(first or (), (*path, "first"))
             if container:
@@ -761,8 +769,18 @@ class _Expander:
             self.instances[scope.prefix + name] = f"{kinds.pop() if len(kinds) == 1 else 'layers'} ×{repeat}"
         if container or (isinstance(name, str) and repeat is None):
             scope.counter += 1
-        if repeat == 0 and isinstance(name, str) and not is_expression(name):
-            scope.names[name] = inputs[0] if inputs else scope.previous
+        if repeat == 0:
+            self._left_out(scope, item, inputs)
+
+    def _left_out(self, scope: _Scope, item: dict, inputs: list[str] | None) -> None:
+        """An item left out (``if: false``, ``repeat: 0``) is an identity on its (first) input: its
+        name and the next layer's implicit input read that input, so switching an item off
+        never rewires anything but the item itself."""
+        stand_in = inputs[0] if inputs else scope.previous
+        name = item.get("name")
+        if isinstance(name, str) and not is_expression(name):
+            scope.names[name] = stand_in
+        scope.previous = stand_in
 
     def _repeat(self, scope: _Scope, item: dict, path: Path_) -> int | None:
         if "repeat" not in item:
@@ -802,7 +820,7 @@ class _Expander:
             scope.previous = inputs[0]
         outer = scope.variables
         for index in range(1 if repeat is None else repeat):
-            scope.variables = outer if repeat is None else {**outer, "index": index}
+            scope.variables = outer if repeat is None else _repetition(outer, index)
             self._items(scope, layers, (*path, "layers"))
         scope.variables = outer
 

@@ -24,6 +24,12 @@ MAX_SEQUENCE = 10_000  # items in a list, characters in a string
 SHAPE_FUNCTIONS = ("shape", "channels", "spatial")
 
 
+REPETITION_NAMES = {  # names only a repetition defines: where they are missing, say where they exist
+    "index": "`index` exists only in a repeated item or group (0, 1, …); ",
+    "outer_index": "`outer_index` exists only in a repetition inside another (the enclosing one's index); ",
+}
+
+
 class ExprError(Exception):
     """An expression that cannot be evaluated; ``hint`` says what to change."""
 
@@ -200,7 +206,9 @@ class Evaluator:
             known = ", ".join(sorted(self.scope)) or "none"
             raise ExprError(
                 f"unknown name {node.id!r}",
-                (f"did you mean {close[0]!r}? " if close else "") + f"names in scope here: {known}",
+                REPETITION_NAMES.get(node.id, "")
+                + (f"did you mean {close[0]!r}? " if close else "")
+                + f"names in scope here: {known}",
             )
         value = self.scope[node.id]
         return value() if callable(value) else value

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from netspec.errors import Problem, SpecError
 from netspec.language import COMMON_KEYS
 from netspec.plugins import Registry
-from netspec.yamlio import Document
+from netspec.yamlio import YAML_KEY_HINT, Document
 
 
 def validate(doc: Document, registry: Registry):
@@ -122,6 +122,13 @@ def _problem(error: dict, doc: Document, registry: Registry, types_listed: bool 
         tag = error["ctx"].get("discriminator", "'type'").strip("'")
         message = f"no {tag!r} given"
         hint = "add `type:`, e.g. `type: conv`" if tag == "type" else "add `name:`, e.g. `name: digits`"
+    elif kind == "invalid_key":  # loc ends in the key as pydantic printed it: True is 1
+        key = True
+        where = (path[2:] if layer is not None else path)[:-1]
+        message = (f"{'.'.join(map(str, where))}: " if where else "") + (
+            f"a key must be text; YAML read this one as {type(error['input']).__name__} {error['input']!r}"
+        )
+        hint = YAML_KEY_HINT
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
         path = data_path(doc.data, loc[:-1])

@@ -37,6 +37,10 @@ _ALLOWED_SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
 }
 
+YAML_KEY_HINT = (
+    "YAML reads on, off, yes, no, true and false unquoted as booleans and 12 as a number: quote the key"
+)
+
 # YAML 1.2 floats: PyYAML (YAML 1.1) wants a dot, so ``1e-3`` would otherwise be a string.
 _FLOAT_RE = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -494,7 +498,8 @@ class _Walker:
                 self._fail(
                     f"duplicate key {key!r} (first given at line {first.line})",
                     key_node,
-                    hint="remove one of them; YAML would silently keep only the last",
+                    hint="remove one of them; YAML would silently keep only the last"
+                    + ("" if isinstance(key, str) else f"; {YAML_KEY_HINT}"),
                 )
             seen[key] = _loc(key_node.start_mark)
             self.doc.key_positions.setdefault((*path, key), seen[key])

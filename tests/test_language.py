@@ -1097,6 +1097,68 @@ def test_if_false_leaves_the_layer_out_and_its_name_stands_for_its_input():
     assert spec.layer("b.2").inputs == ("b.conv", "b.down")
 
 
+@pytest.mark.parametrize("switch", ["if: =use_b", "repeat: '=1 if use_b else 0'"])
+@pytest.mark.parametrize("on", [True, False])
+def test_switching_an_item_off_rewires_nothing_but_the_item(switch, on):
+    """Left out, a side branch is an identity on its input: the next layer's implicit input is
+    that input, as when the branch is there (the branch reads `input`, so does the next layer)."""
+    spec = load_text(f"""
+        netspec: 1
+        input: [3, 8, 8]
+        params: {{use_b: {str(on).lower()}}}
+        layers:
+          - {{type: conv, name: a, out_channels: 4, kernel_size: 3, stride: 2}}
+          - {{type: identity, name: b, from: input, {switch}}}
+          - {{type: conv, name: c, out_channels: 6, kernel_size: 1}}
+          - layers: [{{type: relu, name: gone}}]
+            from: a
+            if: false
+          - {{type: relu, name: d}}
+        outputs: [c, d]
+    """)
+    assert spec.layer("c").inputs == (("b.0" if "repeat" in switch else "b") if on else "input",)
+    assert spec.shapes()["c"] == (6, 8, 8)
+    assert spec.layer("d").inputs == ("a",)  # the left-out group stands for its input, a
+
+
+def test_outer_index_reaches_the_enclosing_repetition_from_a_repeated_item():
+    spec = load_text("""
+        netspec: 1
+        input: [3, 8, 8]
+        params: {widths: [4, 8], depths: [1, 2]}
+        layers:
+          - repeat: 2
+            layers:
+              - {type: conv, repeat: "=depths[index]", out_channels: "=widths[outer_index]", kernel_size: 1}
+              - {type: relu, name: "='r' + str(index)"}
+    """)
+    assert [spec.shapes()[layer.name][0] for layer in spec.layers if layer.type == "conv"] == [4, 8, 8]
+    assert [layer.name for layer in spec.layers if layer.type == "relu"] == ["r0", "r1"]
+    for text, hint in [
+        ("{type: conv, out_channels: =index, kernel_size: 1}", "`index` exists only in a repeated item"),
+        ("{type: conv, out_channels: =outer_index, kernel_size: 1, repeat: 2}", "`outer_index` exists only"),
+    ]:
+        with pytest.raises(netspec.SpecError, match=re.escape(hint)):
+            load_text(f"netspec: 1\ninput: [3, 8, 8]\nlayers:\n  - {text}\n")
+    with pytest.raises(netspec.SpecError, match="name 'outer_index' is not allowed"):
+        load_text("netspec: 1\ninput: [3, 8, 8]\nparams: {outer_index: 1}\nlayers: [{type: relu}]\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("params: {on: 1}\nlayers: [{type: relu}]", "params: name True is not allowed"),
+        ("params: {on: 1, yes: 2}\nlayers: [{type: relu}]", "duplicate key True"),
+        ("layers: [{type: relu, on: 1}]", "layer 0 (relu): a key must be text; YAML read this one as bool"),
+        ("layers: [{type: relu}]\ntrain: {12: 1}", "train: a key must be text; YAML read this one as int 12"),
+    ],
+)
+def test_a_key_yaml_read_as_a_boolean_or_number_is_told_to_be_quoted(text, message):
+    with pytest.raises(netspec.SpecError) as caught:
+        load_text(f"netspec: 1\ninput: [3, 8, 8]\n{text}\n")
+    assert message in str(caught.value) and "quote the key" in str(caught.value)
+
+
 def test_if_must_be_a_boolean():
     with pytest.raises(netspec.SpecError, match=r"<string>:4:\d+: if: expected true or false, got 1"):
         load_text("""
