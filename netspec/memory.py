@@ -207,6 +207,14 @@ def _spatial_dropout(p: Any, ctx: LayerContext) -> Memory:
     return Memory(extra=((ctx.input[0], "activation"),))  # one multiplier per channel
 
 
+def _stochastic_depth(p: Any, ctx: LayerContext) -> Memory:
+    return Memory(extra=((1, "activation"),))  # the multiplier it keeps: one per sample (row mode)
+
+
+def _slice(p: Any, ctx: LayerContext) -> Memory:
+    return Memory(view=True)  # a view; its backward writes into a zero gradient of the input's size
+
+
 def _global_max(p: Any, ctx: LayerContext) -> Memory:
     return Memory(saves_input=True, saves_output=True)
 
@@ -264,6 +272,9 @@ BUILTIN: Mapping[str, Any] = {
     "global_maxpool": _global_max,
     "dropout": _dropout,
     "spatial_dropout": _spatial_dropout,
+    "stochastic_depth": _stochastic_depth,
+    "slice": _slice,
+    "channel_shuffle": _saves_nothing,  # a copy in the new order; its backward needs nothing
     **dict.fromkeys(("flatten", "reshape", "identity"), _view),
     **dict.fromkeys(("pixel_shuffle", "pixel_unshuffle", "upsample", "unpool"), _saves_nothing),
     **dict.fromkeys(("add", "concat"), _passes),

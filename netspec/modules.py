@@ -94,3 +94,57 @@ class Reshape(nn.Module):
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"
+
+
+class Slice(nn.Module):
+    """``x[:, …, start:end:step]`` along one dimension (``dim`` counts the batch)."""
+
+    def __init__(self, dim: int, start: int, end: int | None, step: int):
+        super().__init__()
+        self.dim, self.start, self.end, self.step = dim, start, end, step
+
+    def forward(self, x: Tensor) -> Tensor:
+        index = [slice(None)] * self.dim + [slice(self.start, self.end, self.step)]
+        return x[tuple(index)]
+
+    def extra_repr(self) -> str:
+        end = "" if self.end is None else self.end
+        return f"dim={self.dim}, [{self.start}:{end}:{self.step}]"
+
+
+class ChannelShuffle(nn.Module):
+    """``nn.ChannelShuffle`` as torchvision's ShuffleNetV2 writes it (view, transpose, flatten):
+    the same values, and it exports to ONNX."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class StochasticDepth(nn.Module):
+    """torchvision's ``StochasticDepth`` (Huang et al., 2016): in training, each sample's
+    (``row``) or the whole batch's (``batch``) input is zeroed with probability ``p`` and the
+    rest scaled by 1 / (1 - p); drawn exactly as torchvision draws it, so seeded runs agree."""
+
+    def __init__(self, p: float, mode: str):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"

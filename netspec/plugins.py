@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "netspec.layers.activation",
     "netspec.layers.norm",
     "netspec.layers.basic",
+    "netspec.layers.channels",
     "netspec.layers.merge",
     *BUILTIN_DATASET_PLUGINS,  # one list of the built-in datasets, kept with them
 )

@@ -290,6 +290,27 @@ def pixel_shuffle_layers(draw, shape) -> dict:
 
 
 @st.composite
+def slice_layers(draw, shape) -> dict:
+    """Any dim (some out of range), bounds within and beyond its size, steps 1-3."""
+    rank = len(shape)
+    dim = draw(st.integers(-rank - 1, rank))
+    size = shape[dim] if -rank <= dim < rank else 4
+    bound = st.integers(-size - 2, size + 2)
+    return layer(
+        "slice",
+        dim=draw(optional(st.just(dim))),
+        start=draw(optional(bound)),
+        end=draw(optional(bound)),
+        step=draw(optional(st.integers(1, 3))),
+    )
+
+
+@st.composite
+def channel_shuffle_layers(draw, shape) -> dict:
+    return layer("channel_shuffle", groups=draw(st.sampled_from([1, 2, 3, shape[0], shape[0] + 1])))
+
+
+@st.composite
 def norm_layers(draw, shape) -> dict:
     rank = len(shape) - 1
     channels = shape[0]

@@ -217,6 +217,18 @@ def ref_activation(layer, x):
     return {"relu": nn.ReLU(), "gelu": nn.GELU()}[kind](x)
 
 
+def ref_slice(layer, x):
+    """Python's slicing, as torch indexes; netspec refuses a bound Python would clamp, on purpose."""
+    dim = layer.get("dim", 0)
+    size = x.shape[1:][dim]  # an IndexError for a dim out of range
+    start, end, step = layer.get("start", 0), layer.get("end"), layer.get("step", 1)
+    if any(b is not None and not -size <= b <= size for b in (start, end)):
+        raise Intentional("a bound beyond the dimension's size, which Python clamps")
+    index = [slice(None)] * x.dim()
+    index[dim % (x.dim() - 1) + 1] = slice(start, end, step)
+    return x[tuple(index)]
+
+
 def ref_concat(layer, *xs):
     return _per_sample(lambda *s: torch.cat(s, layer.get("dim", 0)), *xs)
 
@@ -235,6 +247,8 @@ REFERENCE = {
     "upsample": ref_upsample,
     "pixel_shuffle": lambda layer, x: nn.PixelShuffle(layer["upscale_factor"])(x),
     "pixel_unshuffle": lambda layer, x: nn.PixelUnshuffle(layer["downscale_factor"])(x),
+    "slice": ref_slice,
+    "channel_shuffle": lambda layer, x: nn.ChannelShuffle(layer["groups"])(x),
     "flatten": ref_flatten,
     "reshape": ref_reshape,
     "linear": ref_linear,
@@ -359,6 +373,8 @@ test_upsample = single_layer_test(S.upsample_layers, max_examples=600)
 test_pixel_shuffle = single_layer_test(
     S.pixel_shuffle_layers, shapes=S.input_shapes(ranks=(2,), max_channels=12), max_examples=100
 )
+test_slice = single_layer_test(S.slice_layers, shapes=S.any_shapes(), max_examples=150)
+test_channel_shuffle = single_layer_test(S.channel_shuffle_layers, shapes=S.any_shapes(), max_examples=60)
 test_flatten = single_layer_test(S.flatten_layers, shapes=S.any_shapes(), max_examples=100)
 test_reshape = single_layer_test(S.reshape_layers, shapes=S.any_shapes(), max_examples=100)
 test_linear = single_layer_test(S.linear_layers, shapes=S.any_shapes(1, 3), max_examples=60)
@@ -717,3 +733,48 @@ def test_pool_window_in_padding_misplaces_silently():
     netspec.load({"input": [1, 4, 4], "layers": [pool]})  # the pool alone: torch accepts it too
     with pytest.raises(netspec.SpecError, match="covers only padding"):
         netspec.load(spec)
+
+
+def _torchvision_stochastic_depth(input, p, mode, training=True):
+    """torchvision 0.28's ``torchvision.ops.stochastic_depth``, verbatim less its argument checks
+    and API-usage logging (torchvision is not importable here)."""
+    if not training or p == 0.0:
+        return input
+    survival_rate = 1.0 - p
+    if mode == "row":  # noqa: SIM108 (torchvision's code as written)
+        size = [input.shape[0]] + [1] * (input.ndim - 1)
+    else:
+        size = [1] * input.ndim
+    noise = torch.empty(size, dtype=input.dtype, device=input.device)
+    noise = noise.bernoulli_(survival_rate)
+    if survival_rate > 0.0:
+        noise.div_(survival_rate)
+    return input * noise
+
+
+@pytest.mark.parametrize(
+    ("p", "mode"), [(0.0, "row"), (0.3, "row"), (0.5, "batch"), (1.0, "row"), (1.0, "batch")]
+)
+def test_stochastic_depth_draws_what_torchvision_draws(p, mode):
+    model = netspec.build(
+        {"input": [3, 4, 4], "layers": [{"type": "stochastic_depth", "p": p, "mode": mode}]}
+    )
+    x = torch.randn(64, 3, 4, 4)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        ours = model.train()(x)
+        torch.manual_seed(seed)
+        torch.testing.assert_close(ours, _torchvision_stochastic_depth(x, p, mode), rtol=0, atol=0)
+    assert torch.equal(model.eval()(x), x)
+
+
+def test_channel_shuffle_and_slice_give_torch_values():
+    x = torch.randn(2, 12, 3, 5)
+    shuffle = netspec.build({"input": [12, 3, 5], "layers": [{"type": "channel_shuffle", "groups": 3}]})
+    assert torch.equal(shuffle(x), nn.ChannelShuffle(3)(x))
+    cut = netspec.build(
+        {"input": [12, 3, 5], "layers": [{"type": "slice", "start": 2, "end": -1, "step": 3}]}
+    )
+    assert torch.equal(cut(x), x[:, 2:-1:3])
+    spatial = netspec.build({"input": [12, 3, 5], "layers": [{"type": "slice", "dim": -1, "start": -4}]})
+    assert torch.equal(spatial(x), x[..., -4:])

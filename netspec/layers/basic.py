@@ -1,9 +1,10 @@
-"""Dropout, flatten, linear, reshape, identity and pixel (un)shuffle."""
+"""Dropout, stochastic depth, flatten, linear, reshape, identity and pixel (un)shuffle."""
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Literal
 
 from pydantic import Field, StrictInt, field_validator
 
@@ -29,6 +30,13 @@ class DropoutParams(LayerParams):
     """Dropout with probability p."""
 
     p: Probability = 0.5
+
+
+class StochasticDepthParams(LayerParams):
+    """Drop a residual branch per sample (row) or per batch with probability p."""
+
+    p: Probability
+    mode: Literal["row", "batch"] = "row"
 
 
 class FlattenParams(LayerParams):
@@ -79,6 +87,12 @@ def _dropout_build(p: DropoutParams, ctx: LayerContext):
     from torch import nn
 
     return nn.Dropout(p.p)
+
+
+def _stochastic_depth_build(p: StochasticDepthParams, ctx: LayerContext):
+    from netspec.modules import StochasticDepth
+
+    return StochasticDepth(p.p, p.mode)
 
 
 def _spatial_dropout_rule(p: DropoutParams, ctx: LayerContext) -> Shape:
@@ -282,6 +296,20 @@ def netspec_register_layers() -> list[LayerType]:
             window=pointwise_window,
             summary="Channel-wise dropout (Dropout1d/2d/3d from the input rank).",
             examples=({"input": img, "layers": [{"type": "spatial_dropout", "p": 0.2}]},),
+        ),
+        LayerType(
+            "stochastic_depth",
+            StochasticDepthParams,
+            _same,
+            _stochastic_depth_build,
+            macs=no_macs,
+            parameters=no_parameters,
+            window=pointwise_window,
+            summary="Drop whole samples' residual branches (torchvision's StochasticDepth; before the add).",
+            examples=(
+                {"input": img, "layers": [{"type": "stochastic_depth", "p": 0.2}]},
+                {"input": [5], "layers": [{"type": "stochastic_depth", "p": 0.5, "mode": "batch"}]},
+            ),
         ),
         LayerType(
             "flatten",
