@@ -116,7 +116,7 @@ class InputCheck:
 
 
 FLEXIBLE_OWNERS = {
-    f"netspec.layers.{m}" for m in ("conv", "tconv", "pool", "activation", "upsample", "merge")
+    f"netspec.layers.{m}" for m in ("conv", "tconv", "pool", "activation", "upsample", "merge", "channels")
 }
 FLEXIBLE_TYPES = {
     "batchnorm",
@@ -124,6 +124,7 @@ FLEXIBLE_TYPES = {
     "groupnorm",
     "dropout",
     "spatial_dropout",
+    "stochastic_depth",
     "flatten",
     "identity",
     "pixel_shuffle",

@@ -48,11 +48,14 @@ SMALL_INPUT = {
     "aspp": [2048, 5, 5],
     "densenet": [3, 32, 32],
     "densenet121": [3, 32, 32],
+    "efficientnet_b0": [3, 32, 32],
     "mobilenet_v2": [3, 32, 32],
     "resnet": [3, 32, 32],
     "resnet18": [3, 32, 32],
     "resnet34": [3, 32, 32],
     "resnet50": [3, 32, 32],
+    "shufflenet_v2": [3, 32, 32],
+    "shufflenet_v2_x1_0": [3, 32, 32],
     "vgg": [3, 32, 32],
     "vgg16": [3, 32, 32],
     "vgg16_bn": [3, 32, 32],
@@ -79,7 +82,7 @@ TORCHVISION_GFLOPS = {
     "densenet121": 2.83,
 }
 # Every variant's parameter count, as the original implementations publish or build them:
-# torchvision 0.28 for VGG and DenseNet; Ultralytics' yolov8.yaml `scales:` comments less the
+# torchvision 0.28 for VGG, DenseNet and ShuffleNetV2; Ultralytics' yolov8.yaml `scales:` comments less the
 # 16 fixed weights of its DFL decoder, which the spec leaves out.
 VARIANT_PARAMS = {
     "vgg": {
@@ -97,6 +100,12 @@ VARIANT_PARAMS = {
         "densenet161": 28_681_000,
         "densenet169": 14_149_480,
         "densenet201": 20_013_928,
+    },
+    "shufflenet_v2": {
+        "x0_5": 1_366_792,
+        "x1_0": 2_278_604,
+        "x1_5": 3_503_624,
+        "x2_0": 7_393_996,
     },
     "yolo": {"n": 3_157_200 - 16, "s": 11_166_560 - 16, "m": 25_902_640 - 16, "l": 43_691_520 - 16},
 }
@@ -266,7 +275,9 @@ def _torchvision_models():
     return models
 
 
-@pytest.mark.parametrize("model", ["alexnet", "vgg16_bn", "densenet121", "aspp"])
+@pytest.mark.parametrize(
+    "model", ["alexnet", "vgg16_bn", "densenet121", "aspp", "shufflenet_v2_x1_0", "efficientnet_b0"]
+)
 def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
     models = _torchvision_models()
     torch.manual_seed(0)
@@ -285,6 +296,20 @@ def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
         torch.testing.assert_close(ours.eval()(x), reference.eval()(x))
 
 
+def test_stochastic_depth_trains_efficientnet_as_torchvision_does():
+    """Seeded, a training-mode forward draws the same per-sample drops as torchvision's."""
+    models = _torchvision_models()
+    torch.manual_seed(0)
+    reference = models.efficientnet_b0().train()
+    ours = netspec.load(REPO / "specs/efficientnet_b0.yaml", input_shape=[3, 64, 64]).build().train()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(8, 3, 64, 64)
+    torch.manual_seed(1)
+    expected = reference(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(ours(x), expected)
+
+
 def test_the_goldens_cover_every_torchvision_model_of_the_gallery():
     assert {p.stem for p in GOLDEN.glob("*.json")} >= set(TORCHVISION_GFLOPS) | {"aspp"}
 
@@ -301,6 +326,7 @@ def test_every_model_has_its_entry_file():
     names = {p.stem for p in SPECS}
     issue = {"alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "mobilenet_v2"}
     issue |= {"densenet121", "unet", "segnet", "autoencoder", "aspp", "conv1d", "conv3d", "yolo"}
+    issue |= {"shufflenet_v2_x1_0", "efficientnet_b0"}
     assert issue | {"cifar_speedrun"} <= names
 
 
