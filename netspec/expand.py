@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from netspec.errors import Problem, ShapeError, SpecError, printable
-from netspec.expressions import Evaluator, ExprError, is_expression
+from netspec.errors import Problem, ShapeError, SpecError, exception_line, printable
+from netspec.expressions import Evaluator, ExprError, is_expression, value_size
 from netspec.params import INPUT
 from netspec.plugins import Registry
 from netspec.registry import LayerContext, RefTarget
@@ -44,6 +46,7 @@ SHAPE_NAMES = ("in_channels", "in_shape", "in_spatial")
 RESERVED = {"type", "name", "from", *ITEM_KEYS, "index", "outer_index", *SHAPE_NAMES}
 MAX_REPEAT = 10_000
 MAX_LAYERS = 50_000  # flat layers after expansion
+MAX_MADE = 5_000_000  # list items and characters made by expressions while expanding
 MAX_STEPS = 60_000  # layers and block instances visited while expanding, left-out ones included
 MAX_BLOCK_DEPTH = 32
 MAX_INCLUDE_DEPTH = 16
@@ -71,6 +74,10 @@ class _Block:
     output: str | None
 
 
+_SHORT = reprlib.Repr()  # block arguments in messages: a few items of a list, a few levels deep
+_SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlevel = 8, 60, 60, 3
+
+
 @dataclass(frozen=True)
 class _UseNote:
     """ "in block 'x' used at file:12:5 as 'layer2.0' with planes=128": written only when shown."""
@@ -79,10 +86,10 @@ class _UseNote:
     document: Document
     path: Path_
     name: str
-    args: dict
+    shown: str  # the arguments, short: a note per instance must not keep each one's values alive
 
     def __str__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        shown = self.shown
         where = _where(self.document, self.path)
         return f"in block {self.block!r} used at {where} as {self.name!r}" + (
             f" with {shown}" if shown else ""
@@ -289,7 +296,12 @@ class _Composer:
                 ]
             )
         here = _base_dir(doc)
-        target = (here / name).resolve()
+        try:
+            target = (here / name).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name too long, a NUL
+            raise SpecError(
+                [doc.problem(f"{key}: {printable(name)!r} cannot be read: {exception_line(exc)}", path)]
+            ) from None
         if not target.is_relative_to(self.root):
             raise SpecError(
                 [
@@ -306,16 +318,23 @@ class _Composer:
             raise SpecError([doc.problem(f"{key}: {name!r} makes an include cycle: {cycle}", path)])
         if len(chain) >= MAX_INCLUDE_DEPTH:
             raise SpecError([doc.problem(f"{key}: includes nested deeper than {MAX_INCLUDE_DEPTH}", path)])
-        if not target.is_file():
+        try:
+            kind = target.stat().st_mode
+        except OSError as exc:
+            missing = isinstance(exc, FileNotFoundError)
+            problem = "not found" if missing else f"cannot be read ({exc.strerror or exception_line(exc)})"
             raise SpecError(
                 [
                     doc.problem(
-                        f"{key}: file {name!r} not found (looked for {printable(str(target))})",
+                        f"{key}: file {name!r} {problem} (looked for {printable(str(target))})",
                         path,
-                        hint="check the path",
+                        hint="check the path" if missing else None,
                     )
                 ]
-            )
+            ) from None
+        if not stat.S_ISREG(kind):
+            what = "a directory" if stat.S_ISDIR(kind) else "not a regular file"
+            raise SpecError([doc.problem(f"{key}: {name!r} is {what} ({printable(str(target))})", path)])
         if target in self.included:
             return self.included[target][0]
         read = read_spec_file(target)
@@ -582,6 +601,7 @@ class _Expander:
         self.registry = registry
         self.flat: list[dict] = []
         self.steps = 0
+        self.made = 0  # list items and characters made by expressions (MAX_MADE)
         self.instances: dict[str, str] = {}  # "layer2.0" → "bottleneck", "layer2" → "bottleneck ×4"
         self.redirects: dict[Path_, Redirect] = {}
         self.positions: dict[Path_, Any] = {}
@@ -655,11 +675,18 @@ class _Expander:
             return value
         shape_of = (lambda name: self._shape_of(scope, name, doc, path)) if scope is not None else None
         try:
-            return Evaluator(variables, shape_of).evaluate(value)
+            result = Evaluator(variables, shape_of).evaluate(value)
         except ExprError as exc:
             raise SpecError(
                 [self._problem(doc, path, scope, f"{value!r}: {exc.message}", exc.hint)]
             ) from None
+        if isinstance(result, (list, str)) and not any(result is v for v in variables.values()):
+            self.made += value_size(result)  # a list made here, not a name's value passed on
+            if self.made > MAX_MADE:
+                message = f"the spec's expressions make over {MAX_MADE:,} list items and characters in all"
+                hint = "large lists computed in a repeated block? pass them from params: instead"
+                raise SpecError([self._problem(doc, path, scope, message, hint)])
+        return result
 
     def _shape_of(self, scope: _Scope, name: str, doc: Document, path: Path_) -> tuple[int, ...]:
         target = self._lookup(scope, name)
@@ -900,7 +927,8 @@ class _Expander:
                 f"got {len(inputs)}"
             )
             raise SpecError([self._problem(doc, (*path, "from"), scope, message, "list them in `from:`")])
-        note = _UseNote(block.name, doc, path, name, args)
+        shown = ", ".join(f"{k}={_SHORT.repr(v)}" for k, v in args.items())
+        note = _UseNote(block.name, doc, path, name, shown)
         first_input = inputs[0]
         child_vars: dict[str, Any] = {
             **self._globals_cache(),

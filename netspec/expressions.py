@@ -21,6 +21,7 @@ MAX_TEXT = 1000  # characters in one expression
 MAX_NODES = 200  # syntax nodes in one expression
 MAX_INT = 10**18  # any integer result beyond ±this is refused
 MAX_SEQUENCE = 10_000  # items in a list, characters in a string
+MAX_VALUE_SIZE = 100_000  # items and characters in a whole (nested) list
 SHAPE_FUNCTIONS = ("shape", "channels", "spatial")
 
 
@@ -132,16 +133,40 @@ def _kind(value: Any) -> str:
 
 
 def _checked(value: Any) -> Any:
-    """Refuse results that could grow without bound: huge ints, non-finite floats, long lists."""
+    """Refuse results that could grow without bound: huge ints, non-finite floats, long lists,
+    and lists of lists whose whole is large (``[p, p, p]`` of a shared ``p`` nests cheaply, but
+    printing or comparing it walks every copy)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise ExprError(f"integer result out of range (|value| > 10**18): {value:.3e}")
+        digits = int(value.bit_length() * math.log10(2))  # huge ints do not convert to float or str
+        raise ExprError(f"integer result out of range (|value| > 10**18): about 10**{digits}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ExprError(f"non-finite result {value}")
     if isinstance(value, (str, list)) and len(value) > MAX_SEQUENCE:
         raise ExprError(f"result longer than {MAX_SEQUENCE} items")
+    if isinstance(value, list) and value_size(value) > MAX_VALUE_SIZE:
+        raise ExprError(
+            f"result too large: more than {MAX_VALUE_SIZE:,} items and characters in all "
+            "(a nested list counts each time it appears)"
+        )
     if value is not None and not isinstance(value, (bool, int, float, str, list)):
-        raise ExprError(f"result {value!r} is not a number, string, boolean or list")
+        raise ExprError(f"result of type {type(value).__name__} is not a number, string, boolean or list")
     return value
+
+
+def value_size(value: Any, sizes: dict[int, int] | None = None) -> int:
+    """Items and characters in ``value``, counting a shared sublist each time it appears, in time
+    linear in the distinct lists (each one's size is computed once)."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, list):
+        return 1
+    sizes = {} if sizes is None else sizes
+    known = sizes.get(id(value))
+    if known is None:
+        known = sizes[id(value)] = len(value) + sum(
+            value_size(item, sizes) for item in value if isinstance(item, (list, str))
+        )
+    return known
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,6 +7,7 @@ order and a cycle is always reported as the reference that closes it.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 from netspec.errors import PluginError, Problem, ShapeError, SpecError
@@ -150,14 +151,17 @@ class _Resolver:
                 )
             else:
                 close = difflib.get_close_matches(target, [*names, INPUT], n=1)
-                self.problem(
-                    index,
-                    f"{what} {target!r} is not a layer name",
-                    path,
-                    label=label,
-                    hint=(f"did you mean {close[0]!r}? " if close else "")
-                    + "use a layer's `name:` or 'input'",
-                )
+                numbered = re.fullmatch(r"(.+\.)[A-Za-z][A-Za-z0-9_]*_(\d+)", target)
+                if numbered and numbered[1] + numbered[2] in names:  # a top-level style name in a block
+                    close = [numbered[1] + numbered[2]]
+                    hint = (
+                        f"did you mean {close[0]!r}? inside a block, unnamed layers are numbered by "
+                        f"position like nn.Sequential's children: write {numbered[2]!r} (or give it a name)"
+                    )
+                else:
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    hint += "use a layer's `name:` or 'input'"
+                self.problem(index, f"{what} {target!r} is not a layer name", path, label=label, hint=hint)
         return False
 
     def _inputs(self, index, params, names, label, layers) -> list[str]:

@@ -16,7 +16,7 @@ from netspec.heap import gc_paused
 from netspec.plugins import Registry, default_registry
 from netspec.shapes import Shape
 from netspec.validation import validate
-from netspec.yamlio import Document, load_yaml, read_spec_file
+from netspec.yamlio import MAX_DEPTH, MAX_NODES, Document, load_yaml, read_spec_file
 
 if TYPE_CHECKING:
     from torch import fx
@@ -117,6 +117,7 @@ def _load(
     overrides: Sequence[str],
 ) -> Spec:
     registry = registry or default_registry()
+    _check_arguments(registry, input_shape, overrides)
     doc = _document(source)
     for assignment in overrides:
         doc.override(assignment)
@@ -184,11 +185,75 @@ def _with_input(doc: Document, model: Any, input_shape: Sequence[int], written: 
     return model.model_copy(update={"input": shape, "expect": None})
 
 
+def plain_data(source: Mapping) -> dict:
+    """A spec given as a dict, held to what a YAML file can hold: mappings, lists, strings,
+    numbers, booleans and null, nested at most ``MAX_DEPTH`` deep, ``MAX_NODES`` values in all,
+    no cycles (a deep or self-containing value raised RecursionError; an object, or a function,
+    which an expression would have called, went on into the spec). Tuples are read as lists."""
+    problems: list[str] = []
+    count = 0
+
+    def copy(value: Any, path: tuple, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        where = ".".join(map(str, path[:8])) + (".…" if len(path) > 8 else "") or "the spec"
+        if count > MAX_NODES:
+            raise SpecError([Document(None, "<dict>").problem(f"more than {MAX_NODES:,} values in the dict")])
+        if depth > MAX_DEPTH:
+            message = f"{where}: nested deeper than {MAX_DEPTH} levels (or it contains itself)"
+            raise SpecError([Document(None, "<dict>").problem(message)])
+        if isinstance(value, Mapping):
+            return {_plain_key(key): copy(item, (*path, key), depth + 1) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [copy(item, (*path, i), depth + 1) for i, item in enumerate(value)]
+        if value is None or type(value) in (str, int, float, bool):
+            return value
+        if isinstance(value, (str, int, float)):  # a subclass, with its own __eq__ or __hash__
+            return _plain_key(value) if not isinstance(value, float) else float.__float__(value)
+        problems.append(f"{where}: {type(value).__name__} is not a value a spec holds")
+        return None
+
+    data = copy(source, (), 0)
+    if problems:
+        hint = "a spec holds mappings, lists, strings, numbers, true/false and null, as YAML does"
+        raise SpecError([Document(None, "<dict>").problem(problem, hint=hint) for problem in problems[:20]])
+    return data
+
+
+def _check_arguments(registry: Any, input_shape: Any, overrides: Any) -> None:
+    """load()'s own arguments, for a caller who passed the wrong kind (a string of sizes was
+    read character by character as a shape of 5 dimensions)."""
+    from netspec.plugins import Registry
+
+    wrong = []
+    if not isinstance(registry, Registry):
+        wrong.append(f"registry must be a netspec Registry, got {type(registry).__name__}")
+    if input_shape is not None and (
+        isinstance(input_shape, (str, bytes))
+        or not isinstance(input_shape, Sequence)
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in input_shape)
+    ):
+        wrong.append(f"input_shape must be a list of ints such as [3, 32, 32], got {input_shape!r:.60}")
+    if isinstance(overrides, (str, bytes)) or not all(isinstance(o, str) for o in overrides):
+        wrong.append("overrides must be a list of 'key=value' strings such as ['params.width=32']")
+    if wrong:
+        raise SpecError([Document(None, "netspec.load").problem(message) for message in wrong])
+
+
+def _plain_key(key: Any) -> Any:
+    """A str or int subclass as a key is a plain str or int: its own __hash__ and __eq__ stay out."""
+    if isinstance(key, str) and type(key) is not str:
+        return str.__str__(key)
+    if isinstance(key, int) and type(key) not in (int, bool):
+        return int.__int__(key)
+    return key
+
+
 def _document(source: str | Path | Mapping | Document) -> Document:
     if isinstance(source, Document):
         return source
     if isinstance(source, Mapping):
-        return Document(dict(source), "<dict>")
+        return Document(plain_data(source), "<dict>")
     if isinstance(source, Path):
         return read_spec_file(source)
     if isinstance(source, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -42,10 +43,16 @@ def _unknown_layer_type(error: dict, data: Any) -> bool:
 def _without_other_union_members(errors: list, data: Any) -> list:
     """A value a union refuses gets one error per member (`scale_factor: .inf`: "should be a finite
     number" and "should be a valid list"); where one member says more than "not my type", the
-    type errors of the others at that value only repeat that it is not one of them."""
-    said = {data_path(data, tuple(e["loc"])) for e in errors if not e["type"].endswith("_type")}
+    type errors of the others at that value only repeat that it is not one of them. So does a type
+    error at a value where another member looked inside it (`from: [4, input]`: "from.0 should be
+    a valid string" says it; "from should be a valid string" is the wrong member's)."""
+    paths = [data_path(data, tuple(e["loc"])) for e in errors]
+    said = {path for e, path in zip(errors, paths, strict=True) if not e["type"].endswith("_type")}
+    inside = {path[:n] for path in paths for n in range(len(path))}  # the values some error is within
     return [
-        e for e in errors if not (e["type"].endswith("_type") and data_path(data, tuple(e["loc"])) in said)
+        e
+        for e, path in zip(errors, paths, strict=True)
+        if not (e["type"].endswith("_type") and (path in said or path in inside))
     ]
 
 
@@ -140,6 +147,12 @@ def _problem(error: dict, doc: Document, registry: Registry, types_listed: bool 
         message = message.removeprefix("Value error, ")
         if kind.endswith(("_type", "_parsing")):  # "Input should be a valid integer": say what it got
             message += _given(error)
+        if kind in ("int_type", "int_from_float") and isinstance(error.get("input"), float):
+            hint = "from an expression? `/` always gives a float: use `//` (whole division) or round(...)"
+        elif kind == "literal_error" and isinstance(error.get("input"), str):
+            choices = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+            close = difflib.get_close_matches(error["input"], choices, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else None
         where = path[2:] if layer is not None else path  # the field inside the layer, or top level
         if where:
             message = f"{'.'.join(map(str, where))}: {message}"

@@ -393,6 +393,8 @@ def read_spec_file(path: str | Path) -> Document:
         info = p.stat()
     except OSError as exc:
         raise _refuse(f"cannot read spec: {exc.strerror}", str(p), None) from None
+    except ValueError:  # a NUL in the path
+        raise _refuse("cannot read spec: the path holds a NUL character", str(p), None) from None
     if not stat.S_ISREG(info.st_mode):
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise _refuse(f"cannot read spec: {kind}", str(p), None, hint="give the path of a .yaml spec file")

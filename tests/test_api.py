@@ -62,3 +62,61 @@ def test_the_package_exports_what_it_lists_and_imports_it_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"  # `netspec --help` pays for none of them
+
+
+def _base(**kw) -> dict:
+    return {"netspec": 1, "name": "t", "input": [3, 8, 8], "layers": [{"type": "relu"}], **kw}
+
+
+def _deep(depth: int):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+_cycle: list = [1]
+_cycle.append(_cycle)
+
+
+class _OddStr(str):
+    def __eq__(self, other):
+        raise RuntimeError("compared")
+
+    __hash__ = str.__hash__
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: netspec.load(_base(params={"x": _deep(5000)})), "nested deeper than 64 levels"),
+        (lambda: netspec.load(_base(params={"x": _cycle})), "(or it contains itself)"),
+        (
+            lambda: netspec.load(_base(params={"x": lambda: 2}, layers=[{"type": "relu", "repeat": "=x"}])),
+            "function is not a value",
+        ),
+        (lambda: netspec.load(_base(params={"x": object()})), "object is not a value a spec holds"),
+        (lambda: netspec.load(_base(), input_shape="3,8,8"), "input_shape must be a list of ints"),
+        (lambda: netspec.load(_base(), input_shape=object()), "input_shape must be a list of ints"),
+        (
+            lambda: netspec.load(_base(), overrides=[object()]),
+            "overrides must be a list of 'key=value' strings",
+        ),
+        (lambda: netspec.load(_base(), registry="x"), "registry must be a netspec Registry"),
+        (lambda: netspec.load("a\x00b.yaml"), "the path holds a NUL character"),
+        (lambda: netspec.load(_base(include="a\x00.yaml")), "cannot be read"),
+        (lambda: netspec.load(_base(include="a" * 300 + ".yaml")), "cannot be read (File name too long)"),
+    ],
+)
+def test_the_api_refuses_what_a_yaml_file_cannot_hold_with_a_spec_error(call, message):
+    """A dict holds what YAML holds: deep, self-containing or non-data values (a function, which an
+    expression called) were RecursionErrors or went on into the spec; wrong arguments were raw errors."""
+    with pytest.raises(netspec.SpecError) as caught:
+        call()
+    assert message in str(caught.value)
+
+
+def test_a_dict_with_str_subclasses_is_read_as_plain_strings():
+    spec = netspec.load({_OddStr("netspec"): 1, "input": [3, 8, 8], "layers": [{"type": _OddStr("relu")}]})
+    assert [layer.type for layer in spec.layers] == ["relu"]
+    assert netspec.load(_base(input=(3, 8, 8))).input_shape == (3, 8, 8)  # a tuple is a list

@@ -171,7 +171,11 @@ def test_parameter_checks_that_need_no_shape(write_spec, layers, message):
         ("{type: prelu, init: 1.0e+40}", "1.0e+40", "init: Input should be less than or equal to 1000000"),
         ("{type: leaky_relu, negative_slope: 1e40}", "1e40", "negative_slope: Input should be"),
         ("{type: upsample, scale_factor: .inf}", ".inf", "scale_factor: Input should be a finite"),
-        ("{type: upsample, scale_factor: [2, .nan]}", "[", "Input should be a finite number"),
+        (
+            "{type: upsample, scale_factor: [2, .nan]}",
+            ".nan",
+            "scale_factor.1: Input should be a finite number",
+        ),
         ("{type: batchnorm, eps: .nan}", ".nan", "eps: Input should be a finite number"),
         ("{type: softplus, beta: 0}", "0}", "beta: Input should be greater than 0"),
         ("{type: dropout, p: true}", "true", "p: Input should be a valid number"),

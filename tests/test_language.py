@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import re
 import signal
 import sys
@@ -1159,6 +1160,31 @@ def test_a_key_yaml_read_as_a_boolean_or_number_is_told_to_be_quoted(text, messa
     assert message in str(caught.value) and "quote the key" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("layers", "said", "not_said"),
+    [
+        (  # a top-level style name for an unnamed layer in a block
+            "blocks: {b: {layers: [{type: relu}, {type: sigmoid}, {type: mul, from: [sigmoid_1, input]}]}}\n"
+            "layers: [{type: b, name: x}]",
+            "did you mean 'x.1'? inside a block, unnamed layers are numbered by position",
+            None,
+        ),
+        (  # a list whose entry is not a name: one error, at the entry
+            "layers: [{type: relu}, {type: add, from: [4, input]}]",
+            "from.0: Input should be a valid string, got int 4",
+            "from: Input should be a valid string, got list",
+        ),
+        ("layers: [{type: upsample, scale_factor: 2, mode: nearest_exact}]", "mean 'nearest-exact'?", None),
+        ("params: {w: 6}\nlayers: [{type: conv, out_channels: =w / 4, kernel_size: 1}]", "use `//`", None),
+    ],
+)
+def test_messages_point_to_the_fix(layers, said, not_said):
+    with pytest.raises(netspec.SpecError) as caught:
+        load_text(f"netspec: 1\ninput: [3, 8, 8]\n{layers}\n")
+    assert said in str(caught.value)
+    assert not_said is None or not_said not in str(caught.value)
+
+
 def test_if_must_be_a_boolean():
     with pytest.raises(netspec.SpecError, match=r"<string>:4:\d+: if: expected true or false, got 1"):
         load_text("""
@@ -1795,3 +1821,67 @@ def test_a_set_wins_over_the_variant_so_expect_null_drops_a_variants_contract(ca
     assert capsys.readouterr().err.startswith(
         "--set expect.params=5: expect.params: the network has 25,557,032"
     )
+
+
+@pytest.mark.parametrize("kind", ["loop", "directory", "fifo"])
+def test_an_include_that_is_no_file_says_what_it_is(tmp_path, kind):
+    """A symlink loop was an internal error (RuntimeError); a directory or FIFO read 'not found'."""
+    target = tmp_path / "b.yaml"
+    if kind == "loop":
+        target.symlink_to(tmp_path / "b.yaml")
+    elif kind == "directory":
+        target.mkdir()
+    else:
+        os.mkfifo(target)
+    path, _ = write(
+        tmp_path, "spec.yaml", "netspec: 1\ninput: [3, 8, 8]\ninclude: [b.yaml]\nlayers: [{type: relu}]\n"
+    )
+    message = error(path)
+    said = {
+        "loop": "'b.yaml' cannot be read",
+        "directory": "'b.yaml' is a directory",
+        "fifo": "is not a regular file",
+    }
+    assert said[kind] in message
+
+
+SHARED_NESTING = "params:\n  p0: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]\n" + "".join(
+    f"  p{i}: '=[{', '.join([f'p{i - 1}'] * 10)}]'\n" for i in range(1, 8)
+)
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "layers: [{type: conv, out_channels: '=len(str(p7))', kernel_size: 1}]",
+        "layers: [{type: relu, if: '=p7 == p7'}]",
+        "blocks: {a: {params: {x: any}, layers: [{type: conv, out_channels: 0, kernel_size: 1}]}}\n"
+        "layers: [{type: a, x: =p7}]",
+    ],
+)
+def test_a_shared_nested_list_is_bounded_by_its_whole_size(use):
+    """Ten references to one list per level nest cheaply, but printing or comparing the value
+    walks every copy: seven levels took 13 s and 400 MB (and 32 MB of error message)."""
+    started = time.perf_counter()
+    with pytest.raises(netspec.SpecError, match="result too large: more than 100,000 items and characters"):
+        load_text(f"netspec: 1\ninput: [3, 8, 8]\n{SHARED_NESTING}{use}\n")
+    assert time.perf_counter() - started < 10  # seconds: a bound on runaway work, not a benchmark
+
+
+def test_lists_made_in_each_block_instance_are_bounded_in_all():
+    """Each instance made fresh 8,192-item lists: a 1 KB spec took 30 s and 6 GB, or ended in MemoryError."""
+    doubling = "".join(f"        p{i}: '=p{i - 1} + p{i - 1}'\n" for i in range(1, 14))
+    fresh = "".join(f"        q{i}: '=p13 + []'\n" for i in range(30))
+    text = (
+        "netspec: 1\ninput: [3, 8, 8]\nblocks:\n  a:\n    params:\n        p0: '=[0]'\n"
+        + doubling
+        + fresh
+        + "    layers: [{type: relu}]\nlayers: [{type: a, repeat: 3000}]\n"
+    )
+    with pytest.raises(netspec.SpecError, match="make over 5,000,000 list items and characters"):
+        load_text(text)
+
+
+def test_a_huge_integer_in_an_expression_is_a_located_error():
+    with pytest.raises(netspec.SpecError, match=r"out of range \(\|value\| > 10\*\*18\): about 10\*\*400"):
+        load_text("netspec: 1\ninput: [3, 8, 8]\nlayers: [{type: relu, repeat: '=1" + "0" * 400 + "'}]\n")

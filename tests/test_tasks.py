@@ -113,6 +113,9 @@ def test_every_wrong_pairing_names_the_output_the_target_and_the_loss():
     assert "class_weights has 2 weights but output 'mask' [3, 8, 8] scores 3 classes" in message
     four = [{"type": "flatten"}, {"type": "linear", "name": "logits", "out_features": 4}]
     assert "the dataset has 3 classes but the network outputs 4" in _refused(four, classes)
+    assert "num_classes" not in _refused(four, classes)  # not synthetic data: nothing to draw
+    synthetic = {"data": {"name": "synthetic"}}
+    assert "or draw 4 classes: --set train.data.num_classes=4" in _refused(four, classes, train=synthetic)
 
 
 def test_several_outputs_take_their_own_loss_weight_and_target():

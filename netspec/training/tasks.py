@@ -275,7 +275,12 @@ def _head(spec, cfg, own, name, index, targets, splits, several, problems) -> He
                 f"('{name}' gives {describe(out)})",
                 ("layers", spec.layer(name).index),
                 layer=spec.layer(name).label,
-                hint=f"make '{name}' output {classes} channels/features",
+                hint=f"make '{name}' output {classes} channels/features"
+                + (
+                    f", or draw {out[0]} classes: --set train.data.num_classes={out[0]}"
+                    if cfg.data.name == "synthetic" and len(out) == 1
+                    else ""
+                ),
             )
         )
         return None
