@@ -277,13 +277,18 @@ if (wanted) {
 
 def render_html(summary: Summary, full: Summary, spec) -> str:
     """The report for ``summary`` (possibly folded); explanations come from the unfolded ``full``."""
-    from netspec.teach import render_explain
+    from netspec.teach import explanations as explain_rows
 
     esc = html.escape
-    explanations = {}
-    for row in summary.rows:
-        members = [r.name for r in full.rows if r.name == row.name or r.name.startswith(row.name + ".")]
-        explanations[row.name] = "".join(render_explain(full, m) for m in members)
+    shown = {row.name for row in summary.rows}
+    texts: dict[str, list[str]] = {name: [] for name in shown}
+    for name, text in explain_rows(full).items():  # each layer's, under its row (a folded block's)
+        parts = name.split(".")
+        prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+        row = next((prefix for prefix in prefixes if prefix in shown), None)
+        if row is not None:
+            texts[row].append(text)
+    explanations = {name: "".join(parts) for name, parts in texts.items()}
     explanations["input"] = f"input {describe(summary.input)}: the per-sample shape (the batch is implicit)"
     for name, shape in summary.outputs:
         explanations[f"output:{name}"] = f"output {name}: {describe(shape)}"

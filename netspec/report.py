@@ -145,11 +145,40 @@ def outputs_line(summary: Summary) -> str:
 
 
 def render_table(summary: Summary, *, full: bool, width: int | None = None, color: bool = False) -> str:
-    """The terminal table (rich), followed by the totals."""
+    """The terminal table, followed by the totals."""
+    header, rows, right = table_rows(summary, full)
+    lines = _aligned(header, rows, right, width or 200, color)
+    if lines is None:  # wider than the terminal: rich fits the columns to it
+        lines = _rich_table(header, rows, right, width or 200, color)
+    lines += ["", outputs_line(summary)]
+    lines += totals_lines(summary) if full else [f"total parameters: {summary.totals.params:,}"]
+    return "\n".join(lines) + "\n"
+
+
+def _aligned(header: list[str], rows: list[list[str]], right: set[int], width: int, color: bool):
+    """The table as rich draws it (no box, two spaces between columns, the header bold in colour)
+    where it fits in ``width``, in time linear in its cells (rich took 20 s for 10,000 rows);
+    None where it does not fit."""
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+    if sum(widths) + 2 * (len(widths) - 1) > width:
+        return None
+
+    def cells(values: list[str]) -> list[str]:
+        pairs = enumerate(zip(values, widths, strict=True))
+        return [v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in pairs]
+
+    if color:
+        bold = "\x1b[1m{}\x1b[0m".format
+        top = (bold(" ") + bold(" ")).join(bold(cell) for cell in cells(header))
+    else:
+        top = "  ".join(cells(header)).rstrip()
+    return [top, *("  ".join(cells(values)).rstrip() for values in rows)]
+
+
+def _rich_table(header: list[str], rows: list[list[str]], right: set[int], width: int, color: bool):
     from rich.console import Console
     from rich.table import Table
 
-    header, rows, right = table_rows(summary, full)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for i, title in enumerate(header):
         table.add_column(title, justify="right" if i in right else "left", no_wrap=True)
@@ -157,17 +186,10 @@ def render_table(summary: Summary, *, full: bool, width: int | None = None, colo
         table.add_row(*cells)
     out = io.StringIO()
     console = Console(
-        file=out,
-        width=width or 200,
-        color_system="auto" if color else None,
-        force_terminal=color,
-        highlight=False,
+        file=out, width=width, color_system="auto" if color else None, force_terminal=color, highlight=False
     )
     console.print(table)
-    lines = [line.rstrip() for line in out.getvalue().splitlines()]
-    lines += ["", outputs_line(summary)]
-    lines += totals_lines(summary) if full else [f"total parameters: {summary.totals.params:,}"]
-    return "\n".join(lines) + "\n"
+    return [line.rstrip() for line in out.getvalue().splitlines()]
 
 
 def render_markdown(summary: Summary) -> str:

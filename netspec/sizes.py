@@ -15,6 +15,7 @@ from netspec.errors import SpecError
 from netspec.shapes import SPATIAL_NAMES, describe
 
 MAX_SIZES = 4096
+MAX_LAYER_LOADS = 200_000  # sizes × layers: each size loads the whole spec again (~0.1 ms a layer)
 RANGE_RE = re.compile(r"^(?:(?P<dim>[A-Za-z])=)?(?P<lo>\d+):(?P<hi>\d+)\Z")
 
 
@@ -55,6 +56,19 @@ def scan(path: str, dim: str | None, lo: int, hi: int, overrides: Sequence[str] 
                 base.problem(
                     f"--sizes {dim}=…: the input {describe(shape)} has spatial dims {', '.join(names)}",
                     ("input",),
+                )
+            ]
+        )
+    layers = len(base.data.get("layers") or ())
+    if (hi - lo + 1) * layers > MAX_LAYER_LOADS:
+        most = max(1, MAX_LAYER_LOADS // max(layers, 1))
+        raise SpecError(
+            [
+                base.problem(
+                    f"--sizes {lo}:{hi} loads the spec's {layers:,} layers {hi - lo + 1:,} times, "
+                    f"over the {MAX_LAYER_LOADS:,} layer loads --sizes does",
+                    ("input",),
+                    hint=f"try at most {most:,} sizes at a time (e.g. --sizes {lo}:{lo + most - 1})",
                 )
             ]
         )

@@ -62,19 +62,26 @@ def field_lines(before: list, after) -> list[str]:
 def render_explain(summary: Summary, layer: str | None = None) -> str:
     """Per layer: input → output shapes, the formulas behind them, and the receptive field."""
     rows = [r for r in summary.rows if layer is None or r.name == layer or str(r.index) == layer]
+    return "".join(explanations(summary, rows).values())
+
+
+def explanations(summary: Summary, rows=None) -> dict[str, str]:
+    """Each row's explanation (all rows by default), by name; the shapes and receptive fields are
+    looked up in one table for all of them (per row, the HTML report's was quadratic)."""
     shapes = {"input": summary.input, **{r.name: r.output for r in summary.rows}}
     fields = {"input": _input_field(summary.input), **{r.name: r.field for r in summary.rows}}
-    out = []
-    for r in rows:
+    texts = {}
+    for r in summary.rows if rows is None else rows:
         ins = ", ".join(f"{n} {describe(shapes[n])}" for n in r.inputs)
-        out.append(f"{r.index} {r.name} ({r.type}): {ins} → {describe(r.output)}")
+        out = [f"{r.index} {r.name} ({r.type}): {ins} → {describe(r.output)}"]
         keeps = len(r.inputs) == 1 and shapes[r.inputs[0]] == r.output
         lines = list(r.explain)
         if not lines and keeps:
             lines = ["keeps the shape (works on each value or channel in place; channels kept)"]
         lines += field_lines([fields[n] for n in r.inputs], r.field)
         out += [f"    {line}" for line in lines if line]
-    return "\n".join(out) + "\n"
+        texts[r.name] = "\n".join(out) + "\n"
+    return texts
 
 
 def _input_field(shape: tuple[int, ...]) -> ReceptiveField | None:
