@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import netspec
-from netspec.data import DataError, about_dataset
+from netspec.data import DataError
 from netspec.errors import Problem, SpecError, exception_line
 from netspec.shapes import describe
 from netspec.spec import Spec
@@ -205,7 +205,7 @@ def dataset_sample(spec: Spec, index: int, data_dir: str | Path | None = None):
     import torch
 
     from netspec.data import DataContext
-    from netspec.training.config import train_settings
+    from netspec.training.config import data_problem, train_settings
 
     cfg = train_settings(spec, hint="set train.data.name, or pass --image")
 
@@ -215,9 +215,7 @@ def dataset_sample(spec: Spec, index: int, data_dir: str | Path | None = None):
     try:
         splits = record.load(record.params(**own), context)
     except DataError as exc:
-        raise SpecError(
-            [spec.document.problem(about_dataset(cfg.data.name, exc), ("train", "data"))]
-        ) from None
+        raise SpecError([data_problem(spec, exc)]) from None
     split, which = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
     if not len(split):
         raise SpecError(

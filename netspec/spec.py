@@ -47,10 +47,11 @@ class Spec:
         return tuple(self.model.input)
 
     def layer(self, name: str) -> Layer:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
+        """The layer of that name (an index built on first use: per-layer callers were quadratic)."""
+        index = self.__dict__.get("_by_name")
+        if index is None or len(index) != len(self.layers):
+            index = self.__dict__["_by_name"] = {layer.name: layer for layer in self.layers}
+        return index[name]
 
     def no_such_layer(self, name: str) -> Problem:
         """``name`` is not a layer here (``show --layers``, ``build --explain``): a block instance's

@@ -1036,7 +1036,7 @@ def test_vision_bad_input_shape(load, tmp_path):
     ):
         load("mnist", (4, 28, 28))
     # a 1-D or 3-D network is told to change its data, not to become a 2-D one
-    with pytest.raises(DataError, match=r"input \[1, 16000\] has 1 spatial dimension\(s\); train it on data"):
+    with pytest.raises(DataError, match=r"input \[1, 16000\] has 1 spatial dimension\(s\); give it data"):
         load("mnist", (1, 16000))
 
 

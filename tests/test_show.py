@@ -273,3 +273,15 @@ def test_activations_that_are_not_finite_are_drawn_not_a_crash(tmp_path):
     pictures.append(input_picture(image, "i"))
     for i, picture in enumerate(pictures):
         assert _save(picture, tmp_path / f"{i}.png").shape[2] == 3
+
+
+@pytest.mark.parametrize("command", ["show", "train"])
+def test_a_1d_spec_on_default_images_is_told_at_its_input_to_use_other_data(command, tmp_path, capsys):
+    """It pointed at `netspec: 1` and said "train it" to a `show`."""
+    spec = REPO / "specs/conv1d.yaml"
+    args = [command, str(spec), "--out", str(tmp_path / "out")] if command == "show" else [command, str(spec)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1) if text.startswith("input:"))
+    assert err.startswith(f"{spec}:{line}:8: dataset 'digits' gives images [C, H, W]")
+    assert "give it data of that shape" in err and "--set train.data.name=synthetic" in err

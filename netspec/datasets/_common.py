@@ -34,7 +34,7 @@ def image_shape(input_shape: Sequence[int], dataset: str) -> tuple[int, int, int
             "the images are resized to them"
         )
     other_data = (
-        "train it on data of that shape: your own with `train.data: {name: arrays, path: FILE.npz}`, "
+        "give it data of that shape: your own with `train.data: {name: arrays, path: FILE.npz}`, "
         "or random samples to try it with `--set train.data.name=synthetic`"
     )
     if len(shape) == 1:  # an MLP on images: flatten them in the network

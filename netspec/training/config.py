@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, create_model, model_validator
 
@@ -247,6 +247,17 @@ class TrainBase(_LossOptions):
             if "\0" in (getattr(self, key) or ""):
                 raise ValueError(f"{key} contains a NUL character")
         return self
+
+
+def data_problem(spec, exc) -> Any:
+    """A dataset's refusal, at the spec's ``train.data`` line, or at ``input:`` where the data is
+    netspec's default (the input is what does not fit it)."""
+    from netspec.data import about_dataset
+
+    train = spec.document.data.get("train") if isinstance(spec.document.data, dict) else None
+    path = ("train", "data") if isinstance(train, dict) and "data" in train else ("input",)
+    cfg = train_settings(spec)
+    return spec.document.problem(about_dataset(cfg.data.name, exc), path)
 
 
 def train_settings(spec, hint: str = "set train.data.name"):

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 import netspec
-from netspec.data import DataError, Splits, about_dataset
+from netspec.data import DataError, Splits
 from netspec.errors import Problem, SpecError
 from netspec.heap import frozen_heap
 from netspec.shapes import describe
@@ -65,14 +65,13 @@ def prepare(source: Any, overrides: Sequence[str] = ()) -> tuple[Spec, Any]:
 
 def _splits(spec: Spec, cfg, data_dir) -> Splits:
     """Load the dataset; its errors point at the spec's ``train.data`` line."""
+    from netspec.training.config import data_problem
     from netspec.training.data import load_splits
 
     try:
         return load_splits(spec.registry, cfg.data, spec.input_shape, cfg.seed, Path(data_dir or "data"))
     except DataError as exc:
-        raise SpecError(
-            [spec.document.problem(about_dataset(cfg.data.name, exc), ("train", "data"))]
-        ) from None
+        raise SpecError([data_problem(spec, exc)]) from None
 
 
 def check_data(spec: Spec, splits: Splits) -> None:
