@@ -49,6 +49,8 @@ SMALL_INPUT = {
     "densenet": [3, 32, 32],
     "densenet121": [3, 32, 32],
     "efficientnet_b0": [3, 32, 32],
+    "googlenet": [3, 32, 32],
+    "mnasnet1_0": [3, 32, 32],
     "mobilenet_v2": [3, 32, 32],
     "resnet": [3, 32, 32],
     "resnet18": [3, 32, 32],
@@ -56,6 +58,7 @@ SMALL_INPUT = {
     "resnet50": [3, 32, 32],
     "shufflenet_v2": [3, 32, 32],
     "shufflenet_v2_x1_0": [3, 32, 32],
+    "squeezenet1_1": [3, 64, 64],
     "vgg": [3, 32, 32],
     "vgg16": [3, 32, 32],
     "vgg16_bn": [3, 32, 32],
@@ -80,6 +83,11 @@ TORCHVISION_GFLOPS = {
     "resnet50": 4.09,
     "mobilenet_v2": 0.30,
     "densenet121": 2.83,
+    "squeezenet1_1": 0.35,
+    "googlenet": 1.5,
+    "mnasnet1_0": 0.31,
+    "shufflenet_v2_x1_0": 0.14,
+    "efficientnet_b0": 0.39,
 }
 # Every variant's parameter count, as the original implementations publish or build them:
 # torchvision 0.28 for VGG, DenseNet and ShuffleNetV2; Ultralytics' yolov8.yaml `scales:` comments less the
@@ -276,7 +284,11 @@ def _torchvision_models():
 
 
 @pytest.mark.parametrize(
-    "model", ["alexnet", "vgg16_bn", "densenet121", "aspp", "shufflenet_v2_x1_0", "efficientnet_b0"]
+    "model",
+    [
+        *("alexnet", "vgg16_bn", "densenet121", "aspp", "shufflenet_v2_x1_0", "efficientnet_b0"),
+        *("squeezenet1_1", "googlenet", "mnasnet1_0"),
+    ],
 )
 def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
     models = _torchvision_models()
@@ -286,7 +298,8 @@ def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
         reference, prefix = net.classifier, "classifier."
         overrides, shape = ["params.rates=[12, 24, 36]"], [2048, 14, 14]
     else:
-        reference, prefix = getattr(models, model)(), ""
+        options = {"aux_logits": False, "init_weights": False} if model == "googlenet" else {}
+        reference, prefix = getattr(models, model)(**options), ""
         overrides, shape = [], [3, 64, 64]
     _randomise_batch_norm(reference)
     ours = netspec.load(REPO / f"specs/{model}.yaml", input_shape=shape, overrides=overrides).build()
@@ -316,17 +329,18 @@ def test_the_goldens_cover_every_torchvision_model_of_the_gallery():
 
 @pytest.mark.parametrize("model", sorted(TORCHVISION_GFLOPS))
 def test_conv_and_linear_macs_agree_with_torchvision_published_gflops(model):
-    """Within 1 %; netspec's total counts more layer types (docs/summary.md has the table)."""
+    """Within 1 %, or half the published figure's last digit (0.31 is 0.305-0.315); netspec's
+    total counts more layer types (docs/summary.md has the table)."""
     rows = summarize(netspec.load(REPO / f"specs/{model}.yaml")).rows
     conv_linear = sum(row.macs for row in rows if row.type in ("conv", "linear"))
-    assert conv_linear / 1e9 == pytest.approx(TORCHVISION_GFLOPS[model], rel=0.01)
+    assert conv_linear / 1e9 == pytest.approx(TORCHVISION_GFLOPS[model], rel=0.01, abs=0.005)
 
 
 def test_every_model_has_its_entry_file():
     names = {p.stem for p in SPECS}
     issue = {"alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "mobilenet_v2"}
     issue |= {"densenet121", "unet", "segnet", "autoencoder", "aspp", "conv1d", "conv3d", "yolo"}
-    issue |= {"shufflenet_v2_x1_0", "efficientnet_b0"}
+    issue |= {"shufflenet_v2_x1_0", "efficientnet_b0", "squeezenet1_1", "googlenet", "mnasnet1_0"}
     assert issue | {"cifar_speedrun"} <= names
 
 
