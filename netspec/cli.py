@@ -850,7 +850,7 @@ def _build(args: argparse.Namespace) -> int:
         full = summarize(spec, batch_size=args.batch_size or 1, **training)  # checks `expect:` contracts
         depth = args.depth if args.depth is not None else DEFAULT_DEPTH if spec.document.blocks else 0
         folded = depth and args.format != "json" and args.explain is None
-        summary = fold(full, depth, spec.document.blocks) if folded else full
+        summary = fold(full, depth, spec.document.blocks, spec.document.block_lines) if folded else full
         if args.explain is not None:
             names = {r.name for r in summary.rows} | {str(r.index) for r in summary.rows}
             if args.explain and args.explain not in names:
@@ -866,13 +866,13 @@ def _build(args: argparse.Namespace) -> int:
             from netspec.htmlreport import render_html
             from netspec.outfiles import write_text
 
-            shown = fold(full, depth, spec.document.blocks) if depth else full
+            shown = fold(full, depth, spec.document.blocks, spec.document.block_lines) if depth else full
             write_text("--html", args.html, render_html(shown, full, spec))
             print(f"HTML report written to {args.html}", file=sys.stderr)
         if args.graph:
             from netspec.graphviz import write_graph
 
-            written = write_graph(spec, full, args.graph)
+            written = write_graph(spec, full, args.graph, depth=depth)
             print(f"graph written to {written}", file=sys.stderr)
     out.write(text)
     return EXIT_OK

@@ -603,6 +603,7 @@ class _Expander:
         self.steps = 0
         self.made = 0  # list items and characters made by expressions (MAX_MADE)
         self.instances: dict[str, str] = {}  # "layer2.0" → "bottleneck", "layer2" → "bottleneck ×4"
+        self.use_lines: dict[str, int] = {}  # "layer2" → the line of its use in the spec's file
         self.redirects: dict[Path_, Redirect] = {}
         self.positions: dict[Path_, Any] = {}
         self.shapes = _ShapeTracker(self, registry)
@@ -646,6 +647,7 @@ class _Expander:
         doc = Document(data, self.doc.source, dict(self.positions))
         doc.redirects = {(): Redirect(self.doc, ()), **self.redirects}
         doc.blocks = dict(self.instances)
+        doc.block_lines = dict(self.use_lines)
         return doc
 
     def _globals(self) -> dict[str, Any]:
@@ -794,6 +796,7 @@ class _Expander:
             scope.names[name] = last
             kinds = {self.instances.get(f"{scope.prefix}{name}.{i}", "layers") for i in range(repeat)}
             self.instances[scope.prefix + name] = f"{kinds.pop() if len(kinds) == 1 else 'layers'} ×{repeat}"
+            self._use_line(scope.prefix + name, doc, path)
         if container or (isinstance(name, str) and repeat is None):
             scope.counter += 1
         if repeat == 0:
@@ -893,12 +896,23 @@ class _Expander:
         self.redirects[("layers", index)] = redirect
         for key, source in (sources or {}).items():
             self.redirects[("layers", index, key)] = Redirect(scope.document, (*source, key), scope.notes)
-        origin, where = scope.document.origin(path)
-        loc = origin.locate(where)
-        if loc is not None and origin.source == self.doc.origin(())[0].source:
+        loc = self._top_location(scope.document, path)
+        if loc is not None:
             self.positions[("layers", index)] = loc  # the summary's line column: lines of this file only
         if isinstance(layer, dict) and isinstance(layer.get("name"), str):
             self.shapes.known.add(layer["name"])
+
+    def _top_location(self, document: Document, path: Path_):
+        """Where ``path`` was written, if in the spec's own file (not an included or base one)."""
+        origin, where = document.origin(path)
+        loc = origin.locate(where)
+        return loc if loc is not None and origin.source == self.doc.origin(())[0].source else None
+
+    def _use_line(self, name: str, document: Document, path: Path_) -> None:
+        """A block instance's line: a folded summary row shows where the block was used."""
+        loc = self._top_location(document, path)
+        if loc is not None:
+            self.use_lines.setdefault(name, loc.line)
 
     def _use(
         self, scope: _Scope, block: _Block, item: dict, path: Path_, name: str, inputs, variables, sources
@@ -921,6 +935,7 @@ class _Expander:
             raise SpecError([self._problem(doc, path, scope, f"blocks nested deeper than {MAX_BLOCK_DEPTH}")])
         args = self._arguments(scope, block, item, path, variables, sources)
         self.instances[name] = block.name
+        self._use_line(name, doc, path)
         if len(inputs) != len(block.inputs):
             message = (
                 f"block {block.name!r} takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), "

@@ -42,8 +42,10 @@ def graph_path_problem(path: str | Path) -> str | None:
     return None
 
 
-def write_graph(spec: Spec, summary: Summary, path: str | Path) -> Path:
+def write_graph(spec: Spec, summary: Summary, path: str | Path, depth: int = 2) -> Path:
     """Write ``path`` (.dot/.gv, or .svg/.png/.pdf/.jpg through Graphviz); returns what was written.
+    Graphviz draws every layer; netspec's own .svg folds block instances below ``depth`` (0: none),
+    as the table does.
 
     Check the path with :func:`graph_path_problem` first: this raises for what it refuses.
     """
@@ -64,7 +66,8 @@ def write_graph(spec: Spec, summary: Summary, path: str | Path) -> Path:
         from netspec.summary import fold
 
         blocks = spec.document.blocks
-        write_text("--graph", path, render_svg(fold(summary, 2, blocks) if blocks else summary, spec) + "\n")
+        shown = fold(summary, depth, blocks, spec.document.block_lines) if blocks and depth else summary
+        write_text("--graph", path, render_svg(shown, spec) + "\n")
         return path
     fmt = "jpg" if suffix == ".jpeg" else suffix[1:]
     result = subprocess.run(

@@ -162,11 +162,12 @@ def summarize(
     return summary
 
 
-def fold(summary: Summary, depth: int, blocks: dict[str, str]) -> Summary:
+def fold(summary: Summary, depth: int, blocks: dict[str, str], lines: dict[str, int] | None = None):
     """The rows with every block instance deeper than ``depth`` name parts shown as one row.
 
     A folded row sums parameters and MACs, shows the block's last layer's output and
-    receptive field, and takes its inputs from outside the block. Totals do not change.
+    receptive field, takes its inputs from outside the block, and the line where the block was
+    used (``lines``; else its first layer's). Totals do not change.
     """
     groups: dict[str, list[LayerRow]] = {}
     for row in summary.rows:
@@ -195,7 +196,7 @@ def fold(summary: Summary, depth: int, blocks: dict[str, str]) -> Summary:
                 sum(m.trainable for m in members),
                 UNKNOWN if any(m is UNKNOWN for m in macs) else sum(macs),
                 last.field,
-                members[0].line,
+                (lines or {}).get(key, members[0].line),
                 tuple(line for m in members for line in m.explain),
             )
         )

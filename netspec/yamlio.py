@@ -163,6 +163,7 @@ class Document:
     overrides: dict[Path_, str] = field(default_factory=dict)  # path → "--set a.b=value"
     redirects: dict[Path_, Redirect] = field(default_factory=dict)  # expanded data → where it was written
     blocks: dict[str, str] = field(default_factory=dict)  # block instance path → what it is ("bottleneck")
+    block_lines: dict[str, int] = field(default_factory=dict)  # block instance path → the line of its use
 
     def override(self, assignment: str) -> None:
         """Apply ``a.b.0.c=value`` (value read as YAML) on top of the file, as ``--set`` does.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -439,3 +440,28 @@ def test_the_table_is_what_rich_draws_in_time_linear_in_its_rows(path):
                 assert ours is None or ours == _rich_table(header, rows, right, 200, color)
     header, rows, right = table_rows(full, True)
     assert _aligned(header, rows, right, 40, False) is None  # too wide for 40 columns: rich's cropping
+
+
+def test_a_folded_row_shows_the_line_where_its_block_was_used(tmp_path):
+    """It showed the line of the block's first layer, inside the block's definition."""
+    from netspec.cli import main
+    from netspec.summary import fold
+
+    path = REPO / "specs/resnet.yaml"
+    spec = netspec.load(path)
+    rows = {r.name: r for r in fold(summarize(spec), 1, spec.document.blocks, spec.document.block_lines).rows}
+    text = path.read_text().splitlines()
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        assert f"name: {stage}," in text[rows[stage].line - 1]
+    rows = {r.name: r for r in fold(summarize(spec), 2, spec.document.blocks, spec.document.block_lines).rows}
+    assert (
+        "name: layer2," in text[rows["layer2.1"].line - 1] and rows["layer2.0"].line == rows["layer2.1"].line
+    )
+    if shutil.which("dot"):
+        return  # Graphviz draws .svg, every layer
+    svgs = {}  # netspec's own SVG follows --depth, as the table does
+    for depth in ("0", "2"):
+        out = tmp_path / f"d{depth}.svg"
+        assert main(["build", str(path), "--graph", str(out), "--depth", depth]) == 0
+        svgs[depth] = out.read_text()
+    assert "layer2.0.conv1" in svgs["0"] and "layer2.0.conv1" not in svgs["2"]
