@@ -860,6 +860,10 @@ class _Expander:
         """Expand one layer or block use; returns the global name of its output."""
         doc = scope.document
         kind = self._value(doc, (*path, "type"), item.get("type"), variables, scope)
+        if "type" in item and not isinstance(kind, str):  # `type: =null` was a layer 'None_0' of type 'None'
+            got = "null" if kind is None else f"{type(kind).__name__} {kind!r}"
+            message = f"type: expected a layer or block type name, got {got}"
+            raise SpecError([self._problem(doc, (*path, "type"), scope, message)])
         if local is None:
             local = str(scope.counter) if scope.numbered else f"{kind}_{scope.counter}"
             scope.counter += 1

@@ -117,6 +117,15 @@ def _problem(error: dict, doc: Document, registry: Registry, types_listed: bool 
             "known datasets: " + ", ".join(sorted(registry.datasets))
         )
         path = (*path, "name")
+    elif (
+        kind == "union_tag_invalid"
+        and isinstance(layer_data, dict)
+        and not isinstance(layer_data.get("type"), str)
+    ):
+        value = layer_data.get("type")
+        got = "null" if value is None else f"{type(value).__name__} {value!r}"
+        message = f"type: expected a layer type name, got {got}"  # it read "unknown layer type 'None'"
+        path = (*path, "type")
     elif kind == "union_tag_invalid":
         tag = error["ctx"]["tag"]
         message = f"unknown layer type {tag!r}"

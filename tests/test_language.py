@@ -1885,3 +1885,19 @@ def test_lists_made_in_each_block_instance_are_bounded_in_all():
 def test_a_huge_integer_in_an_expression_is_a_located_error():
     with pytest.raises(netspec.SpecError, match=r"out of range \(\|value\| > 10\*\*18\): about 10\*\*400"):
         load_text("netspec: 1\ninput: [3, 8, 8]\nlayers: [{type: relu, repeat: '=1" + "0" * 400 + "'}]\n")
+
+
+@pytest.mark.parametrize(
+    ("layers", "said"),
+    [
+        ("[{type: =null}]", "type: expected a layer or block type name, got null"),
+        ("[{type: relu, repeat: 2}, {type: '=1 + 2'}]", "type name, got int 3"),
+        ("[{type: null}]", "layer 0: type: expected a layer type name, got null"),
+        ("[{type: 3}]", "layer 0: type: expected a layer type name, got int 3"),
+    ],
+)
+def test_a_type_that_is_no_name_says_what_it_got(layers, said):
+    """It named a layer 'None_0' of the unknown type 'None'."""
+    with pytest.raises(netspec.SpecError) as caught:
+        load_text(f"netspec: 1\ninput: [3, 8, 8]\nlayers: {layers}\n")
+    assert said in str(caught.value) and "None_0" not in str(caught.value)
