@@ -161,7 +161,9 @@ def expand(
 
         check_input_rank(composed, input_shape)
         composed.data["input"] = list(input_shape)
-    return _Expander(composed, blocks, registry).run()
+    flat = _Expander(composed, blocks, registry).run()
+    _refuse_set_params_only_unused_blocks_read(composed, blocks, set(flat.blocks.values()))
+    return flat
 
 
 def _refuse_unread_set_params(doc: Document, blocks: dict[str, _Block]) -> None:
@@ -192,6 +194,41 @@ def _refuse_unread_set_params(doc: Document, blocks: dict[str, _Block]) -> None:
         )
     if problems:
         raise SpecError(problems)
+
+
+def _refuse_set_params_only_unused_blocks_read(doc: Document, blocks: dict[str, _Block], used: set[str]):
+    """``--set params.NAME=…`` that only blocks this network never uses read: ResNet-18 with
+    ``--set params.groups=32`` built a plain ResNet-18 (only the bottleneck reads groups)."""
+    set_names = {
+        path[1]: source for path, source in doc.overrides.items() if len(path) >= 2 and path[0] == "params"
+    }
+    if not set_names:
+        return
+    read: set[str] = set()
+    _names_read({key: value for key, value in doc.data.items() if key != "blocks"}, read)
+    reads = {name: _block_reads(block) for name, block in blocks.items()}
+    for name in used & set(blocks):
+        read |= reads[name]
+    problems = []
+    for name, source in set_names.items():
+        if name in read:
+            continue
+        readers = [block for block, names in reads.items() if name in names]
+        message = (
+            f"only block {' and '.join(map(repr, readers))} read{'s' if len(readers) == 1 else ''} {name!r}, "
+            "and this network uses no such block: it would change nothing"
+        )
+        hint = f"blocks this network uses: {', '.join(sorted(used & set(blocks)))}"
+        problems.append(Problem(message, source, hint=hint))
+    if problems:
+        raise SpecError(problems)
+
+
+def _block_reads(block: _Block) -> set[str]:
+    """The names a block's expressions mention: its layers, its output and its parameters' defaults."""
+    found: set[str] = set()
+    _names_read([block.layers, block.output, [default for _, default, _ in block.params.values()]], found)
+    return found
 
 
 def _names_read(value: Any, found: set[str]) -> None:

@@ -51,6 +51,9 @@ SMALL_INPUT = {
     "efficientnet_b0": [3, 32, 32],
     "googlenet": [3, 32, 32],
     "mnasnet1_0": [3, 32, 32],
+    "mobilenet_v3": [3, 32, 32],
+    "mobilenet_v3_large": [3, 32, 32],
+    "mobilenet_v3_small": [3, 32, 32],
     "mobilenet_v2": [3, 32, 32],
     "resnet": [3, 32, 32],
     "resnet18": [3, 32, 32],
@@ -88,10 +91,13 @@ TORCHVISION_GFLOPS = {
     "mnasnet1_0": 0.31,
     "shufflenet_v2_x1_0": 0.14,
     "efficientnet_b0": 0.39,
+    "mobilenet_v3_large": 0.22,
+    "mobilenet_v3_small": 0.06,
 }
 # Every variant's parameter count, as the original implementations publish or build them:
-# torchvision 0.28 for VGG, DenseNet and ShuffleNetV2; Ultralytics' yolov8.yaml `scales:` comments less the
-# 16 fixed weights of its DFL decoder, which the spec leaves out.
+# torchvision 0.28 for VGG, DenseNet, ResNet/ResNeXt/Wide ResNet, MobileNetV3 and ShuffleNetV2;
+# Ultralytics' yolov8.yaml `scales:` comments less the 16 fixed weights of its DFL decoder,
+# which the spec leaves out.
 VARIANT_PARAMS = {
     "vgg": {
         "vgg11": 132_863_336,
@@ -109,6 +115,19 @@ VARIANT_PARAMS = {
         "densenet169": 14_149_480,
         "densenet201": 20_013_928,
     },
+    "resnet": {
+        "resnet18": 11_689_512,
+        "resnet34": 21_797_672,
+        "resnet50": 25_557_032,
+        "resnet101": 44_549_160,
+        "resnet152": 60_192_808,
+        "resnext50_32x4d": 25_028_904,
+        "resnext101_32x8d": 88_791_336,
+        "resnext101_64x4d": 83_455_272,
+        "wide_resnet50_2": 68_883_240,
+        "wide_resnet101_2": 126_886_696,
+    },
+    "mobilenet_v3": {"large": 5_483_032, "small": 2_542_856},
     "shufflenet_v2": {
         "x0_5": 1_366_792,
         "x1_0": 2_278_604,
@@ -287,7 +306,7 @@ def _torchvision_models():
     "model",
     [
         *("alexnet", "vgg16_bn", "densenet121", "aspp", "shufflenet_v2_x1_0", "efficientnet_b0"),
-        *("squeezenet1_1", "googlenet", "mnasnet1_0"),
+        *("squeezenet1_1", "googlenet", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"),
     ],
 )
 def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
@@ -341,6 +360,7 @@ def test_every_model_has_its_entry_file():
     issue = {"alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "mobilenet_v2"}
     issue |= {"densenet121", "unet", "segnet", "autoencoder", "aspp", "conv1d", "conv3d", "yolo"}
     issue |= {"shufflenet_v2_x1_0", "efficientnet_b0", "squeezenet1_1", "googlenet", "mnasnet1_0"}
+    issue |= {"mobilenet_v3_large", "mobilenet_v3_small"}
     assert issue | {"cifar_speedrun"} <= names
 
 

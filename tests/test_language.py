@@ -1901,3 +1901,16 @@ def test_a_type_that_is_no_name_says_what_it_got(layers, said):
     with pytest.raises(netspec.SpecError) as caught:
         load_text(f"netspec: 1\ninput: [3, 8, 8]\nlayers: {layers}\n")
     assert said in str(caught.value) and "None_0" not in str(caught.value)
+
+
+def test_a_set_param_only_an_unused_block_reads_is_refused(tmp_path):
+    """ResNet-18 with --set params.groups=32 built a plain ResNet-18: only the bottleneck reads it."""
+    from conftest import REPO
+
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.load(REPO / "specs/resnet.yaml", overrides=["variant=resnet18", "params.groups=32"])
+    message = str(caught.value)
+    assert "only block 'bottleneck' reads 'groups', and this network uses no such block" in message
+    assert "hint: blocks this network uses: basic, shortcut" in message
+    spec = netspec.load(REPO / "specs/resnet.yaml", overrides=["variant=resnext50_32x4d", "params.groups=32"])
+    assert spec.layer("layer1.0.conv2").params.groups == 32
