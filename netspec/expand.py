@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from netspec.errors import Problem, ShapeError, SpecError, exception_line, printable
 from netspec.expressions import Evaluator, ExprError, is_expression, value_size
-from netspec.params import INPUT
+from netspec.params import INPUT, PATH_RE
 from netspec.plugins import Registry
 from netspec.registry import LayerContext, RefTarget
 from netspec.yamlio import YAML_KEY_HINT, Document, Path_, Redirect, read_spec_file
@@ -822,6 +822,10 @@ class _Expander:
                             )
                         ]
                     )
+                if not PATH_RE.match(local):  # here, once: not at every layer the use holds
+                    message = f"name: {name!r} gives {local!r}, not a name (identifiers joined by dots)"
+                    hint = "a name part is letters, digits and '_', starting with a letter (or a number)"
+                    raise SpecError([self._problem(doc, (*path, "name"), scope, message, hint)])
             else:
                 local = None
             from_ = inputs if index == 0 else [last]

@@ -1914,3 +1914,16 @@ def test_a_set_param_only_an_unused_block_reads_is_refused(tmp_path):
     assert "hint: blocks this network uses: basic, shortcut" in message
     spec = netspec.load(REPO / "specs/resnet.yaml", overrides=["variant=resnext50_32x4d", "params.groups=32"])
     assert spec.layer("layer1.0.conv2").params.groups == 32
+
+
+def test_a_computed_name_that_is_no_name_is_refused_once_at_its_name():
+    """It was refused at every layer inside the block use, at the layers' lines."""
+    with pytest.raises(netspec.SpecError) as caught:
+        load_text(
+            "netspec: 1\ninput: [3, 8, 8]\n"
+            "blocks: {cb: {layers: [{type: conv, out_channels: 4, kernel_size: 1}, {type: relu}]}}\n"
+            "layers:\n  - {type: cb, name: \"='block1-' + str(index)\", repeat: 2}\n"
+        )
+    assert len(caught.value.problems) == 1
+    message = str(caught.value)
+    assert message.startswith("<string>:5:22: name: \"='block1-' + str(index)\" gives 'block1-0', not a name")
