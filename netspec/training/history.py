@@ -14,12 +14,14 @@ made once: a resume of a long history costs its length once, not at every write.
 
 from __future__ import annotations
 
+import array
 import bisect
 import csv
 import io
 import itertools
 import os
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,45 +61,73 @@ def read_history(path: Path) -> list[Row]:
 
 
 class EarlierRows:
-    """A resumed run's earlier rows as CSV text: each row made into text once for a set of columns,
-    rows that the resumed run logs again left out (once replaced, a row stays replaced)."""
+    """A resumed run's earlier rows, held as their CSV lines (a dict per row cost ~1 KB: a
+    2,000,000-row history took 2.7 GB): the rows the resumed run logs again are left out (once
+    replaced, a row stays replaced), and a new column writes the lines again, once."""
 
     def __init__(self, rows: list[Row]):
-        self.rows = rows
-        self.columns: set[str] = set().union(*{tuple(row) for row in rows})
+        self.columns = sorted(set().union(*{tuple(row) for row in rows}))
+        kinds: dict[tuple, int] = {}
+        self._kinds: list[frozenset] = []  # each kind of row's columns, once
+        self._kind = array.array("i")  # each row's kind
+        for row in rows:
+            names = tuple(row)
+            kind = kinds.get(names)
+            if kind is None:
+                kind = kinds[names] = len(self._kinds)
+                self._kinds.append(frozenset(names))
+            self._kind.append(kind)
         steps = [row["step"] for row in rows]
         self._order = sorted(range(len(rows)), key=steps.__getitem__)  # a sorted index: no per-row objects
         self._steps = [steps[i] for i in self._order]
+        self._lines = _lines(rows, self.columns)
         self._replaced: set[int] = set()
-        self._lines: tuple[list[str], list[str]] = ([], [])  # (columns, each row's text)
-        self._text: tuple[tuple, str] | None = None  # ((columns, replaced count), the rows kept)
+        self._text: tuple[int, str] | None = None  # (replaced count, the rows kept)
 
     def replace(self, rows: list[Row]) -> None:
         """Leave out the earlier rows with the step and columns of one of ``rows``."""
         for row in rows:
             step = row["step"]
             first, end = bisect.bisect_left(self._steps, step), bisect.bisect_right(self._steps, step)
-            self._replaced.update(i for i in self._order[first:end] if self.rows[i].keys() == row.keys())
+            self._replaced.update(
+                i for i in self._order[first:end] if self._kinds[self._kind[i]] == row.keys()
+            )
 
     def kept(self) -> list[Row]:
-        return [row for index, row in enumerate(self.rows) if index not in self._replaced]
+        """The rows not replaced, read back from their lines as :func:`read_history` reads them."""
+        return list(
+            _parsed(self.columns, (line for i, line in enumerate(self._lines) if i not in self._replaced))
+        )
 
     def text(self, columns: list[str]) -> str:
         """The kept rows as CSV lines under ``columns`` (a superset of theirs)."""
-        if self._lines[0] != columns:
-            buffer = io.StringIO()
-            out = csv.writer(buffer)
-            ends = []
-            for row in self.rows:
-                out.writerow([row.get(column, "") for column in columns])
-                ends.append(buffer.tell())
-            text = buffer.getvalue()
-            self._lines = (columns, [text[a:b] for a, b in itertools.pairwise([0, *ends])])
-        state = (tuple(columns), len(self._replaced))
-        if self._text is None or self._text[0] != state:
-            lines = self._lines[1]
-            self._text = (state, "".join(line for i, line in enumerate(lines) if i not in self._replaced))
+        if columns != self.columns:
+            self._lines = _lines(_parsed(self.columns, self._lines), columns)
+            self.columns, self._text = columns, None
+        if self._text is None or self._text[0] != len(self._replaced):
+            kept = (line for i, line in enumerate(self._lines) if i not in self._replaced)
+            self._text = (len(self._replaced), "".join(kept))
         return self._text[1]
+
+
+def _lines(rows: Iterable[Row], columns: list[str]) -> list[str]:
+    """Each row as one CSV line (csv.DictWriter's dialect, as Lightning writes) under ``columns``."""
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    ends = []
+    for row in rows:
+        out.writerow([row.get(column, "") for column in columns])
+        ends.append(buffer.tell())
+    text = buffer.getvalue()
+    return [text[a:b] for a, b in itertools.pairwise([0, *ends])]
+
+
+def _parsed(columns: list[str], lines: Iterable[str]) -> Iterator[Row]:
+    """Rows back from lines :func:`_lines` wrote (one at a time: never all of them as dicts)."""
+    for record in csv.reader(lines):
+        row: Row = {k: v for k, v in zip(columns, record, strict=False) if v}
+        row["step"] = int(row["step"])
+        yield row
 
 
 def merge(history: list[Row], rows: list[Row]) -> list[Row]:
@@ -137,7 +167,7 @@ class HistoryCSVLogger(CSVLogger):
         self._earlier.replace(writer.metrics)
         self._rows.extend(writer.metrics)
         writer.metrics = []
-        columns = sorted(self._earlier.columns.union(*self._rows))
+        columns = sorted(set(self._earlier.columns).union(*self._rows))
         writer.metrics_keys = columns
         target = Path(writer.metrics_file_path)
         partial = target.with_suffix(".csv.partial")

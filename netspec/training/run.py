@@ -449,7 +449,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*padding='same' with even kernel lengths.*")
 
 
-MAX_HISTORY_BYTES = 256 << 20  # a metrics.csv of a few million rows: beyond it, not one netspec wrote
+MAX_HISTORY_BYTES = 64 << 20  # ~2 million rows (~35 s, 2 GB to resume): beyond, not a history netspec wrote
 
 
 def _check_history_file(path: Path) -> None:
@@ -645,6 +645,7 @@ def _fit(spec: Spec, cfg, run_dir: Path, resumed, data_dir, weights=None, retry:
 
         history = read_history(run_dir / "metrics.csv")
     trainer, checkpoint = _trainer(spec, cfg, run_dir, history)
+    del history  # the logger keeps the earlier rows as lines; these dicts need not live on
     module_type = ChunkedSpecModule if _fast_loop(cfg, trainer) else SpecModule
     module = module_type(spec, cfg, trained, 1, splits.normalization)
     from netspec.training.finetune import prepare_weights
