@@ -33,31 +33,36 @@ WRITE_SECONDS = 5.0  # Lightning asks for a write after every row (~0.5 ms each)
 
 
 def read_history(path: Path) -> list[Row]:
-    """The complete rows of a metrics.csv (none if it is missing); a half-written last line is dropped."""
+    """The complete rows of a metrics.csv (none if it is missing, or not CSV); a half-written last
+    line is dropped."""
+    try:
+        return list(history_rows(path))
+    except csv.Error:  # not a CSV file (or a field beyond csv's limit): nothing to keep
+        return []
+
+
+def history_rows(path: Path) -> Iterator[Row]:
+    """:func:`read_history`'s rows one at a time (the curves of a long history need no list of
+    them); raises ``csv.Error`` for a file that is not CSV."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return []
+        return
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # killed while writing a row
-    rows = []
-    try:
-        records = csv.reader(text.splitlines())
-        header = next(records, [])
-        unique = len(set(header)) == len(header)  # else the last cell of a name counts, as in DictReader
-        for record in records:  # csv.DictReader's rows, less its per-row Python overhead
-            pairs = zip(header, record, strict=False)
-            if not unique:
-                pairs = dict(pairs).items()
-            cells: Row = {k: v for k, v in pairs if v}
-            try:
-                cells["step"] = int(cells.get("step", ""))
-            except ValueError:
-                continue
-            rows.append(cells)
-    except csv.Error:  # not a CSV file (or a field beyond csv's limit): nothing to keep
-        return []
-    return rows
+    records = csv.reader(text.splitlines())
+    header = next(records, [])
+    unique = len(set(header)) == len(header)  # else the last cell of a name counts, as in DictReader
+    for record in records:  # csv.DictReader's rows, less its per-row Python overhead
+        pairs = zip(header, record, strict=False)
+        if not unique:
+            pairs = dict(pairs).items()
+        cells: Row = {k: v for k, v in pairs if v}
+        try:
+            cells["step"] = int(cells.get("step", ""))
+        except ValueError:
+            continue
+        yield cells
 
 
 class EarlierRows:

@@ -8,17 +8,19 @@ marked, and the test result drawn where it was measured. Redrawn from the whole
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
 from pathlib import Path
 
 from netspec.chart import Key, Line, Note, Panel, draw_chart
-from netspec.training.history import read_history
+from netspec.training.history import history_rows
 
 SPLIT_COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 BEST_MONITOR = "val_loss"  # what best.ckpt keeps (ModelCheckpoint(monitor="val_loss", mode="min"))
 
 
-def curve_series(rows: list[dict]) -> dict[str, list[tuple[float, float]]]:
+def curve_series(rows: Iterable[dict]) -> dict[str, list[tuple[float, float]]]:
     """Each logged column as (step, value) points, in step order, empty cells skipped."""
     series: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
@@ -38,7 +40,10 @@ def split_of(key: str) -> str | None:
 
 def plot_curves(metrics_csv: Path, out: Path, title: str = "") -> Path | None:
     """Loss, metrics and learning rate against the optimizer step, from the run's CSV."""
-    series = curve_series(read_history(metrics_csv))
+    try:
+        series = curve_series(history_rows(metrics_csv))
+    except csv.Error:  # not a CSV file: no curves
+        return None
     if not series:
         return None
     metric_names = sorted({key.split("_", 1)[1] for key in series if split_of(key) and "loss" not in key})
