@@ -822,9 +822,9 @@ class _Expander:
                             )
                         ]
                     )
-                if not PATH_RE.match(local):  # here, once: not at every layer the use holds
+                if not PATH_RE.match(scope.prefix + local):  # here, once: not at each layer the use holds
                     message = f"name: {name!r} gives {local!r}, not a name (identifiers joined by dots)"
-                    hint = "a name part is letters, digits and '_', starting with a letter (or a number)"
+                    hint = "a name part is letters, digits and '_' from a letter on (a number inside a block)"
                     raise SpecError([self._problem(doc, (*path, "name"), scope, message, hint)])
             else:
                 local = None

@@ -1927,3 +1927,15 @@ def test_a_computed_name_that_is_no_name_is_refused_once_at_its_name():
     assert len(caught.value.problems) == 1
     message = str(caught.value)
     assert message.startswith("<string>:5:22: name: \"='block1-' + str(index)\" gives 'block1-0', not a name")
+
+
+def test_a_computed_name_may_be_a_number_inside_a_block_as_torchvision_numbers_children():
+    spec = load_text(
+        "netspec: 1\ninput: [3, 8, 8]\n"
+        "blocks:\n  f:\n    layers:\n      - repeat: 2\n        layers:\n"
+        '          - {type: conv, name: "=str(index + 1)", out_channels: 4, kernel_size: 1}\n'
+        "layers:\n  - {type: f, name: features}\n"
+    )
+    assert [layer.name for layer in spec.layers] == ["features.1", "features.2"]
+    with pytest.raises(netspec.SpecError, match="gives '1', not a name"):
+        load_text('netspec: 1\ninput: [3, 8, 8]\nlayers:\n  - {type: relu, name: "=str(1)"}\n')
