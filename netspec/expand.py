@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from netspec.errors import Problem, ShapeError, SpecError, exception_line, printable
-from netspec.expressions import Evaluator, ExprError, is_expression, value_size
+from netspec.expressions import Budget, Evaluator, ExprError, is_expression
 from netspec.params import INPUT, PATH_RE
 from netspec.plugins import Registry
 from netspec.registry import LayerContext, RefTarget
@@ -638,7 +638,7 @@ class _Expander:
         self.registry = registry
         self.flat: list[dict] = []
         self.steps = 0
-        self.made = 0  # list items and characters made by expressions (MAX_MADE)
+        self.made = Budget(MAX_MADE)  # list items and characters the expressions make, in all
         self.instances: dict[str, str] = {}  # "layer2.0" → "bottleneck", "layer2" → "bottleneck ×4"
         self.use_lines: dict[str, int] = {}  # "layer2" → the line of its use in the spec's file
         self.redirects: dict[Path_, Redirect] = {}
@@ -714,18 +714,11 @@ class _Expander:
             return value
         shape_of = (lambda name: self._shape_of(scope, name, doc, path)) if scope is not None else None
         try:
-            result = Evaluator(variables, shape_of).evaluate(value)
+            return Evaluator(variables, shape_of, self.made).evaluate(value)
         except ExprError as exc:
             raise SpecError(
                 [self._problem(doc, path, scope, f"{value!r}: {exc.message}", exc.hint)]
             ) from None
-        if isinstance(result, (list, str)) and not any(result is v for v in variables.values()):
-            self.made += value_size(result)  # a list made here, not a name's value passed on
-            if self.made > MAX_MADE:
-                message = f"the spec's expressions make over {MAX_MADE:,} list items and characters in all"
-                hint = "large lists computed in a repeated block? pass them from params: instead"
-                raise SpecError([self._problem(doc, path, scope, message, hint)])
-        return result
 
     def _shape_of(self, scope: _Scope, name: str, doc: Document, path: Path_) -> tuple[int, ...]:
         target = self._lookup(scope, name)

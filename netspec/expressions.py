@@ -190,6 +190,26 @@ def parse(text: str) -> ast.expr:
     return tree.body
 
 
+_NO_COPY = (ast.Name, ast.Constant)  # a name's value or a literal: nothing is made
+
+
+class Budget:
+    """The list items and characters that the expressions of one spec make, in all: each list or
+    string a step of an expression builds counts (each is bounded, but a repeated block can make
+    many)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.left = limit, limit
+
+    def spend(self, amount: int) -> None:
+        self.left -= amount
+        if self.left < 0:
+            raise ExprError(
+                f"the spec's expressions make over {self.limit:,} list items and characters in all",
+                "large lists computed in a repeated block? pass them from params: instead",
+            )
+
+
 class Evaluator:
     """Evaluates one expression against a scope.
 
@@ -198,9 +218,15 @@ class Evaluator:
     ``shape_of(name)`` answers ``shape(name)``; its argument is a layer name, not a value.
     """
 
-    def __init__(self, scope: Mapping[str, Any], shape_of: Callable[[str], tuple[int, ...]] | None = None):
+    def __init__(
+        self,
+        scope: Mapping[str, Any],
+        shape_of: Callable[[str], tuple[int, ...]] | None = None,
+        budget: Budget | None = None,
+    ):
         self.scope = scope
         self.shape_of = shape_of
+        self.budget = budget
 
     def evaluate(self, text: str) -> Any:
         return _checked(self._eval(parse(text)))
@@ -214,7 +240,10 @@ class Evaluator:
                 "x if c else y, [lists], x[i], and the functions "
                 + ", ".join([*FUNCTIONS, *SHAPE_FUNCTIONS]),
             )
-        return _checked(method(node))
+        result = _checked(method(node))
+        if self.budget is not None and isinstance(result, (list, str)) and not isinstance(node, _NO_COPY):
+            self.budget.spend(len(result))
+        return result
 
     def _Constant(self, node: ast.Constant) -> Any:
         if node.value is None or isinstance(node.value, (bool, int, float, str)):

@@ -66,7 +66,7 @@ def scan(path: str, dim: str | None, lo: int, hi: int, overrides: Sequence[str] 
             [
                 base.problem(
                     f"--sizes {lo}:{hi} loads the spec's {layers:,} layers {hi - lo + 1:,} times, "
-                    f"over the {MAX_LAYER_LOADS:,} layer loads --sizes does",
+                    f"over the {MAX_LAYER_LOADS:,} layer loads --sizes allows",
                     ("input",),
                     hint=f"try at most {most:,} sizes at a time (e.g. --sizes {lo}:{lo + most - 1})",
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from netspec.heap import gc_paused
 from netspec.plugins import Registry, default_registry
 from netspec.shapes import Shape
 from netspec.validation import validate
-from netspec.yamlio import MAX_DEPTH, MAX_NODES, Document, load_yaml, read_spec_file
+from netspec.yamlio import MAX_BYTES, MAX_DEPTH, MAX_NODES, Document, load_yaml, read_spec_file
 
 if TYPE_CHECKING:
     from torch import fx
@@ -192,10 +193,10 @@ def plain_data(source: Mapping) -> dict:
     no cycles (a deep or self-containing value raised RecursionError; an object, or a function,
     which an expression would have called, went on into the spec). Tuples are read as lists."""
     problems: list[str] = []
-    count = 0
+    count = chars = 0
 
     def copy(value: Any, path: tuple, depth: int) -> Any:
-        nonlocal count
+        nonlocal count, chars
         count += 1
         where = ".".join(map(str, path[:8])) + (".…" if len(path) > 8 else "") or "the spec"
         if count > MAX_NODES:
@@ -207,8 +208,19 @@ def plain_data(source: Mapping) -> dict:
             return {_plain_key(key): copy(item, (*path, key), depth + 1) for key, item in value.items()}
         if isinstance(value, (list, tuple)):
             return [copy(item, (*path, i), depth + 1) for i, item in enumerate(value)]
+        if isinstance(value, str):
+            chars += len(value)
+            if chars > MAX_BYTES:
+                message = (
+                    f"the dict's strings hold more than {MAX_BYTES:,} characters, more than a spec file may"
+                )
+                raise SpecError([Document(None, "<dict>").problem(message)])
         if value is None or type(value) in (str, int, float, bool):
             return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy.int64
+            return int(value)
+        if isinstance(value, numbers.Real) and not isinstance(value, (str, int)):  # numpy.float32
+            return float(value)
         if isinstance(value, (str, int, float)):  # a subclass, with its own __eq__ or __hash__
             return _plain_key(value) if not isinstance(value, float) else float.__float__(value)
         problems.append(f"{where}: {type(value).__name__} is not a value a spec holds")

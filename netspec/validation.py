@@ -142,9 +142,10 @@ def _problem(error: dict, doc: Document, registry: Registry, types_listed: bool 
         key = True
         where = (path[2:] if layer is not None else path)[:-1]
         message = (f"{'.'.join(map(str, where))}: " if where else "") + (
-            f"a key must be text; YAML read this one as {type(error['input']).__name__} {error['input']!r}"
+            f"a key must be text; {'got' if doc.source == '<dict>' else 'YAML read this one as'} "
+            f"{type(error['input']).__name__} {error['input']!r}"
         )
-        hint = YAML_KEY_HINT
+        hint = YAML_KEY_HINT if doc.source != "<dict>" else "a spec's keys are strings"
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
         path = data_path(doc.data, loc[:-1])

@@ -300,7 +300,7 @@ def slice_layers(draw, shape) -> dict:
         "slice",
         dim=draw(optional(st.just(dim))),
         start=draw(optional(bound)),
-        end=draw(optional(bound)),
+        stop=draw(optional(bound)),
         step=draw(optional(st.integers(1, 3))),
     )
 

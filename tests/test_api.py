@@ -120,3 +120,14 @@ def test_a_dict_with_str_subclasses_is_read_as_plain_strings():
     spec = netspec.load({_OddStr("netspec"): 1, "input": [3, 8, 8], "layers": [{"type": _OddStr("relu")}]})
     assert [layer.type for layer in spec.layers] == ["relu"]
     assert netspec.load(_base(input=(3, 8, 8))).input_shape == (3, 8, 8)  # a tuple is a list
+
+
+def test_a_dict_spec_takes_numpy_numbers_and_no_more_text_than_a_file():
+    import numpy as np
+
+    spec = netspec.load(_base(input=[np.int64(3), 8, 8], layers=[{"type": "dropout", "p": np.float32(0.5)}]))
+    assert spec.input_shape == (3, 8, 8) and spec.layers[0].params.p == 0.5
+    with pytest.raises(netspec.SpecError, match="strings hold more than 1,048,576 characters"):
+        netspec.load(_base(description="x" * 2_000_000))
+    with pytest.raises(netspec.SpecError, match="must be text; got int 5\n  hint: a spec's keys are strings"):
+        netspec.load(_base(layers=[{"type": "relu", 5: 1}]))

@@ -221,11 +221,11 @@ def ref_slice(layer, x):
     """Python's slicing, as torch indexes; netspec refuses a bound Python would clamp, on purpose."""
     dim = layer.get("dim", 0)
     size = x.shape[1:][dim]  # an IndexError for a dim out of range
-    start, end, step = layer.get("start", 0), layer.get("end"), layer.get("step", 1)
-    if any(b is not None and not -size <= b <= size for b in (start, end)):
+    start, stop, step = layer.get("start", 0), layer.get("stop"), layer.get("step", 1)
+    if any(b is not None and not -size <= b <= size for b in (start, stop)):
         raise Intentional("a bound beyond the dimension's size, which Python clamps")
     index = [slice(None)] * x.dim()
-    index[dim % (x.dim() - 1) + 1] = slice(start, end, step)
+    index[dim % (x.dim() - 1) + 1] = slice(start, stop, step)
     return x[tuple(index)]
 
 
@@ -773,7 +773,7 @@ def test_channel_shuffle_and_slice_give_torch_values():
     shuffle = netspec.build({"input": [12, 3, 5], "layers": [{"type": "channel_shuffle", "groups": 3}]})
     assert torch.equal(shuffle(x), nn.ChannelShuffle(3)(x))
     cut = netspec.build(
-        {"input": [12, 3, 5], "layers": [{"type": "slice", "start": 2, "end": -1, "step": 3}]}
+        {"input": [12, 3, 5], "layers": [{"type": "slice", "start": 2, "stop": -1, "step": 3}]}
     )
     assert torch.equal(cut(x), x[:, 2:-1:3])
     spatial = netspec.build({"input": [12, 3, 5], "layers": [{"type": "slice", "dim": -1, "start": -4}]})

@@ -465,3 +465,20 @@ def test_a_folded_row_shows_the_line_where_its_block_was_used(tmp_path):
         assert main(["build", str(path), "--graph", str(out), "--depth", depth]) == 0
         svgs[depth] = out.read_text()
     assert "layer2.0.conv1" in svgs["0"] and "layer2.0.conv1" not in svgs["2"]
+
+
+def test_a_spatial_slice_keeps_the_receptive_field_and_strides_the_jump():
+    """It ended the receptive field ('—': every output sees the whole input), which a slice never does."""
+    spec = netspec.load(
+        {
+            "input": [3, 16, 16],
+            "layers": [
+                {"type": "conv", "out_channels": 4, "kernel_size": 3},
+                {"type": "slice", "dim": 1, "start": 1, "step": 2},
+                {"type": "slice", "stop": 2},
+            ],
+        }
+    )
+    rows = summarize(spec).rows
+    assert (rows[1].field.size, rows[1].field.jump) == ((3, 3), (2, 1))
+    assert (rows[2].field.size, rows[2].field.jump) == ((3, 3), (2, 1))

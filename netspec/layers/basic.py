@@ -95,6 +95,14 @@ def _stochastic_depth_build(p: StochasticDepthParams, ctx: LayerContext):
     return StochasticDepth(p.p, p.mode)
 
 
+def _stochastic_depth_explain(p: StochasticDepthParams, ctx: LayerContext) -> list[str]:
+    which = "each sample's input" if p.mode == "row" else "the whole batch's input"
+    return [
+        f"in training, {which} is zeroed with probability {p.p:g} and otherwise scaled by "
+        f"1 / (1 − {p.p:g}); in evaluation it passes unchanged. Shape kept: {describe(ctx.input)}"
+    ]
+
+
 def _spatial_dropout_rule(p: DropoutParams, ctx: LayerContext) -> Shape:
     spatial_rank(ctx.input, "spatial_dropout")
     return ctx.input
@@ -302,6 +310,7 @@ def netspec_register_layers() -> list[LayerType]:
             StochasticDepthParams,
             _same,
             _stochastic_depth_build,
+            explain=_stochastic_depth_explain,
             macs=no_macs,
             parameters=no_parameters,
             window=pointwise_window,

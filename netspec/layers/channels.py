@@ -1,13 +1,15 @@
 """Slicing a dimension and shuffling channels: ShuffleNet's channel split and channel shuffle.
 
-``slice`` takes Python's ``start:end:step`` of one per-sample dimension (0: the channels), as
-``x[:, start:end]`` does, but refuses what Python would clamp in silence: a bound beyond the
+``slice`` takes Python's ``start:stop:step`` of one per-sample dimension (0: the channels), as
+``x[:, start:stop]`` does, but refuses what Python would clamp in silence: a bound beyond the
 dimension's size, or a slice that selects nothing. ``channel_shuffle`` interleaves the channels
 of ``groups`` groups (``nn.ChannelShuffle``; built as view, transpose and flatten, which ONNX
 and ``torch.compile`` take).
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 from pydantic import StrictInt
 
@@ -21,17 +23,16 @@ from netspec.registry import (
     no_macs,
     no_parameters,
     pointwise_window,
-    undefined_window,
 )
 from netspec.shapes import Shape, describe
 
 
 class SliceParams(LayerParams):
-    """``start:end:step`` of one per-sample dimension (``dim`` 0: the channels)."""
+    """``start:stop:step`` of one per-sample dimension (``dim`` 0: the channels); step ≥ 1."""
 
     dim: StrictInt = 0
     start: StrictInt = 0
-    end: StrictInt | None = None
+    stop: StrictInt | None = None
     step: PositiveInt = 1
 
 
@@ -56,7 +57,7 @@ def slice_dim(p: SliceParams, shape: Shape) -> int:
 def sliced(p: SliceParams, shape: Shape) -> range:
     """The indices the slice keeps, as Python's slicing gives them."""
     size = shape[slice_dim(p, shape)]
-    for field, value in (("start", p.start), ("end", p.end)):
+    for field, value in (("start", p.start), ("stop", p.stop)):
         if value is not None and not -size <= value <= size:
             raise ShapeError(
                 f"{field} {value} is outside dim {p.dim} of input {describe(shape)} (size {size})",
@@ -64,13 +65,17 @@ def sliced(p: SliceParams, shape: Shape) -> range:
                 "Python and PyTorch would clamp it silently",
                 field=field,
             )
-    kept = range(size)[p.start : p.end : p.step]
+    kept = range(size)[p.start : p.stop : p.step]
     if not kept:
+        first = range(size)[p.start :].start
+        last = size if p.stop is None else range(size)[: p.stop].stop
         raise ShapeError(
-            f"{p.start}:{'' if p.end is None else p.end}:{p.step} selects nothing of dim {p.dim} "
-            f"of input {describe(shape)} (size {size})",
-            hint="make end come after start",
-            field="end",
+            f"{p.start}:{'' if p.stop is None else p.stop}:{p.step} selects nothing of dim {p.dim} "
+            f"of input {describe(shape)} (size {size}): it starts at {first} and stops before {last}",
+            hint=f"give stop a position after {first}"
+            if first < size
+            else f"give start a position below {size}",
+            field="stop" if p.stop is not None else "start",
         )
     return kept
 
@@ -83,24 +88,31 @@ def _slice_rule(p: SliceParams, ctx: LayerContext) -> Shape:
 def _slice_build(p: SliceParams, ctx: LayerContext):
     from netspec.modules import Slice
 
-    return Slice(slice_dim(p, ctx.input) + 1, p.start, p.end, p.step)
+    return Slice(slice_dim(p, ctx.input) + 1, p.start, p.stop, p.step)
 
 
 def _slice_explain(p: SliceParams, ctx: LayerContext) -> list[str]:
     dim, kept = slice_dim(p, ctx.input), sliced(p, ctx.input)
-    end = "" if p.end is None else p.end
+    stop = "" if p.stop is None else p.stop
     step = f":{p.step}" if p.step != 1 else ""
     what = "channels" if dim == 0 else "spatial"
     every = f" every {p.step}" if p.step != 1 else ""
     return [
-        f"dim {dim} ({what}) of size {ctx.input[dim]}: [{p.start}:{end}{step}] "
+        f"dim {dim} ({what}) of size {ctx.input[dim]}: [{p.start}:{stop}{step}] "
         f"keeps {kept.start}..{kept[-1]}{every}: {len(kept)}"
     ]
 
 
 def _slice_window(p: SliceParams, ctx: LayerContext) -> Window | None:
-    """Slicing channels keeps every position; slicing a spatial dimension shifts them."""
-    return pointwise_window(p, ctx) if slice_dim(p, ctx.input) == 0 else undefined_window(p, ctx)
+    """Each output position sees one input position; along a sliced spatial dim, one step in the
+    output is ``step`` in the input (the start's offset moves positions, not the field's size)."""
+    window = pointwise_window(p, ctx)
+    dim = slice_dim(p, ctx.input)
+    if window is None or dim == 0:
+        return window
+    strides = list(window.stride)
+    strides[dim - 1] = Fraction(p.step)
+    return Window(window.span, tuple(strides))
 
 
 def _shuffle_rule(p: ChannelShuffleParams, ctx: LayerContext) -> Shape:
@@ -113,7 +125,8 @@ def _shuffle_rule(p: ChannelShuffleParams, ctx: LayerContext) -> Shape:
     if channels % p.groups:
         raise ShapeError(
             f"input channels {channels} are not divisible by groups {p.groups}",
-            hint=f"give the layer before it a multiple of {p.groups} channels",
+            hint=f"give the layer before it a multiple of {p.groups} channels, or take groups from "
+            f"{', '.join(str(g) for g in range(2, channels) if channels % g == 0) or 'none between 1 and C'}",
             field="groups",
         )
     return ctx.input
@@ -144,9 +157,9 @@ def netspec_register_layers() -> list[LayerType]:
             parameters=no_parameters,
             window=_slice_window,
             explain=_slice_explain,
-            summary="Python's start:end:step of one per-sample dim (0: channels; ShuffleNet's split).",
+            summary="Python's start:stop:step of one per-sample dim (0: channels; ShuffleNet's split).",
             examples=(
-                {"input": [8, 5, 5], "layers": [{"type": "slice", "end": 4}]},
+                {"input": [8, 5, 5], "layers": [{"type": "slice", "stop": 4}]},
                 {"input": [6, 7, 5], "layers": [{"type": "slice", "dim": -2, "start": -5, "step": 2}]},
             ),
         ),
