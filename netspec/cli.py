@@ -786,9 +786,13 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
         if ignored:
             flags = ", ".join(ignored)
             return f"--explain prints shape formulas instead of the table, so {flags} would do nothing"
-    if args.depth is not None and not args.html and (args.format == "json" or args.explain is not None):
+    folds_a_picture = args.html or str(args.graph or "").lower().endswith(".svg")
+    if args.depth is not None and not folds_a_picture and (args.format == "json" or args.explain is not None):
         what = "--format json lists every layer" if args.format == "json" else "--explain prints formulas"
-        return f"--depth folds the table's rows (and --html's); {what}, so --depth would do nothing"
+        return (
+            f"--depth folds the table's rows (and --html's, and a --graph .svg's); {what}, "
+            "so --depth would do nothing"
+        )
     shows_memory = args.summary or args.format in ("json", "markdown")
     memory_flags = [
         flag
