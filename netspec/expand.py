@@ -816,8 +816,8 @@ class _Expander:
                         ]
                     )
                 if not PATH_RE.match(scope.prefix + local):  # here, once: not at each layer the use holds
-                    message = f"name: {name!r} gives {local!r}, not a name (identifiers joined by dots)"
-                    hint = "a name part is letters, digits and '_' from a letter on (a number inside a block)"
+                    message = f"name: {name!r} gives {local!r}, not a name (parts joined by dots)"
+                    hint = "a part is letters, digits, '_', '-' from a letter on (a number inside a block)"
                     raise SpecError([self._problem(doc, (*path, "name"), scope, message, hint)])
             else:
                 local = None
@@ -833,6 +833,8 @@ class _Expander:
             self._use_line(scope.prefix + name, doc, path)
         if container or (isinstance(name, str) and repeat is None):
             scope.counter += 1
+        elif isinstance(name, str) and repeat:  # each repetition named by the expression takes a position
+            scope.counter += repeat
         if repeat == 0:
             self._left_out(scope, item, inputs)
 

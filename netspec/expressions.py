@@ -389,7 +389,9 @@ class Evaluator:
         else:
             target = ast.unparse(arg)  # a dotted path: enc1.pool
             if not all(part.isidentifier() or part.isdigit() for part in target.split(".")):
-                raise ExprError(f"{name}() takes a layer name, got {target!r}")
+                quoted = f"{name}('{target.replace(' ', '')}')"
+                hint = f"a name with '-' is quoted: {quoted}" if "-" in target else None
+                raise ExprError(f"{name}() takes a layer name, got {target!r}", hint)
         if self.shape_of is None:
             raise ExprError(f"{name}() cannot be used here: only layer parameters know shapes")
         shape = list(self.shape_of(target))

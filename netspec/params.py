@@ -20,9 +20,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*\Z")  # '-' as torchvision's RegNet names blocks: block1-0
 # a layer inside a block has a dotted path: layer2.0.conv1 (segments are names or indices)
-PATH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.([A-Za-z][A-Za-z0-9_]*|[0-9]+))*\Z")
+PATH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z][A-Za-z0-9_-]*|[0-9]+))*\Z")
 INPUT = "input"  # the name by which layers refer to the network's input
 
 
@@ -141,7 +141,7 @@ class LayerParams(BaseModel):
         if not NAME_RE.match(parts[0]) or any(keyword.iskeyword(p) for p in parts) or parts[0] == INPUT:
             raise PydanticCustomError(
                 "netspec_name",
-                "layer names are identifiers (letters, digits, '_', starting with a letter), "
+                "layer names are letters, digits, '_' and '-' starting with a letter (dotted inside blocks), "
                 "not a Python keyword and not 'input'; got {value}",
                 {"value": repr(value)},
             )

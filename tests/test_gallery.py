@@ -54,6 +54,7 @@ SMALL_INPUT = {
     "mobilenet_v3": [3, 32, 32],
     "mobilenet_v3_large": [3, 32, 32],
     "mobilenet_v3_small": [3, 32, 32],
+    "regnet_y_400mf": [3, 32, 32],
     "mobilenet_v2": [3, 32, 32],
     "resnet": [3, 32, 32],
     "resnet18": [3, 32, 32],
@@ -93,6 +94,7 @@ TORCHVISION_GFLOPS = {
     "efficientnet_b0": 0.39,
     "mobilenet_v3_large": 0.22,
     "mobilenet_v3_small": 0.06,
+    "regnet_y_400mf": 0.4,
 }
 # Every variant's parameter count, as the original implementations publish or build them:
 # torchvision 0.28 for VGG, DenseNet, ResNet/ResNeXt/Wide ResNet, MobileNetV3 and ShuffleNetV2;
@@ -307,6 +309,7 @@ def _torchvision_models():
     [
         *("alexnet", "vgg16_bn", "densenet121", "aspp", "shufflenet_v2_x1_0", "efficientnet_b0"),
         *("squeezenet1_1", "googlenet", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"),
+        "regnet_y_400mf",
     ],
 )
 def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
@@ -360,7 +363,7 @@ def test_every_model_has_its_entry_file():
     issue = {"alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "mobilenet_v2"}
     issue |= {"densenet121", "unet", "segnet", "autoencoder", "aspp", "conv1d", "conv3d", "yolo"}
     issue |= {"shufflenet_v2_x1_0", "efficientnet_b0", "squeezenet1_1", "googlenet", "mnasnet1_0"}
-    issue |= {"mobilenet_v3_large", "mobilenet_v3_small"}
+    issue |= {"mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf"}
     assert issue | {"cifar_speedrun"} <= names
 
 

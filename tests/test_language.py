@@ -1922,11 +1922,11 @@ def test_a_computed_name_that_is_no_name_is_refused_once_at_its_name():
         load_text(
             "netspec: 1\ninput: [3, 8, 8]\n"
             "blocks: {cb: {layers: [{type: conv, out_channels: 4, kernel_size: 1}, {type: relu}]}}\n"
-            "layers:\n  - {type: cb, name: \"='block1-' + str(index)\", repeat: 2}\n"
+            "layers:\n  - {type: cb, name: \"='block 1.' + str(index)\", repeat: 2}\n"
         )
     assert len(caught.value.problems) == 1
     message = str(caught.value)
-    assert message.startswith("<string>:5:22: name: \"='block1-' + str(index)\" gives 'block1-0', not a name")
+    assert message.startswith("<string>:5:22: name: \"='block 1.' + str(index)\" gives 'block 1.0', not a")
 
 
 def test_a_computed_name_may_be_a_number_inside_a_block_as_torchvision_numbers_children():
@@ -1951,3 +1951,25 @@ def test_lists_built_along_the_way_count_towards_what_expressions_make():
     )
     with pytest.raises(netspec.SpecError, match="make over 5,000,000 list items and characters in all"):
         load_text(text)
+
+
+def test_names_may_hold_dashes_as_torchvision_regnet_keys_do():
+    spec = load_text(
+        "netspec: 1\ninput: [3, 8, 8]\n"
+        "blocks: {b: {layers: [{type: conv, name: conv-a, out_channels: 4, kernel_size: 1}]}}\n"
+        "layers:\n"
+        "  - {type: b, name: \"='block1-' + str(index)\", repeat: 2}\n"
+        "  - {type: conv, out_channels: \"=channels('block1-1')\", kernel_size: 1}\n"
+    )
+    assert [layer.name for layer in spec.layers] == ["block1-0.conv-a", "block1-1.conv-a", "conv_2"]
+    assert "block1-1.conv-a.weight" in spec.build().state_dict()
+    with pytest.raises(netspec.SpecError, match=r"a name with '-' is quoted: channels\('block1-0'\)"):
+        load_text(
+            "netspec: 1\ninput: [3, 8, 8]\nlayers:\n"
+            "  - {type: conv, name: block1-0, out_channels: 4, kernel_size: 1}\n"
+            "  - {type: conv, out_channels: '=channels(block1-0)', kernel_size: 1}\n"
+        )
+    with pytest.raises(
+        netspec.SpecError, match="layer names are letters, digits, '_' and '-' starting with a letter"
+    ):
+        load_text("netspec: 1\ninput: [3, 8, 8]\nlayers: [{type: relu, name: -r}]\n")
