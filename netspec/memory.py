@@ -423,15 +423,21 @@ def estimate(
         run.free(copy)
 
     def receive(tensor: str, gid: int) -> None:
-        """A gradient for ``tensor``; a second one is summed into a new tensor."""
+        """A gradient for ``tensor``; a second one is summed as autograd's InputBuffer sums it:
+        into whichever of the two no one else holds (in place), else into a new tensor."""
         held = grad.setdefault(tensor, [])
         held.append(gid)
         if len(held) > 1:
-            total = run.new_grad(batch * numel[tensor] * dtype[tensor])
-            run.check(f"summing gradients of {tensor}")
+            alone = [g for g in held if run.grads[g][1] == 1]
+            if alone:
+                keep = alone[0]
+            else:
+                keep = run.new_grad(batch * numel[tensor] * dtype[tensor])
+                run.check(f"summing gradients of {tensor}")
             for old in held:
-                run.drop_grad(old)
-            grad[tensor] = [total]
+                if old != keep:
+                    run.drop_grad(old)
+            grad[tensor] = [keep]
 
     def release(layer: str) -> None:
         for name in saved[layer]:
