@@ -132,10 +132,11 @@ def _kind(value: Any) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}.get(type(value), "null")
 
 
-def _checked(value: Any) -> Any:
+def _checked(value: Any, made: bool = True) -> Any:
     """Refuse results that could grow without bound: huge ints, non-finite floats, long lists,
     and lists of lists whose whole is large (``[p, p, p]`` of a shared ``p`` nests cheaply, but
-    printing or comparing it walks every copy)."""
+    printing or comparing it walks every copy). A value not ``made`` here (a name's, a literal)
+    was measured where it was made, or is YAML's (at most 100,000 values): not walked again."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
         digits = int(value.bit_length() * math.log10(2))  # huge ints do not convert to float or str
         raise ExprError(f"integer result out of range (|value| > 10**18): about 10**{digits}")
@@ -143,7 +144,7 @@ def _checked(value: Any) -> Any:
         raise ExprError(f"non-finite result {value}")
     if isinstance(value, (str, list)) and len(value) > MAX_SEQUENCE:
         raise ExprError(f"result longer than {MAX_SEQUENCE} items")
-    if isinstance(value, list) and value_size(value) > MAX_VALUE_SIZE:
+    if made and isinstance(value, list) and value_size(value) > MAX_VALUE_SIZE:
         raise ExprError(
             f"result too large: more than {MAX_VALUE_SIZE:,} items and characters in all "
             "(a nested list counts each time it appears)"
@@ -229,7 +230,7 @@ class Evaluator:
         self.budget = budget
 
     def evaluate(self, text: str) -> Any:
-        return _checked(self._eval(parse(text)))
+        return self._eval(parse(text))  # each step's result is checked, the last one too
 
     def _eval(self, node: ast.AST) -> Any:
         method = getattr(self, f"_{type(node).__name__}", None)
@@ -240,8 +241,9 @@ class Evaluator:
                 "x if c else y, [lists], x[i], and the functions "
                 + ", ".join([*FUNCTIONS, *SHAPE_FUNCTIONS]),
             )
-        result = _checked(method(node))
-        if self.budget is not None and isinstance(result, (list, str)) and not isinstance(node, _NO_COPY):
+        made = not isinstance(node, _NO_COPY)
+        result = _checked(method(node), made)
+        if made and self.budget is not None and isinstance(result, (list, str)):
             self.budget.spend(len(result))
         return result
 
