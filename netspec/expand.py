@@ -166,19 +166,34 @@ def expand(
     return flat
 
 
+def _set_params(doc: Document) -> dict[str, str]:
+    """The params a ``--set params.NAME=…`` gave: name → the ``--set`` that gave it."""
+    overrides = doc.overrides.items()
+    return {path[1]: source for path, source in overrides if len(path) >= 2 and path[0] == "params"}
+
+
+def _spec_reads(doc: Document) -> set[str]:
+    """The names the expressions outside ``blocks:`` mention (layers, params, variants, outputs)."""
+    found: set[str] = set()
+    _names_read({key: value for key, value in doc.data.items() if key != "blocks"}, found)
+    return found
+
+
+def _block_reads(block: _Block) -> set[str]:
+    """The names a block's expressions mention: its layers, its output and its parameters' defaults."""
+    found: set[str] = set()
+    _names_read([block.layers, block.output, [default for _, default, _ in block.params.values()]], found)
+    return found
+
+
 def _refuse_unread_set_params(doc: Document, blocks: dict[str, _Block]) -> None:
     """``--set params.NAME=…`` where no expression reads NAME would change nothing: a typo
-    (``params.widht``), a spec without that parameter, or one the chosen variant never reads."""
-    set_names = {
-        path[1]: source for path, source in doc.overrides.items() if len(path) >= 2 and path[0] == "params"
-    }
+    (``params.widht``), or a spec without that parameter. Checked before expanding, so a typo is
+    said first; what only unused blocks read is refused after it."""
+    set_names = _set_params(doc)
     if not set_names:
         return
-    read: set[str] = set()
-    _names_read(doc.data, read)
-    for block in blocks.values():
-        _names_read(block.layers, read)
-        _names_read(block.output, read)
+    read = _spec_reads(doc).union(*map(_block_reads, blocks.values()))
     problems = []
     for name, source in set_names.items():
         if name in read:
@@ -199,16 +214,12 @@ def _refuse_unread_set_params(doc: Document, blocks: dict[str, _Block]) -> None:
 def _refuse_set_params_only_unused_blocks_read(doc: Document, blocks: dict[str, _Block], used: set[str]):
     """``--set params.NAME=…`` that only blocks this network never uses read: ResNet-18 with
     ``--set params.groups=32`` built a plain ResNet-18 (only the bottleneck reads groups)."""
-    set_names = {
-        path[1]: source for path, source in doc.overrides.items() if len(path) >= 2 and path[0] == "params"
-    }
+    set_names = _set_params(doc)
     if not set_names:
         return
-    read: set[str] = set()
-    _names_read({key: value for key, value in doc.data.items() if key != "blocks"}, read)
     reads = {name: _block_reads(block) for name, block in blocks.items()}
-    for name in used & set(blocks):
-        read |= reads[name]
+    used_blocks = sorted(used & set(blocks))
+    read = _spec_reads(doc).union(*(reads[name] for name in used_blocks))
     problems = []
     for name, source in set_names.items():
         if name in read:
@@ -218,17 +229,9 @@ def _refuse_set_params_only_unused_blocks_read(doc: Document, blocks: dict[str, 
             f"only block {' and '.join(map(repr, readers))} read{'s' if len(readers) == 1 else ''} {name!r}, "
             "and this network uses no such block: it would change nothing"
         )
-        hint = f"blocks this network uses: {', '.join(sorted(used & set(blocks)))}"
-        problems.append(Problem(message, source, hint=hint))
+        problems.append(Problem(message, source, hint=f"blocks this network uses: {', '.join(used_blocks)}"))
     if problems:
         raise SpecError(problems)
-
-
-def _block_reads(block: _Block) -> set[str]:
-    """The names a block's expressions mention: its layers, its output and its parameters' defaults."""
-    found: set[str] = set()
-    _names_read([block.layers, block.output, [default for _, default, _ in block.params.values()]], found)
-    return found
 
 
 def _names_read(value: Any, found: set[str]) -> None:

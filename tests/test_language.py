@@ -1973,3 +1973,32 @@ def test_names_may_hold_dashes_as_torchvision_regnet_keys_do():
         netspec.SpecError, match="layer names are letters, digits, '_' and '-' starting with a letter"
     ):
         load_text("netspec: 1\ninput: [3, 8, 8]\nlayers: [{type: relu, name: -r}]\n")
+
+
+def test_a_set_param_read_by_an_included_block_default_is_not_refused(tmp_path):
+    """The check read included blocks' layers but not their parameters' defaults: refused in error."""
+    write(
+        tmp_path,
+        "blocks.yaml",
+        """
+        blocks:
+          b:
+            params: {width: "=in_channels * mult"}
+            layers:
+              - {type: conv, out_channels: =width, kernel_size: 1}
+    """,
+    )
+    path, _ = write(
+        tmp_path,
+        "spec.yaml",
+        """
+        netspec: 1
+        input: [3, 8, 8]
+        include: [blocks.yaml]
+        params: {mult: 2}
+        layers:
+          - {type: b}
+    """,
+    )
+    spec = netspec.load(path, overrides=["params.mult=4"])
+    assert spec.shapes()["b_0.0"] == (12, 8, 8)
