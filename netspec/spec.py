@@ -189,44 +189,46 @@ def _with_input(doc: Document, model: Any, input_shape: Sequence[int], written: 
 
 def plain_data(source: Mapping) -> dict:
     """A spec given as a dict, held to what a YAML file can hold: mappings, lists, strings,
-    numbers, booleans and null, nested at most ``MAX_DEPTH`` deep, ``MAX_NODES`` values in all,
-    no cycles (a deep or self-containing value raised RecursionError; an object, or a function,
-    which an expression would have called, went on into the spec). Tuples are read as lists."""
+    numbers, booleans and null, nested at most ``MAX_DEPTH`` deep, ``MAX_NODES`` values and
+    ``MAX_BYTES`` of text in all, no cycles (a deep or self-containing value raised RecursionError;
+    an object, or a function, which an expression would have called, went on into the spec).
+    Tuples are read as lists; str and number subclasses (NumPy's) as Python's own."""
     problems: list[str] = []
     count = chars = 0
 
-    def copy(value: Any, path: tuple, depth: int) -> Any:
+    def where(path: tuple) -> str:
+        return ".".join(map(str, path[:8])) + (".…" if len(path) > 8 else "") or "the spec"
+
+    def refuse(message: str) -> SpecError:
+        return SpecError([Document(None, "<dict>").problem(message)])
+
+    def copy(value: Any, path: tuple) -> Any:
         nonlocal count, chars
         count += 1
-        where = ".".join(map(str, path[:8])) + (".…" if len(path) > 8 else "") or "the spec"
         if count > MAX_NODES:
-            raise SpecError([Document(None, "<dict>").problem(f"more than {MAX_NODES:,} values in the dict")])
-        if depth > MAX_DEPTH:
-            message = f"{where}: nested deeper than {MAX_DEPTH} levels (or it contains itself)"
-            raise SpecError([Document(None, "<dict>").problem(message)])
+            raise refuse(f"more than {MAX_NODES:,} values in the dict")
+        if len(path) > MAX_DEPTH:
+            raise refuse(f"{where(path)}: nested deeper than {MAX_DEPTH} levels (or it contains itself)")
         if isinstance(value, Mapping):
-            return {_plain_key(key): copy(item, (*path, key), depth + 1) for key, item in value.items()}
+            return {_plain_key(key): copy(item, (*path, key)) for key, item in value.items()}
         if isinstance(value, (list, tuple)):
-            return [copy(item, (*path, i), depth + 1) for i, item in enumerate(value)]
+            return [copy(item, (*path, i)) for i, item in enumerate(value)]
         if isinstance(value, str):
             chars += len(value)
             if chars > MAX_BYTES:
-                message = (
-                    f"the dict's strings hold more than {MAX_BYTES:,} characters, more than a spec file may"
-                )
-                raise SpecError([Document(None, "<dict>").problem(message)])
+                raise refuse(f"the dict's strings hold more than {MAX_BYTES:,} characters, as no file may")
         if value is None or type(value) in (str, int, float, bool):
             return value
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy.int64
+        if isinstance(value, (str, int)):
+            return _plain_key(value)
+        if isinstance(value, numbers.Integral):  # numpy.int64
             return int(value)
-        if isinstance(value, numbers.Real) and not isinstance(value, (str, int)):  # numpy.float32
+        if isinstance(value, numbers.Real):  # a float subclass, numpy.float32
             return float(value)
-        if isinstance(value, (str, int, float)):  # a subclass, with its own __eq__ or __hash__
-            return _plain_key(value) if not isinstance(value, float) else float.__float__(value)
-        problems.append(f"{where}: {type(value).__name__} is not a value a spec holds")
+        problems.append(f"{where(path)}: {type(value).__name__} is not a value a spec holds")
         return None
 
-    data = copy(source, (), 0)
+    data = copy(source, ())
     if problems:
         hint = "a spec holds mappings, lists, strings, numbers, true/false and null, as YAML does"
         raise SpecError([Document(None, "<dict>").problem(problem, hint=hint) for problem in problems[:20]])
