@@ -89,10 +89,9 @@ class _UseNote:
     shown: str  # the arguments, short: a note per instance must not keep each one's values alive
 
     def __str__(self) -> str:
-        shown = self.shown
         where = _where(self.document, self.path)
         return f"in block {self.block!r} used at {where} as {self.name!r}" + (
-            f" with {shown}" if shown else ""
+            f" with {self.shown}" if self.shown else ""
         )
 
 
