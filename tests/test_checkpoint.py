@@ -51,6 +51,7 @@ def test_netspec_checkpoints_load_weights_only(trained):
     for path in (trained.best_checkpoint, trained.last_checkpoint):
         content = torch.load(path, map_location="cpu", weights_only=True)  # no allow-list needed
         assert read_checkpoint(path)["state_dict"].keys() == content["state_dict"].keys()
+        assert content["state_dict"]._metadata[""] == {"version": 1}  # modules' versions, as torch saves them
     assert main(["eval", LENET, "--checkpoint", str(trained.best_checkpoint)]) == 0
 
 
@@ -278,6 +279,50 @@ def test_the_background_writer_saves_a_snapshot_atomically_and_reports_a_failed_
     with pytest.raises(SpecError, match="cannot write the checkpoint .*c.ckpt"):
         writer.teardown()
     writer.teardown()  # each error is raised once
+
+
+def test_a_snapshot_copies_every_tensor_and_keeps_each_container_as_it_was():
+    import collections
+    import dataclasses
+
+    from netspec.training.checkpoint_io import snapshot_of
+
+    @dataclasses.dataclass
+    class Record:
+        value: torch.Tensor
+        name: str = "r"
+
+    Pair = collections.namedtuple("Pair", "a b")
+    state = torch.nn.BatchNorm1d(2).state_dict()  # an OrderedDict with the modules' _metadata
+    counts = collections.defaultdict(list, {"seen": [torch.ones(1)]})
+    other = object()
+    checkpoint = {
+        "state_dict": state,
+        "loops": [(torch.zeros(2), Pair(torch.ones(1), 3))],
+        "counts": counts,
+        "record": Record(torch.full((1,), 5.0)),
+        "other": other,
+    }
+    snapshot = snapshot_of(checkpoint)
+    assert type(snapshot["state_dict"]) is type(state)
+    assert snapshot["state_dict"]._metadata == state._metadata  # load_state_dict reads the versions
+    assert isinstance(snapshot["loops"][0][1], Pair) and snapshot["loops"][0][1].b == 3
+    assert snapshot["counts"].default_factory is list and snapshot["counts"]["new"] == []
+    assert isinstance(snapshot["record"], Record) and snapshot["record"].name == "r"
+    assert snapshot["other"] is other
+    originals = [state["running_mean"], checkpoint["loops"][0][0], counts["seen"][0]]
+    originals.append(checkpoint["record"].value)
+    copies = [
+        snapshot["state_dict"]["running_mean"],
+        snapshot["loops"][0][0],
+        snapshot["counts"]["seen"][0],
+        snapshot["record"].value,
+    ]
+    for original, copied in zip(originals, copies, strict=True):
+        assert torch.equal(original, copied) and original.data_ptr() != copied.data_ptr()
+    before = copies[0].clone()
+    state["running_mean"].add_(1)  # training goes on: the snapshot keeps the state it was given
+    assert torch.equal(copies[0], before)
 
 
 def test_a_disk_that_refuses_a_checkpoint_is_exit_2_naming_the_file(tmp_path, capsys, monkeypatch):
