@@ -884,10 +884,6 @@ def _build(args: argparse.Namespace) -> int:
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
     """Plain aligned columns; ``right`` are the right-aligned (numeric) column indices."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in pairs]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    from netspec.columns import aligned
+
+    return "\n".join(aligned(header, rows, right))

@@ -447,7 +447,8 @@ def _rich_table(header: list[str], rows: list[list[str]], right: set[int], width
 def test_the_table_is_what_rich_draws_in_time_linear_in_its_rows(path):
     """netspec aligns the columns itself (rich took 20 s for 10,000 rows); where the table fits,
     the text is rich's to the byte, colour codes included, folded or not."""
-    from netspec.report import _aligned, table_rows
+    from netspec.columns import aligned
+    from netspec.report import table_rows
     from netspec.summary import fold
 
     spec = netspec.load(path)
@@ -458,7 +459,7 @@ def test_the_table_is_what_rich_draws_in_time_linear_in_its_rows(path):
             widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
             if sum(widths) + 2 * (len(widths) - 1) <= 200:
                 for color in (False, True):
-                    ours = _aligned(header, rows, right, 200, color)
+                    ours = aligned(header, rows, right, 200, color)
                     assert ours == _rich_table(header, rows, right, 200, color)
 
 
