@@ -324,10 +324,63 @@ def _shape_problem(doc: Document, layer: Layer, exc: ShapeError, input_shapes, d
     if exc.field and isinstance(layer_data, dict) and exc.field in layer_data:
         path += (exc.field,)
     details: tuple[str, ...] = ()
+    hint = exc.hint
     if len(input_shapes) > 1:
-        lines = {d.name: d.line for d in done}
+        by_name = {d.name: d for d in done}
         details = tuple(
-            f"{name!r}" + (f" (line {lines[name]})" if lines.get(name) else "") + f" gives {describe(shape)}"
+            f"{name!r}{_where(doc, by_name.get(name), layer.name)} gives {describe(shape)}"
             for name, shape in zip(layer.inputs, input_shapes, strict=True)
         )
-    return doc.problem(exc.message, path, layer=layer.label, hint=exc.hint, details=details)
+        turn = _where_sizes_parted(layer, input_shapes, by_name)
+        if turn is not None:
+            culprit, before = turn
+            hint = (
+                f"{culprit.name!r}{_where(doc, culprit, layer.name)} turns {describe(before)} into "
+                f"{describe(culprit.output_shape)} (the other inputs are {_spatial(before)}): "
+                "check its padding and stride"
+            )
+    return doc.problem(exc.message, path, layer=layer.label, hint=hint, details=details)
+
+
+def _where(doc: Document, source: Layer | None, reader: str) -> str:
+    """`` (line N)`` of a merge's input; one made inside a block instance beside the merge is
+    placed at that instance's use (its own line is inside the block's definition)."""
+    if source is None:
+        return ""
+    scope = reader.rpartition(".")[0]
+    inner = source.name[len(scope) + 1 :] if scope else source.name
+    if (not scope or source.name.startswith(scope + ".")) and "." in inner:
+        instance = f"{scope}.{inner.split('.')[0]}" if scope else inner.split(".")[0]
+        if instance in doc.block_lines:
+            return f" (block {instance!r} used at line {doc.block_lines[instance]})"
+    return f" (line {source.line})" if source.line else ""
+
+
+def _spatial(shape: Shape) -> str:
+    return "×".join(map(str, shape[1:]))
+
+
+def _where_sizes_parted(layer: Layer, input_shapes, by_name: dict[str, Layer]):
+    """For inputs of one rank that disagree on their spatial sizes: the layer where a minority
+    input's size left the size most inputs have, and its input's shape. None where no one layer
+    did it: the odd branch changed its size again after leaving (or never had the common size).
+
+    Walks back along the first input of the odd branch, at most once per layer of the spec."""
+    if len({len(s) for s in input_shapes}) != 1 or len(input_shapes[0]) < 2:
+        return None
+    sizes = [tuple(s[1:]) for s in input_shapes]
+    common = max(sizes, key=sizes.count)
+    if sizes.count(common) == len(sizes):
+        return None
+    name = layer.inputs[sizes.index(next(s for s in sizes if s != common))]
+    for _ in range(len(by_name)):
+        current = by_name.get(name)
+        if current is None or not current.inputs or not current.input_shapes:
+            return None
+        before = current.input_shapes[0]
+        if len(before) == len(common) + 1 and tuple(before[1:]) == common:
+            return current, before
+        if tuple(before[1:]) != tuple(current.output_shape[1:]):
+            return None  # sizes changed twice on the way (down, then up: a U-Net's decoder): the rule's hint
+        name = current.inputs[0]
+    return None

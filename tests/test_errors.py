@@ -106,7 +106,41 @@ def test_merge_error_lists_each_input_with_its_line(write_spec):
     assert problem.details == ("'up3' (line 5) gives [8, 26, 26]", "'enc2' (line 3) gives [8, 27, 27]")
     text = str(err)
     assert text.splitlines()[0].startswith(f"{path}:6:5: layer 3 'cat3' (concat): ")
-    assert "hint:" in text
+    assert "give the upsampling layer output_size (tconv) or size (upsample) 27" in problem.hint  # U-Net
+
+
+def test_a_branch_that_changed_its_size_alone_is_named_in_the_hint(write_spec):
+    """Inception's 1x7 conv with the padding of a 7x1: the hint blamed rounding and upsampling
+    (there is neither), placed each branch at a line inside the block, and named one dim of two."""
+    path = write_spec("""
+        input: [8, 17, 17]
+        blocks:
+          unit:
+            params: {channels: int, kernel_size: {type: any, default: 1}, padding: {type: any, default: 0}}
+            layers:
+              - {type: conv, name: conv, out_channels: =channels, kernel_size: =kernel_size,
+                 padding: =padding}
+              - {type: relu, name: relu}
+          mixed:
+            layers:
+              - {type: unit, name: straight, channels: 4}
+              - {type: unit, name: wide_1, from: input, channels: 4}
+              - {type: unit, name: wide_2, channels: 4, kernel_size: [1, 7], padding: [3, 0]}
+              - {type: unit, name: wide_3, channels: 4, kernel_size: [7, 1], padding: [3, 0]}
+              - {type: concat, name: cat, from: [straight, wide_3]}
+        layers:
+          - {type: mixed, name: m}
+    """)
+    (problem,) = errors_of(path).problems
+    assert "inputs disagree on spatial size (dims 1, 2)" in problem.message
+    assert problem.details[:2] == (
+        "'m.straight.relu' (block 'm.straight' used at line 11) gives [4, 17, 17]",
+        "'m.wide_3.relu' (block 'm.wide_3' used at line 14) gives [4, 23, 11]",
+    )
+    assert problem.hint == (
+        "'m.wide_2.conv' (block 'm.wide_2' used at line 13) turns [4, 17, 17] into [4, 23, 11] "
+        "(the other inputs are 17×17): check its padding and stride"
+    )
 
 
 def test_declared_in_channels_is_checked(write_spec):

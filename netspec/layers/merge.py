@@ -61,24 +61,23 @@ def _concat_rule(p: ConcatParams, ctx: LayerContext) -> Shape:
             field="dim",
         )
     dim = p.dim % rank
-    for i in range(rank):
-        if i != dim and len({s[i] for s in ctx.inputs}) > 1:
-            sizes = sorted({s[i] for s in ctx.inputs})
-            if i == 0:
-                what, hint = (
-                    "channels",
-                    "concatenate along channels (dim 0), or give the inputs equal channels",
-                )
-            else:
-                what = "spatial size"
-                hint = (
-                    f"sizes {sizes}: a strided pool/conv on an odd size rounds down; give the upsampling "
-                    f"layer output_size (tconv) or size (upsample) {sizes[-1]}, or change padding/strides"
-                )
-            raise ShapeError(
-                f"inputs disagree on {what} (dim {i}); concat along dim {dim} needs every other dim equal",
-                hint=hint,
+    differ = [i for i in range(rank) if i != dim and len({s[i] for s in ctx.inputs}) > 1]
+    if differ:
+        i = differ[0]
+        sizes = sorted({s[i] for s in ctx.inputs})
+        dims = f"dim {i}" if len(differ) == 1 else "dims " + ", ".join(map(str, differ))
+        if i == 0:
+            what, hint = "channels", "concatenate along channels (dim 0), or give the inputs equal channels"
+        else:
+            what = "spatial size"
+            hint = (
+                f"sizes {sizes}: a strided pool/conv on an odd size rounds down; give the upsampling "
+                f"layer output_size (tconv) or size (upsample) {sizes[-1]}, or change padding/strides"
             )
+        raise ShapeError(
+            f"inputs disagree on {what} ({dims}); concat along dim {dim} needs every other dim equal",
+            hint=hint,
+        )
     return tuple(sum(s[i] for s in ctx.inputs) if i == dim else ctx.inputs[0][i] for i in range(rank))
 
 
