@@ -34,12 +34,14 @@ from netspec.yamlio import YAML_KEY_HINT, Document, Path_, Redirect, read_spec_f
 LANGUAGE_KEYS = ("include", "extends", "params", "variants", "variant", "blocks")
 ITEM_KEYS = ("repeat", "first", "if")  # allowed on any layer, block use or group
 BLOCK_KEYS = ("params", "inputs", "layers", "outputs", "description")
+SIZE = ("size",)  # an int or a non-empty list of ints: a kernel size, stride or padding (3 or [1, 7])
 PARAM_TYPES = {
     "int": (int,),
     "float": (int, float),
     "bool": (bool,),
     "str": (str,),
     "list": (list,),
+    "size": SIZE,
     "any": None,
 }
 SHAPE_NAMES = ("in_channels", "in_shape", "in_spatial")
@@ -612,16 +614,27 @@ def _type_of(value: Any) -> tuple[type, ...] | None:
     return None
 
 
-def _type_ok(value: Any, types: tuple[type, ...] | None) -> bool:
+def _type_ok(value: Any, types: tuple | None) -> bool:
     if types is None or value is None:
         return True
+    if types == SIZE:
+        items = value if isinstance(value, list) and value else [value]
+        return all(isinstance(item, int) and not isinstance(item, bool) for item in items)
     if isinstance(value, bool):
         return bool in types
     return isinstance(value, types)
 
 
-def _type_name(types: tuple[type, ...] | None) -> str:
+def _type_name(types: tuple | None) -> str:
     return next((k for k, v in PARAM_TYPES.items() if v == types), "any")
+
+
+def _size_hint(key: str, value: Any, types: tuple | None, default: Any) -> str:
+    """An int parameter given a list of ints (``kernel_size: 1``, then ``[1, 7]``): the type for both."""
+    if types == PARAM_TYPES["int"] and _type_ok(value, SIZE):
+        shown = "" if default is None else f", default: {default!r}"
+        return f"; to take an int or a list of ints, declare it `{key}: {{type: size{shown}}}`"
+    return ""
 
 
 def _kind(value: Any) -> str:
@@ -1073,7 +1086,8 @@ class _Expander:
                         scope,
                         f"parameter {key!r} of block {block.name!r} expects {_type_name(types)}, "
                         f"got {_kind(value)} {value!r}",
-                        f"declared at {_where(block.document, (*block.path, 'params', key))}",
+                        f"declared at {_where(block.document, (*block.path, 'params', key))}"
+                        + _size_hint(key, value, types, block.params[key][1]),
                     )
                 )
             args[key] = value

@@ -441,6 +441,53 @@ def test_wrong_parameter_type(tmp_path):
     assert f"declared at {path}:{loc(text, 'int, stride')}" in message
 
 
+SIZED = """
+input: [3, 17, 17]
+blocks:
+  unit:
+    params: {kernel_size: DECLARED}
+    layers:
+      - {type: conv, out_channels: 4, kernel_size: =kernel_size, padding: 0}
+layers:
+  - {type: unit, kernel_size: GIVEN}
+"""
+
+
+@pytest.mark.parametrize(
+    "given, output",
+    [
+        ("3", [4, 15, 15]),
+        ("[1, 7]", [4, 17, 11]),
+        ("[]", None),
+        ("[1, true]", None),
+        ("1.5", None),
+    ],
+)
+def test_a_size_parameter_takes_an_int_or_a_list_of_ints(given, output):
+    """Inception's 1x7/7x1 convs through one block: `kernel_size: 1` took no [1, 7] (only `any` did)."""
+    text = SIZED.replace("DECLARED", "{type: size, default: 1}").replace("GIVEN", given)
+    if output is None:
+        with pytest.raises(
+            netspec.SpecError, match=r"parameter 'kernel_size' of block 'unit' expects size, got"
+        ):
+            netspec.load(text)
+    else:
+        assert list(netspec.load(text).layers[-1].output_shape) == output
+
+
+def test_an_int_parameter_given_a_list_of_ints_is_told_of_size():
+    with pytest.raises(netspec.SpecError) as caught:
+        netspec.load(SIZED.replace("DECLARED", "1").replace("GIVEN", "[1, 7]"))
+    (problem,) = caught.value.problems
+    assert problem.message == "parameter 'kernel_size' of block 'unit' expects int, got list [1, 7]"
+    assert problem.hint.endswith(
+        "to take an int or a list of ints, declare it `kernel_size: {type: size, default: 1}`"
+    )
+    with pytest.raises(netspec.SpecError) as caught:  # a list that is no size: no such hint
+        netspec.load(SIZED.replace("DECLARED", "1").replace("GIVEN", "[a, b]"))
+    assert "type: size" not in caught.value.problems[0].hint
+
+
 def test_bool_is_not_an_int_and_an_int_is_a_float(tmp_path):
     path, _ = block_spec(tmp_path, "{type: cbr, name: stem, channels: true}")
     assert "expects int, got bool True" in error(path)
