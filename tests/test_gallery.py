@@ -48,8 +48,13 @@ SMALL_INPUT = {
     "aspp": [2048, 5, 5],
     "densenet": [3, 32, 32],
     "densenet121": [3, 32, 32],
+    "efficientnet": [3, 32, 32],
     "efficientnet_b0": [3, 32, 32],
+    "efficientnet_v2": [3, 32, 32],
+    "efficientnet_v2_s": [3, 32, 32],
     "googlenet": [3, 32, 32],
+    "inception_v3": [3, 75, 75],  # its smallest input, as torchvision's min_size
+    "mnasnet": [3, 32, 32],
     "mnasnet1_0": [3, 32, 32],
     "mobilenet_v3": [3, 32, 32],
     "mobilenet_v3_large": [3, 32, 32],
@@ -76,8 +81,9 @@ ONNX_MAX_PARAMS = 20_000_000
 # count (resnet.yaml's entry files carry it; lenet has none).
 PARTIAL_CONTRACT: set[str] = set()  # every spec states output, parameters and MACs
 
-# MACs per image at 224x224 as torchvision's model docs publish them ("GFLOPS": conv and
-# linear multiply-accumulates, by torchvision's own counter).
+# MACs per image as torchvision's model docs publish them ("GFLOPS": conv and linear
+# multiply-accumulates, by torchvision's own counter), at the input of the spec, which is the
+# crop of torchvision's weights: 224x224, Inception v3 299x299, EfficientNetV2-S 384x384.
 TORCHVISION_GFLOPS = {
     "alexnet": 0.71,
     "vgg16": 15.47,
@@ -95,9 +101,12 @@ TORCHVISION_GFLOPS = {
     "mobilenet_v3_large": 0.22,
     "mobilenet_v3_small": 0.06,
     "regnet_y_400mf": 0.4,
+    "inception_v3": 5.71,
+    "efficientnet_v2_s": 8.37,
 }
 # Every variant's parameter count, as the original implementations publish or build them:
-# torchvision 0.28 for VGG, DenseNet, ResNet/ResNeXt/Wide ResNet, MobileNetV3 and ShuffleNetV2;
+# torchvision 0.28 for VGG, DenseNet, ResNet/ResNeXt/Wide ResNet, MobileNetV3, ShuffleNetV2,
+# EfficientNet B0-B7, EfficientNetV2 and MNASNet;
 # Ultralytics' yolov8.yaml `scales:` comments less the 16 fixed weights of its DFL decoder,
 # which the spec leaves out.
 VARIANT_PARAMS = {
@@ -135,6 +144,23 @@ VARIANT_PARAMS = {
         "x1_0": 2_278_604,
         "x1_5": 3_503_624,
         "x2_0": 7_393_996,
+    },
+    "efficientnet": {
+        "b0": 5_288_548,
+        "b1": 7_794_184,
+        "b2": 9_109_994,
+        "b3": 12_233_232,
+        "b4": 19_341_616,
+        "b5": 30_389_784,
+        "b6": 43_040_704,
+        "b7": 66_347_960,
+    },
+    "efficientnet_v2": {"s": 21_458_488, "m": 54_139_356, "l": 118_515_272},
+    "mnasnet": {
+        "mnasnet0_5": 2_218_512,
+        "mnasnet0_75": 3_170_208,
+        "mnasnet1_0": 4_383_312,
+        "mnasnet1_3": 6_282_256,
     },
     "yolo": {"n": 3_157_200 - 16, "s": 11_166_560 - 16, "m": 25_902_640 - 16, "l": 43_691_520 - 16},
 }
@@ -309,7 +335,7 @@ def _torchvision_models():
     [
         *("alexnet", "vgg16_bn", "densenet121", "aspp", "shufflenet_v2_x1_0", "efficientnet_b0"),
         *("squeezenet1_1", "googlenet", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"),
-        "regnet_y_400mf",
+        *("regnet_y_400mf", "inception_v3", "efficientnet_v2_s"),
     ],
 )
 def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
@@ -320,9 +346,12 @@ def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
         reference, prefix = net.classifier, "classifier."
         overrides, shape = ["params.rates=[12, 24, 36]"], [2048, 14, 14]
     else:
-        options = {"aux_logits": False, "init_weights": False} if model == "googlenet" else {}
+        options = {}
+        if model in ("googlenet", "inception_v3"):  # no auxiliary classifiers; inputs as given
+            options = {"aux_logits": False, "init_weights": False}
+            options |= {"transform_input": False} if model == "inception_v3" else {}
         reference, prefix = getattr(models, model)(**options), ""
-        overrides, shape = [], [3, 64, 64]
+        overrides, shape = [], SMALL_INPUT[model] if model == "inception_v3" else [3, 64, 64]
     _randomise_batch_norm(reference)
     ours = netspec.load(REPO / f"specs/{model}.yaml", input_shape=shape, overrides=overrides).build()
     ours.load_state_dict({prefix + k: v for k, v in reference.state_dict().items()}, strict=True)
@@ -364,6 +393,7 @@ def test_every_model_has_its_entry_file():
     issue |= {"densenet121", "unet", "segnet", "autoencoder", "aspp", "conv1d", "conv3d", "yolo"}
     issue |= {"shufflenet_v2_x1_0", "efficientnet_b0", "squeezenet1_1", "googlenet", "mnasnet1_0"}
     issue |= {"mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf"}
+    issue |= {"inception_v3", "efficientnet_v2_s"}
     assert issue | {"cifar_speedrun"} <= names
 
 

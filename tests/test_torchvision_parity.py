@@ -16,17 +16,33 @@ import pytest
 import torch
 
 import netspec
+from netspec.yamlio import read_spec_file
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests/golden/torchvision"
 MODELS = sorted(p.stem for p in GOLDEN.glob("*.json"))  # every pinned reference, the gallery's too
 
 
+def _spec_of(model: str) -> tuple[Path, list[str]]:
+    """specs/MODEL.yaml, else the family file with a variant named MODEL (efficientnet_b3)."""
+    path = REPO / f"specs/{model}.yaml"
+    if path.exists():
+        return path, []
+    for family in sorted((REPO / "specs").glob("*.yaml")):
+        data = read_spec_file(family).data
+        variants = data.get("variants") if isinstance(data, dict) else None
+        for variant, body in (variants or {}).items():
+            if isinstance(body, dict) and body.get("name") == model:
+                return family, [f"variant={variant}"]
+    raise LookupError(f"no spec or variant named {model}")
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_state_dict_keys_shapes_and_parameters_equal_torchvision(model):
     reference = json.loads((GOLDEN / f"{model}.json").read_text())
     with torch.device("meta"):
-        built = netspec.load(REPO / f"specs/{model}.yaml").build()
+        path, overrides = _spec_of(model)
+        built = netspec.load(path, overrides=overrides).build()
     state = {k: list(v.shape) for k, v in built.state_dict().items()}
     assert list(state) == list(reference["state_dict"])  # same keys, in the same order
     assert state == reference["state_dict"]
