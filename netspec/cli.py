@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"netspec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = commands  # _parse_args reports a command's unknown options with its own usage
     build = commands.add_parser(
         "build",
         help="validate a spec; print each layer's shape and parameters (--summary for everything)",
@@ -358,8 +359,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
         args.inputs, extra = [*args.inputs, *extra], []
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        command = parser.commands.choices[args.command]  # its usage, not netspec's: the user is in it
+        command.error(f"unrecognized arguments: {' '.join(extra)}" + _unrecognized_hint(extra))
     return args
+
+
+def _unrecognized_hint(extra: list[str]) -> str:
+    """``--input`` where only build and show take it: the way every command changes the input."""
+    given = next((item for item in extra if item == "--input" or item.startswith("--input=")), None)
+    if given is None:
+        return ""
+    at = extra.index(given)
+    value = given.partition("=")[2] or (extra[at + 1] if at + 1 < len(extra) else "C,H,W")
+    shape = "[" + ", ".join(part.strip() for part in value.split(",")) + "]"
+    return f" (this command reads the input shape from the spec: --set 'input={shape}' changes it)"
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:

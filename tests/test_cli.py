@@ -118,6 +118,28 @@ def test_summary_formats(capsys):
     assert capsys.readouterr().out.startswith("### lenet5\n\n| # | name |")
 
 
+@pytest.mark.parametrize(
+    "command", [["train"], ["eval", "--checkpoint", "x.ckpt"], ["export", "--onnx", "x.onnx"], ["tune"]]
+)
+def test_an_unknown_option_shows_the_command_usage_and_input_says_how(command, capsys):
+    """`train --input` printed netspec's top-level usage, with no word of --set input=."""
+    with pytest.raises(SystemExit) as exited:
+        main([*command, str(REPO / "specs/lenet.yaml"), "--input", "1,32,32"])
+    command = command[0]
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: netspec {command} ")
+    assert (
+        "unrecognized arguments: --input 1,32,32 (this command reads the input shape from the spec: "
+        "--set 'input=[1, 32, 32]' changes it)"
+    ) in " ".join(err.split())
+    with pytest.raises(SystemExit):
+        main(["build", str(REPO / "specs/lenet.yaml"), "--bogus"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: netspec build ")
+    assert err.rstrip().endswith("unrecognized arguments: --bogus")
+
+
 def test_input_override(capsys):
     assert main(["build", str(REPO / "specs/lenet.yaml"), "--input", "1,32,32"]) == 0
     out = capsys.readouterr().out
