@@ -11,6 +11,7 @@ from torch import fx, nn
 
 from netspec.errors import PluginError, SpecError
 from netspec.graph import ref_target
+from netspec.modules import LayerScale
 from netspec.params import INPUT
 from netspec.spec import Spec
 from netspec.verify import verify_shapes
@@ -53,6 +54,7 @@ def build(spec: Spec) -> fx.GraphModule:
     from netspec.inputcheck import install
 
     model = fx.GraphModule(_hierarchy(modules), graph, class_name=_class_name(spec.name))
+    own_parameters(model, [name for name, module in modules.items() if isinstance(module, LayerScale)])
     install(model, spec)  # the first eager call checks the input, once
     verify_shapes(spec, model)  # a plugin whose module disagrees with its shape rule is named
     if spec.model.expect is not None:
@@ -61,6 +63,26 @@ def build(spec: Spec) -> fx.GraphModule:
 
         check_cost_contracts(spec, sum(p.numel() for p in model.parameters()), total_macs(spec))
     return model
+
+
+def own_parameters(model: nn.Module, paths: list[str]) -> None:
+    """Each layer at ``paths`` holds a parameter of its parent (``LayerScale``): first among the
+    parent's modules, in spec order (a module's own parameters precede its children's in a
+    state_dict), and loaded by the parent under the layer's own path."""
+    import functools
+
+    from netspec.modules import load_as_own
+
+    by_parent: dict[str, list[str]] = {}
+    for path in paths:
+        parent, _, leaf = path.rpartition(".")
+        by_parent.setdefault(parent, []).append(leaf)
+    for parent, leaves in by_parent.items():
+        owner = model.get_submodule(parent)
+        for leaf in [*leaves, *(name for name in list(owner._modules) if name not in leaves)]:
+            owner._modules[leaf] = owner._modules.pop(leaf)
+        for leaf in leaves:
+            owner.register_load_state_dict_pre_hook(functools.partial(load_as_own, leaf))
 
 
 def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:

@@ -106,7 +106,11 @@ class InputCheck:
         except Exception:
             return None
         for old, now in zip(spec.layers, new, strict=True):
-            flexible = spec.registry.owners.get(old.type) in FLEXIBLE_OWNERS or old.type in FLEXIBLE_TYPES
+            flexible = (
+                spec.registry.owners.get(old.type) in FLEXIBLE_OWNERS
+                or old.type in FLEXIBLE_TYPES
+                or (old.type in ("layernorm", "linear") and getattr(old.params, "over", None) == "channels")
+            )
             for before, after in zip(old.input_shapes, now.input_shapes, strict=True):
                 if before[0] != after[0] or (not flexible and before != after):
                     return (
@@ -125,6 +129,7 @@ FLEXIBLE_TYPES = {
     "dropout",
     "spatial_dropout",
     "stochastic_depth",
+    "layer_scale",
     "flatten",
     "identity",
     "pixel_shuffle",

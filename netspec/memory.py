@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.graph import ref_target
+from netspec.layers.norm import normalised
 from netspec.registry import LayerContext, Memory
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -189,8 +190,7 @@ def _groupnorm(p: Any, ctx: LayerContext) -> Memory:
 
 
 def _layernorm(p: Any, ctx: LayerContext) -> Memory:
-    dims = len(ctx.input) if p.dims is None else p.dims
-    rows = math.prod(ctx.input[: len(ctx.input) - dims])
+    rows = math.prod(ctx.input) // math.prod(normalised(p, ctx.input))  # a mean and 1/std each
     return Memory(saves_input=True, extra=((2 * rows, "float32"),), float32=True)
 
 
@@ -279,6 +279,7 @@ BUILTIN: Mapping[str, Any] = {
     **dict.fromkeys(("pixel_shuffle", "pixel_unshuffle", "upsample", "unpool"), _saves_nothing),
     **dict.fromkeys(("add", "concat"), _passes),
     "mul": _mul,
+    "layer_scale": _mul,  # γ · x: keeps x for γ's gradient
 }
 
 # a plugin layer type without a memory rule: assumed to keep its input and its output

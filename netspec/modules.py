@@ -148,3 +148,62 @@ class StochasticDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode}"
+
+
+class ChannelsLinear(nn.Linear):
+    """``nn.Linear`` applied to the channels at each position: ConvNeXt's channels-last MLP
+    (permute, Linear, permute back), with Linear's weight ``[out, in]`` and its keys."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
+
+
+class ChannelsLayerNorm(nn.LayerNorm):
+    """Layer normalisation of the channels at each position (torchvision's ``LayerNorm2d``:
+    permute to channels-last, normalise the last dim, permute back)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.layer_norm(x.movedim(1, -1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class LayerScale(nn.Module):
+    """A learnable scale per channel, ``γ · x`` (CaiT, ConvNeXt). Its parameter belongs to the
+    enclosing block, as torchvision's ``CNBlock.layer_scale`` does: the state_dict key is the
+    layer's own path (``features.1.0.layer_scale``, no ``.scale``) and comes before its
+    siblings' keys, where a module's own parameters come; ``netspec.builder.own_parameters``
+    places the module first and lets its parent load that key."""
+
+    def __init__(self, channels: int, rank: int, init: float):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((channels, *[1] * rank), float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * x
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        destination[prefix[:-1]] = self.scale if keep_vars else self.scale.detach()
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        """The parent renamed the key to ``prefix + "scale"`` (it alone sees it); what goes wrong
+        is reported under the key the state_dict has."""
+        missing, errors = len(missing_keys), len(error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        own, key = prefix + "scale", prefix[:-1]
+        missing_keys[missing:] = [key if k == own else k for k in missing_keys[missing:]]
+        error_msgs[errors:] = [m.replace(own, key) for m in error_msgs[errors:]]
+
+    def extra_repr(self) -> str:
+        return f"{self.scale.shape[0]}"
+
+
+def load_as_own(leaf: str, module, state_dict, prefix, *args) -> None:
+    """A load pre-hook of a LayerScale's parent: its ``prefix + leaf`` key, which the child
+    would not see (torch passes a child only the keys under ``child.``), renamed for it."""
+    key = prefix + leaf
+    if key in state_dict:
+        state_dict[key + ".scale"] = state_dict.pop(key)

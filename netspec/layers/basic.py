@@ -1,4 +1,4 @@
-"""Dropout, stochastic depth, flatten, linear, reshape, identity and pixel (un)shuffle."""
+"""Dropout, stochastic depth, flatten, linear, layer scale, reshape, identity and pixel (un)shuffle."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from pydantic import Field, StrictInt, field_validator
 
 from netspec.errors import ShapeError
 from netspec.hookspecs import hookimpl
-from netspec.params import LayerParams, NoParams, PositiveInt, Probability, StrictBool
+from netspec.params import Coefficient, LayerParams, NoParams, PositiveInt, Probability, StrictBool
 from netspec.registry import (
     LayerContext,
     LayerType,
     ParamCount,
     Window,
     check_declared,
+    macs_per_element,
     no_macs,
     no_parameters,
     pointwise_window,
@@ -47,11 +48,21 @@ class FlattenParams(LayerParams):
 
 
 class LinearParams(LayerParams):
-    """Fully connected layer over the last dimension."""
+    """Fully connected layer over the last dimension (``over: channels``: over the channels, at
+    each position, as ConvNeXt's channels-last MLP)."""
 
     out_features: PositiveInt
     bias: StrictBool = True
     in_features: PositiveInt | None = Field(None, description="Optional; checked against the input.")
+    over: Literal["last", "channels"] = Field(
+        "last", description="The dim it maps: the last (default), or the channels at each position."
+    )
+
+
+class LayerScaleParams(LayerParams):
+    """A learnable per-channel scale γ (CaiT, ConvNeXt), held by the enclosing block."""
+
+    init: Coefficient = Field(1e-6, description="γ's initial value (torchvision: 1e-6).")
 
 
 class ReshapeParams(LayerParams):
@@ -144,19 +155,59 @@ def _flatten_build(p: FlattenParams, ctx: LayerContext):
     return nn.Flatten(p.start_dim % rank + 1, p.end_dim % rank + 1)
 
 
+def _mapped(p: LinearParams, shape: Shape) -> int:
+    """The per-sample dim a linear layer maps: the channels, or the last."""
+    return 0 if p.over == "channels" else len(shape) - 1
+
+
 def _linear_rule(p: LinearParams, ctx: LayerContext) -> Shape:
-    check_declared(p.in_features, ctx.input[-1], "in_features")
-    return (*ctx.input[:-1], p.out_features)
+    dim = _mapped(p, ctx.input)
+    check_declared(p.in_features, ctx.input[dim], "in_features")
+    return (*ctx.input[:dim], p.out_features, *ctx.input[dim + 1 :])
 
 
 def _linear_parameters(p: LinearParams, ctx: LayerContext) -> ParamCount:
-    return ParamCount(ctx.input[-1] * p.out_features + (p.out_features if p.bias else 0))
+    return ParamCount(ctx.input[_mapped(p, ctx.input)] * p.out_features + (p.out_features if p.bias else 0))
 
 
 def _linear_build(p: LinearParams, ctx: LayerContext):
     from torch import nn
 
-    return nn.Linear(ctx.input[-1], p.out_features, bias=p.bias)
+    from netspec.modules import ChannelsLinear
+
+    features = ctx.input[_mapped(p, ctx.input)]
+    if p.over == "channels" and len(ctx.input) > 1:
+        return ChannelsLinear(features, p.out_features, bias=p.bias)
+    return nn.Linear(features, p.out_features, bias=p.bias)
+
+
+def _linear_window(p: LinearParams, ctx: LayerContext) -> Window | None:
+    """Over the channels, a 1x1 map of the positions; over the last dim, every output sees it whole."""
+    return pointwise_window(p, ctx) if p.over == "channels" else undefined_window(p, ctx)
+
+
+def _layer_scale_rule(p: LayerScaleParams, ctx: LayerContext) -> Shape:
+    return ctx.input
+
+
+def _layer_scale_build(p: LayerScaleParams, ctx: LayerContext):
+    from netspec.modules import LayerScale
+
+    return LayerScale(ctx.input[0], len(ctx.input) - 1, p.init)
+
+
+def _layer_scale_parameters(p: LayerScaleParams, ctx: LayerContext) -> ParamCount:
+    return ParamCount(ctx.input[0])
+
+
+def _layer_scale_explain(p: LayerScaleParams, ctx: LayerContext) -> list[str]:
+    c = ctx.input[0]
+    shape = ", ".join(["1"] * (len(ctx.input) - 1))
+    return [
+        f"γ of shape [{c}{', ' + shape if shape else ''}], one per channel, starts at {p.init:g}: "
+        "the output is γ · x",
+        "its state_dict key is the layer's own path (no .scale), before its siblings': the block holds it",
+    ]
 
 
 def _reshape_rule(p: ReshapeParams, ctx: LayerContext) -> Shape:
@@ -231,8 +282,9 @@ def _unshuffle_build(p: UnshuffleParams, ctx: LayerContext):
 
 
 def _linear_macs(p: LinearParams, ctx: LayerContext) -> int:
-    """(weights + biases) for every leading position (torchinfo's rule for a [N, F] input)."""
-    return math.prod(ctx.input[:-1]) * p.out_features * (ctx.input[-1] + (1 if p.bias else 0))
+    """(weights + biases) for every other position (torchinfo's rule for a [N, F] input)."""
+    features = ctx.input[_mapped(p, ctx.input)]
+    return math.prod(ctx.input) // features * p.out_features * (features + (1 if p.bias else 0))
 
 
 def _flatten_explain(p: FlattenParams, ctx: LayerContext) -> list[str]:
@@ -243,12 +295,17 @@ def _flatten_explain(p: FlattenParams, ctx: LayerContext) -> list[str]:
 
 
 def _linear_explain(p: LinearParams, ctx: LayerContext) -> list[str]:
-    lead = describe(ctx.input[:-1])[1:-1]
-    prefix = f"{lead}, " if lead else ""
-    i, o = ctx.input[-1], p.out_features
+    i, o = ctx.input[_mapped(p, ctx.input)], p.out_features
     bias = f" + out_features = {o}·{i} + {o}" if p.bias else f" = {o}·{i}"
+    if p.over == "channels" and len(ctx.input) > 1:
+        rest = ", ".join(map(str, ctx.input[1:]))
+        change = f"[{i}, {rest}] → [{o}, {rest}]: the channels become out_features at each position"
+    else:
+        lead = describe(ctx.input[:-1])[1:-1]
+        prefix = f"{lead}, " if lead else ""
+        change = f"[{prefix}{i}] → [{prefix}{o}]: the last dim becomes out_features"
     return [
-        f"[{prefix}{i}] → [{prefix}{o}]: the last dim becomes out_features",
+        change,
         f"weight [out_features, in_features] = [{o}, {i}]" + (f"; bias [{o}]" if p.bias else ""),
         f"parameters = out_features·in_features{bias} = {o * i + (o if p.bias else 0):,}",
     ]
@@ -342,15 +399,31 @@ def netspec_register_layers() -> list[LayerType]:
             _linear_build,
             macs=_linear_macs,
             parameters=_linear_parameters,
-            window=undefined_window,
+            window=_linear_window,
             explain=_linear_explain,
-            summary="Fully connected layer on the last dimension.",
+            summary="Fully connected layer on the last dimension (over: channels: on the channels).",
             examples=(
                 {"input": [12], "layers": [{"type": "linear", "out_features": 5}]},
                 {
                     "input": [3, 7],
                     "layers": [{"type": "linear", "out_features": 2, "bias": False, "in_features": 7}],
                 },
+                {"input": [6, 5, 5], "layers": [{"type": "linear", "out_features": 4, "over": "channels"}]},
+            ),
+        ),
+        LayerType(
+            "layer_scale",
+            LayerScaleParams,
+            _layer_scale_rule,
+            _layer_scale_build,
+            macs=macs_per_element,
+            parameters=_layer_scale_parameters,
+            window=pointwise_window,
+            explain=_layer_scale_explain,
+            summary="A learnable scale per channel, held by the enclosing block (ConvNeXt's layer_scale).",
+            examples=(
+                {"input": [6, 5, 5], "layers": [{"type": "layer_scale"}]},
+                {"input": [4], "layers": [{"type": "layer_scale", "init": 0.1}]},
             ),
         ),
         LayerType(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import Field
 
@@ -53,6 +54,9 @@ class LayerNormParams(LayerParams):
     eps: Epsilon = 1e-5
     elementwise_affine: StrictBool = True
     bias: StrictBool = True
+    over: Literal["trailing", "channels"] = Field(
+        "trailing", description="trailing dims (see dims), or the channels at each position (LayerNorm2d)."
+    )
 
 
 def _batchnorm_rule(p: BatchNormParams, ctx: LayerContext) -> Shape:
@@ -78,8 +82,15 @@ def _running_norm_parameters(p: BatchNormParams, ctx: LayerContext) -> ParamCoun
     return ParamCount(2 * c if p.affine else 0, buffers=2 * c + 1 if p.track_running_stats else 0)
 
 
+def normalised(p: LayerNormParams, shape: Shape) -> tuple[int, ...]:
+    """The shape a layer norm normalises over (its weight's shape)."""
+    if p.over == "channels":
+        return (shape[0],)
+    return tuple(shape[-(p.dims or len(shape)) :])
+
+
 def _layernorm_parameters(p: LayerNormParams, ctx: LayerContext) -> ParamCount:
-    size = math.prod(ctx.input[-(p.dims or len(ctx.input)) :])
+    size = math.prod(normalised(p, ctx.input))
     return ParamCount(size * (1 + p.bias) if p.elementwise_affine else 0)
 
 
@@ -128,6 +139,12 @@ def _groupnorm_build(p: GroupNormParams, ctx: LayerContext):
 
 
 def _layernorm_rule(p: LayerNormParams, ctx: LayerContext) -> Shape:
+    if p.over == "channels" and p.dims is not None:
+        raise ShapeError(
+            "dims and over: channels both say what to normalise",
+            hint="over: channels normalises the channels at each position; drop dims",
+            field="dims",
+        )
     if p.dims is not None and p.dims > len(ctx.input):
         raise ShapeError(
             f"dims={p.dims} but the input {describe(ctx.input)} has only {len(ctx.input)} dimensions",
@@ -140,10 +157,11 @@ def _layernorm_rule(p: LayerNormParams, ctx: LayerContext) -> Shape:
 def _layernorm_build(p: LayerNormParams, ctx: LayerContext):
     from torch import nn
 
-    dims = p.dims or len(ctx.input)
-    return nn.LayerNorm(
-        list(ctx.input[-dims:]), eps=p.eps, elementwise_affine=p.elementwise_affine, bias=p.bias
-    )
+    from netspec.modules import ChannelsLayerNorm
+
+    kind = ChannelsLayerNorm if p.over == "channels" and len(ctx.input) > 1 else nn.LayerNorm
+    shape = list(normalised(p, ctx.input))
+    return kind(shape, eps=p.eps, elementwise_affine=p.elementwise_affine, bias=p.bias)
 
 
 @hookimpl
@@ -193,10 +211,11 @@ def netspec_register_layers() -> list[LayerType]:
             macs=macs_per_element,
             parameters=_layernorm_parameters,
             window=pointwise_window,
-            summary="Layer normalisation over trailing dims.",
+            summary="Layer normalisation over trailing dims, or the channels at each position.",
             examples=(
                 {"input": [6, 4, 4], "layers": [{"type": "layernorm"}]},
                 {"input": [7, 10], "layers": [{"type": "layernorm", "dims": 1}]},
+                {"input": [6, 4, 5], "layers": [{"type": "layernorm", "over": "channels", "eps": 1e-6}]},
             ),
         ),
     ]
