@@ -46,6 +46,8 @@ GOLDEN = REPO / "tests/golden/torchvision"
 SMALL_INPUT = {
     "alexnet": [3, 64, 64],
     "aspp": [2048, 5, 5],
+    "convnext": [3, 32, 32],  # its smallest input (the stem and three downsamplings: 32 → 1)
+    "convnext_tiny": [3, 32, 32],
     "densenet": [3, 32, 32],
     "densenet121": [3, 32, 32],
     "efficientnet": [3, 32, 32],
@@ -102,11 +104,12 @@ TORCHVISION_GFLOPS = {
     "mobilenet_v3_small": 0.06,
     "regnet_y_400mf": 0.4,
     "inception_v3": 5.71,
+    "convnext_tiny": 4.46,
     "efficientnet_v2_s": 8.37,
 }
 # Every variant's parameter count, as the original implementations publish or build them:
 # torchvision 0.28 for VGG, DenseNet, ResNet/ResNeXt/Wide ResNet, MobileNetV3, ShuffleNetV2,
-# EfficientNet B0-B7, EfficientNetV2 and MNASNet;
+# EfficientNet B0-B7, EfficientNetV2, MNASNet and ConvNeXt;
 # Ultralytics' yolov8.yaml `scales:` comments less the 16 fixed weights of its DFL decoder,
 # which the spec leaves out.
 VARIANT_PARAMS = {
@@ -156,6 +159,7 @@ VARIANT_PARAMS = {
         "b7": 66_347_960,
     },
     "efficientnet_v2": {"s": 21_458_488, "m": 54_139_356, "l": 118_515_272},
+    "convnext": {"tiny": 28_589_128, "small": 50_223_688, "base": 88_591_464, "large": 197_767_336},
     "mnasnet": {
         "mnasnet0_5": 2_218_512,
         "mnasnet0_75": 3_170_208,
@@ -195,10 +199,16 @@ def _as_tuple(out) -> tuple[torch.Tensor, ...]:
 
 
 def _randomise_batch_norm(model: nn.Module) -> None:
+    """What torchvision starts at constants, made random, so that a wrong key or placement shows:
+    BatchNorm's statistics, and ConvNeXt's layer_scale (1e-6 would hide its blocks)."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("layer_scale"):
+                parameter.uniform_(0.5, 1.5)
 
 
 def _exported_by_test_export() -> set[str]:
@@ -335,7 +345,7 @@ def _torchvision_models():
     [
         *("alexnet", "vgg16_bn", "densenet121", "aspp", "shufflenet_v2_x1_0", "efficientnet_b0"),
         *("squeezenet1_1", "googlenet", "mnasnet1_0", "mobilenet_v3_large", "mobilenet_v3_small"),
-        *("regnet_y_400mf", "inception_v3", "efficientnet_v2_s"),
+        *("regnet_y_400mf", "inception_v3", "efficientnet_v2_s", "convnext_tiny"),
     ],
 )
 def test_torchvision_weights_load_strictly_and_give_the_same_logits(model):
@@ -393,7 +403,7 @@ def test_every_model_has_its_entry_file():
     issue |= {"densenet121", "unet", "segnet", "autoencoder", "aspp", "conv1d", "conv3d", "yolo"}
     issue |= {"shufflenet_v2_x1_0", "efficientnet_b0", "squeezenet1_1", "googlenet", "mnasnet1_0"}
     issue |= {"mobilenet_v3_large", "mobilenet_v3_small", "regnet_y_400mf"}
-    issue |= {"inception_v3", "efficientnet_v2_s"}
+    issue |= {"inception_v3", "efficientnet_v2_s", "convnext_tiny"}
     assert issue | {"cifar_speedrun"} <= names
 
 
