@@ -23,9 +23,9 @@ located error (exit 2) naming the file.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
-import dataclasses
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_utilities.core.apply_func import apply_to_collection
 
 from netspec.errors import Problem, SpecError
 
@@ -122,27 +123,33 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
 def snapshot_of(value: Any) -> Any:
     """``value`` with every tensor in it copied to host memory, containers rebuilt as they were.
 
-    Lightning's ``apply_to_collection`` did this at ~2.5x the cost (0.6 ms of each LeNet save, with
-    its dataclass and namedtuple checks at every node), and it rebuilt ``state_dict`` without its
-    ``_metadata`` (the modules' state versions, which ``load_state_dict`` reads); ``copy.copy``
-    keeps a mapping's type, attributes and ``default_factory``. Anything else is shared, as there.
+    What a Lightning checkpoint is made of (dicts, OrderedDicts, defaultdicts, lists, tuples,
+    namedtuples) is walked here, at ~0.4 of the cost of Lightning's ``apply_to_collection``
+    (0.6 ms of each LeNet save), which also rebuilt ``state_dict`` without its ``_metadata``
+    (the modules' state versions, which ``load_state_dict`` reads); ``copy.copy`` keeps a
+    mapping's type, attributes and ``default_factory``. Anything else (a plugin's extra state:
+    dataclasses, other mappings and sequences) goes to ``apply_to_collection`` as before.
     """
+    kind = type(value)
     if isinstance(value, torch.Tensor):
         return _to_host(value)
-    if isinstance(value, dict):
+    if kind in _MAPPINGS:
         copied = copy.copy(value)
         for key, item in value.items():
             copied[key] = snapshot_of(item)
         return copied
-    if isinstance(value, list):
+    if kind is list:
         return [snapshot_of(item) for item in value]
-    if isinstance(value, tuple):
-        items = [snapshot_of(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: snapshot_of(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
-        return dataclasses.replace(value, **fields)
-    return value
+    if kind is tuple:
+        return tuple(snapshot_of(item) for item in value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        return kind(*(snapshot_of(item) for item in value))
+    if isinstance(value, (str, bytes, int, float, bool, type(None))):
+        return value
+    return apply_to_collection(value, torch.Tensor, _to_host)
+
+
+_MAPPINGS = (dict, collections.OrderedDict, collections.defaultdict)
 
 
 def _write(checkpoint: dict[str, Any], path: str) -> None:
