@@ -26,7 +26,7 @@ def aligned(
         floors = [max(MIN_FOLDED, len(header[i])) for i in folded]
         level = _level([widths[i] for i in folded], floors, excess)
         for i, floor in zip(folded, floors, strict=True):
-            widths[i] = max(floor, min(widths[i], level))
+            widths[i] = min(widths[i], max(floor, level))  # a column already narrower stays so
 
     def cells(values: list[str]) -> list[str]:
         pairs = enumerate(zip(values, widths, strict=True))
@@ -57,7 +57,7 @@ def _level(widths: list[int], floors: list[int], excess: int) -> int:
     low, high = 0, max(widths, default=0)
     while low < high:
         mid = (low + high + 1) // 2
-        saved = sum(w - max(f, min(w, mid)) for w, f in zip(widths, floors, strict=True))
+        saved = sum(w - min(w, max(f, mid)) for w, f in zip(widths, floors, strict=True))
         low, high = (mid, high) if saved >= excess else (low, mid - 1)
     return low
 

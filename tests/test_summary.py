@@ -502,6 +502,20 @@ def test_a_wide_table_wraps_its_from_and_name_columns_and_never_cuts_a_number(wi
     assert "".join(joined).replace(" ", "") == ",".join([*names, names[0]])  # every name, in order
 
 
+def test_a_narrow_column_is_not_widened_when_the_table_must_shrink():
+    """The fuzz round: a 4-character `name` column was padded to the 12 a folded column keeps."""
+    from netspec.report import render_table
+
+    spec = netspec.load(
+        "input: [3, 8, 8]\nlayers:\n  - {name: a, type: conv, out_channels: 4, kernel_size: 1}\n"
+        "  - {name: b, type: conv, out_channels: 4, kernel_size: 1, from: input}\n"
+        "  - {name: c, type: concat, from: [a, b, a, b, a, b, a, b]}\n"
+    )
+    table = render_table(summarize(spec), full=False, width=44).split("\n\n")[0].splitlines()
+    assert table[0].startswith("#  name  type    from ")
+    assert max(map(len, table)) == 49  # `from` at the 12 characters it keeps; nothing else narrower
+
+
 def test_a_folded_row_shows_the_line_where_its_block_was_used(tmp_path):
     """It showed the line of the block's first layer, inside the block's definition."""
     from netspec.cli import main
