@@ -334,24 +334,29 @@ def _shape_problem(doc: Document, layer: Layer, exc: ShapeError, input_shapes, d
         turn = _where_sizes_parted(layer, input_shapes, by_name)
         if turn is not None:
             culprit, before = turn
+            settings = (
+                "its padding and stride"
+                if hasattr(culprit.params, "padding") or hasattr(culprit.params, "stride")
+                else f"the {culprit.type} layer's settings"
+            )
             hint = (
                 f"{culprit.name!r}{_where(doc, culprit, layer.name)} turns {describe(before)} into "
                 f"{describe(culprit.output_shape)} (the other inputs are {_spatial(before)}): "
-                "check its padding and stride"
+                f"check {settings}"
             )
     return doc.problem(exc.message, path, layer=layer.label, hint=hint, details=details)
 
 
 def _where(doc: Document, source: Layer | None, reader: str) -> str:
-    """`` (line N)`` of a merge's input; one made inside a block instance beside the merge is
-    placed at that instance's use (its own line is inside the block's definition)."""
+    """`` (line N)`` of a merge's input. One made inside a block instance that does not hold the
+    merge is placed at that instance's use (the outermost such): its own line is inside the
+    block's definition."""
     if source is None:
         return ""
-    scope = reader.rpartition(".")[0]
-    inner = source.name[len(scope) + 1 :] if scope else source.name
-    if (not scope or source.name.startswith(scope + ".")) and "." in inner:
-        instance = f"{scope}.{inner.split('.')[0]}" if scope else inner.split(".")[0]
-        if instance in doc.block_lines:
+    parts = source.name.split(".")
+    for end in range(1, len(parts)):
+        instance = ".".join(parts[:end])
+        if instance in doc.block_lines and not reader.startswith(instance + "."):
             return f" (block {instance!r} used at line {doc.block_lines[instance]})"
     return f" (line {source.line})" if source.line else ""
 
@@ -360,14 +365,46 @@ def _spatial(shape: Shape) -> str:
     return "×".join(map(str, shape[1:]))
 
 
-def _where_sizes_parted(layer: Layer, input_shapes, by_name: dict[str, Layer]):
-    """For inputs of one rank that disagree on their spatial sizes: the layer where a minority
-    input's size left the size most inputs have, and its input's shape. None where no one layer
-    did it: the odd branch changed its size again after leaving (or never had the common size).
-
-    Walks back along the first input of the odd branch, at most once per layer of the spec."""
+def _compared(layer: Layer, input_shapes) -> list[int] | None:
+    """The spatial dims on which a merge's inputs must agree: not a concat's own dim, nor one
+    where an input has size 1 (it may broadcast). None unless their ranks and channels agree."""
     if len({len(s) for s in input_shapes}) != 1 or len(input_shapes[0]) < 2:
         return None
+    if len({s[0] for s in input_shapes}) != 1:
+        return None  # the channels disagree: the rule's message and hint are about that
+    rank = len(input_shapes[0])
+    joined = getattr(layer.params, "dim", None)
+    joined = joined % rank if isinstance(joined, int) and -rank <= joined < rank else None
+    return [d for d in range(1, rank) if d != joined and all(s[d] != 1 for s in input_shapes)]
+
+
+def _where_sizes_parted(layer: Layer, input_shapes, by_name: dict[str, Layer]):
+    """For a merge whose one odd input disagrees with all the others on its spatial sizes (the
+    channels agreeing): the layer where that input's sizes left theirs, and its input's shape.
+    None where no one layer did it: the odd branch changed its size again after leaving (a
+    U-Net's decoder: down, then up), or never had the common size.
+
+    Walks back along the first input of the odd branch, at most once per layer of the spec."""
+    dims = _compared(layer, input_shapes)
+    if not dims:
+        return None
+    sizes = [tuple(s[d] for d in dims) for s in input_shapes]
+    common = max(sizes, key=sizes.count)
+    odd = [i for i, size in enumerate(sizes) if size != common]
+    if len(odd) != 1:
+        return None  # none, or several: no one layer to name
+    name = layer.inputs[odd[0]]
+    for _ in range(len(by_name)):
+        current = by_name.get(name)
+        if current is None or not current.inputs or not current.input_shapes:
+            return None
+        before = current.input_shapes[0]
+        if len(before) == len(input_shapes[0]) and tuple(before[d] for d in dims) == common:
+            return current, before
+        if tuple(before[1:]) != tuple(current.output_shape[1:]):
+            return None
+        name = current.inputs[0]
+    return None
     sizes = [tuple(s[1:]) for s in input_shapes]
     common = max(sizes, key=sizes.count)
     if sizes.count(common) == len(sizes):

@@ -143,6 +143,67 @@ def test_a_branch_that_changed_its_size_alone_is_named_in_the_hint(write_spec):
     )
 
 
+@pytest.mark.parametrize(
+    "layers, hint",
+    [
+        (  # squeeze-and-excitation with the wrong channels: the 1x1 pool broadcasts, it is no culprit
+            [
+                "{type: global_avgpool, name: squeeze, keepdims: true}",
+                "{type: conv, name: excite, out_channels: 5, kernel_size: 1}",
+                "{type: mul, name: scale, from: [input, excite]}",
+            ],
+            "make the inputs the same shape (or size 1 where one should broadcast)",
+        ),
+        (  # two inputs off, by different layers: no one layer to name
+            [
+                "{type: conv, name: a, out_channels: 4, kernel_size: 1}",
+                "{type: conv, name: b, out_channels: 4, kernel_size: 1, from: input}",
+                "{type: conv, name: c, out_channels: 4, kernel_size: 3, from: input}",
+                "{type: maxpool, name: d, kernel_size: 2, from: input}",
+                "{type: concat, name: cat, from: [a, b, c, d]}",
+            ],
+            "sizes [8, 14, 16]: a strided pool/conv on an odd size rounds down",
+        ),
+        (  # an upsample has no padding or stride to check
+            [
+                "{type: conv, name: lateral, out_channels: 3, kernel_size: 1}",
+                "{type: upsample, name: up, scale_factor: 2, from: input}",
+                "{type: add, name: fuse, from: [lateral, up]}",
+            ],
+            "'up' (line 4) turns [3, 16, 16] into [3, 32, 32] (the other inputs are 16×16): "
+            "check the upsample layer's settings",
+        ),
+    ],
+)
+def test_the_culprit_hint_names_one_layer_only_when_one_did_it(write_spec, layers, hint):
+    """The fuzz round: the hint blamed a legal broadcast, and claimed every other input agreed."""
+    body = "\n".join(f"  - {layer}" for layer in layers)
+    path = write_spec(f"input: [3, 16, 16]\nlayers:\n{body}\n")
+    (problem,) = errors_of(path).problems
+    assert problem.hint.startswith(hint)
+
+
+def test_an_input_made_in_another_block_instance_is_placed_at_its_use(write_spec):
+    path = write_spec("""
+        input: [3, 15, 15]
+        blocks:
+          down:
+            layers:
+              - {type: conv, name: conv, out_channels: 4, kernel_size: 3, padding: 1}
+          up:
+            inputs: [x, skip]
+            layers:
+              - {type: maxpool, name: pool, kernel_size: 2, from: x}
+              - {type: upsample, name: up, scale_factor: 2}
+              - {type: concat, name: cat, from: [up, skip]}
+        layers:
+          - {type: down, name: enc}
+          - {type: up, name: dec, from: [enc, enc]}
+    """)
+    (problem,) = errors_of(path).problems
+    assert "'enc.conv' (block 'enc' used at line 13) gives [4, 15, 15]" in problem.details
+
+
 def test_declared_in_channels_is_checked(write_spec):
     path = write_spec(
         "input: [3, 8, 8]\nlayers:\n  - {type: conv, out_channels: 4, kernel_size: 3, in_channels: 1}\n"

@@ -27,17 +27,18 @@ def broadcast_shape(shapes: tuple[Shape, ...], layer: str) -> Shape:
             f"{layer} inputs have different ranks",
             hint="flatten or reshape so the inputs have the same number of dimensions",
         )
-    out = []
-    for i, sizes in enumerate(zip(*shapes, strict=True)):
-        big = {s for s in sizes if s != 1}
-        if len(big) > 1:
-            what = "channels" if i == 0 else f"spatial dim {i}"
-            raise ShapeError(
-                f"{layer} inputs disagree on {what}: {sorted(big)}",
-                hint="make the inputs the same shape (or size 1 where one should broadcast)",
-            )
-        out.append(big.pop() if big else 1)
-    return tuple(out)
+    sizes = [sorted({s for s in dim if s != 1}) for dim in zip(*shapes, strict=True)]
+    differ = [i for i, big in enumerate(sizes) if len(big) > 1]
+    if differ:
+        spatial = [i for i in differ if i]
+        what = [f"channels: {sizes[0]}"] if differ[0] == 0 else []
+        if spatial:
+            what.append("spatial " + ", ".join(f"dim {i}: {sizes[i]}" for i in spatial))
+        raise ShapeError(
+            f"{layer} inputs disagree on {' and '.join(what)}",
+            hint="make the inputs the same shape (or size 1 where one should broadcast)",
+        )
+    return tuple(big[0] if big else 1 for big in sizes)
 
 
 def _elementwise_rule(name: str):
@@ -67,7 +68,8 @@ def _concat_rule(p: ConcatParams, ctx: LayerContext) -> Shape:
         sizes = sorted({s[i] for s in ctx.inputs})
         dims = f"dim {i}" if len(differ) == 1 else "dims " + ", ".join(map(str, differ))
         if i == 0:
-            what, hint = "channels", "concatenate along channels (dim 0), or give the inputs equal channels"
+            what = "channels" if len(differ) == 1 else "channels and spatial size"
+            hint = "concatenate along channels (dim 0), or give the inputs equal channels"
         else:
             what = "spatial size"
             hint = (
