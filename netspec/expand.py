@@ -14,6 +14,7 @@ demand, in order, over the layers expanded so far.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import reprlib
 import stat
@@ -573,7 +574,7 @@ def _parse_block(doc: Document, name: Any) -> _Block:
     declared = body.get("params") or {}
     if not isinstance(declared, dict):
         fail(
-            "`params:` must map parameter names to a type (int, float, bool, str, list, any) or a default",
+            "`params:` must map parameter names to a type (" + ", ".join(PARAM_TYPES) + ") or a default",
             ("params",),
         )
     for pname, decl in declared.items():
@@ -629,10 +630,11 @@ def _type_name(types: tuple | None) -> str:
     return next((k for k, v in PARAM_TYPES.items() if v == types), "any")
 
 
-def _size_hint(key: str, value: Any, types: tuple | None, default: Any) -> str:
+def _size_hint(key: str, value: Any, declared: tuple) -> str:
     """An int parameter given a list of ints (``kernel_size: 1``, then ``[1, 7]``): the type for both."""
+    types, default, required = declared
     if types == PARAM_TYPES["int"] and _type_ok(value, SIZE):
-        shown = "" if default is None else f", default: {default!r}"
+        shown = "" if required else f", default: {json.dumps(default, default=str)}"  # YAML's null, true
         return f"; to take an int or a list of ints, declare it `{key}: {{type: size{shown}}}`"
     return ""
 
@@ -1087,7 +1089,7 @@ class _Expander:
                         f"parameter {key!r} of block {block.name!r} expects {_type_name(types)}, "
                         f"got {_kind(value)} {value!r}",
                         f"declared at {_where(block.document, (*block.path, 'params', key))}"
-                        + _size_hint(key, value, types, block.params[key][1]),
+                        + _size_hint(key, value, block.params[key]),
                     )
                 )
             args[key] = value

@@ -42,7 +42,8 @@ class BlockDefinition(BaseModel):
     description: str | None = None
     params: dict[str, Any] | None = Field(
         None,
-        description="Parameter → type (int, float, bool, str, list, any) for a required one, or a default.",
+        description="Parameter → type (int, float, bool, str, list, size, any) for a required one, "
+        "or a default.",
     )
     inputs: str | list[str] | None = Field(None, description="Input names; default one input, `input`.")
     layers: list[dict[str, Any]] = Field(min_length=1, description="The block's layers; names are local.")

@@ -486,6 +486,9 @@ def test_an_int_parameter_given_a_list_of_ints_is_told_of_size():
     with pytest.raises(netspec.SpecError) as caught:  # a list that is no size: no such hint
         netspec.load(SIZED.replace("DECLARED", "1").replace("GIVEN", "[a, b]"))
     assert "type: size" not in caught.value.problems[0].hint
+    with pytest.raises(netspec.SpecError) as caught:  # an optional null default stays optional, in YAML
+        netspec.load(SIZED.replace("DECLARED", "{type: int, default: null}").replace("GIVEN", "[1, 7]"))
+    assert caught.value.problems[0].hint.endswith("declare it `kernel_size: {type: size, default: null}`")
 
 
 def test_bool_is_not_an_int_and_an_int_is_a_float(tmp_path):
