@@ -355,6 +355,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """``parse_args``, except that predict's INPUTS may also follow its options (argparse alone
     would take them all before the first option, and refuse the rest)."""
     parser = _parser()
+    for command in (parser, *parser.commands.choices.values()):
+        command.allow_abbrev = False  # `train --in 3` was read as --init 3: an option is spelled out
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
         args.inputs, extra = [*args.inputs, *extra], []
@@ -370,9 +372,11 @@ def _unrecognized_hint(extra: list[str]) -> str:
     if given is None:
         return ""
     at = extra.index(given)
-    value = given.partition("=")[2] or (extra[at + 1] if at + 1 < len(extra) else "C,H,W")
-    shape = "[" + ", ".join(part.strip() for part in value.split(",")) + "]"
-    return f" (this command reads the input shape from the spec: --set 'input={shape}' changes it)"
+    value = given.partition("=")[2] if "=" in given else extra[at + 1] if at + 1 < len(extra) else ""
+    sizes = [part.strip() for part in value.split(",")]
+    shaped = all(size.isascii() and size.isdigit() for size in sizes)  # only a shape is repeated
+    shape = ", ".join(sizes) if shaped else "C, H, W"
+    return f" (this command reads the input shape from the spec: --set 'input=[{shape}]' changes it)"
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:

@@ -119,20 +119,30 @@ def test_summary_formats(capsys):
 
 
 @pytest.mark.parametrize(
-    "command", [["train"], ["eval", "--checkpoint", "x.ckpt"], ["export", "--onnx", "x.onnx"], ["tune"]]
+    "args", [["train"], ["eval", "--checkpoint", "x.ckpt"], ["export", "--onnx", "x.onnx"], ["tune"]]
 )
-def test_an_unknown_option_shows_the_command_usage_and_input_says_how(command, capsys):
+def test_an_unknown_option_shows_the_command_usage_and_input_says_how(args, capsys):
     """`train --input` printed netspec's top-level usage, with no word of --set input=."""
+    spec = str(REPO / "specs/lenet.yaml")
     with pytest.raises(SystemExit) as exited:
-        main([*command, str(REPO / "specs/lenet.yaml"), "--input", "1,32,32"])
-    command = command[0]
+        main([*args, spec, "--input", "1,32,32"])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"usage: netspec {command} ")
+    assert err.startswith(f"usage: netspec {args[0]} ")
     assert (
         "unrecognized arguments: --input 1,32,32 (this command reads the input shape from the spec: "
         "--set 'input=[1, 32, 32]' changes it)"
     ) in " ".join(err.split())
+    with pytest.raises(SystemExit):  # no shape to repeat
+        main([*args, spec, "--input", "--bogus"])
+    assert "--set 'input=[C, H, W]' changes it" in " ".join(capsys.readouterr().err.split())
+
+
+def test_options_are_spelled_out(capsys):
+    """`train --in 3` was read as `--init 3`; an unknown option shows its command's usage."""
+    with pytest.raises(SystemExit):
+        main(["train", str(REPO / "specs/lenet.yaml"), "--in", "3"])
+    assert "unrecognized arguments: --in 3" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["build", str(REPO / "specs/lenet.yaml"), "--bogus"])
     err = capsys.readouterr().err
