@@ -182,9 +182,17 @@ def _spec_reads(doc: Document) -> set[str]:
 
 
 def _block_reads(block: _Block) -> set[str]:
-    """The names a block's expressions mention: its layers, its output and its parameters' defaults."""
+    """The spec-level names a block's expressions mention (its layers, its output and its
+    parameters' defaults): not its own parameters, which shadow the spec's of the same name."""
     found: set[str] = set()
-    _names_read([block.layers, block.output, [default for _, default, _ in block.params.values()]], found)
+    _names_read([block.layers, block.output], found)
+    found -= set(block.params)
+    declared: set[str] = set()
+    for name, (_, default, _) in block.params.items():  # a default sees the parameters before it
+        defaults: set[str] = set()
+        _names_read([default], defaults)
+        found |= defaults - declared
+        declared.add(name)
     return found
 
 

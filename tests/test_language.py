@@ -2052,3 +2052,28 @@ def test_a_set_param_read_by_an_included_block_default_is_not_refused(tmp_path):
     )
     spec = netspec.load(path, overrides=["params.mult=4"])
     assert spec.shapes()["b_0.0"] == (12, 8, 8)
+
+
+SHADOWED = """
+input: [3, 8, 8]
+params: {classes: 10, width: 8}
+blocks:
+  cbr:
+    params: {width: int, wide: "=width * 2", deep: "=depth"}
+    layers:
+      - {type: conv, out_channels: =wide, kernel_size: 3, padding: 1}
+layers:
+  - {type: cbr, name: c, width: 16, deep: 1}
+  - {type: global_avgpool}
+  - {type: linear, out_features: =classes}
+"""
+
+
+def test_a_block_parameter_shadows_the_spec_param_of_its_name_for_set():
+    """The RegNet port: `--set params.group_width=16` was accepted, since the block's own
+    `group_width` counted as a reader of the spec's, and built the unchanged network."""
+    with pytest.raises(netspec.SpecError, match="no expression of the spec reads 'width'"):
+        netspec.load(SHADOWED, overrides=["params.width=99"])
+    # a default reads the spec's name where no parameter declared before it has that name
+    text = SHADOWED.replace("params: {classes: 10, width: 8}", "params: {classes: 10, depth: 3}")
+    assert netspec.load(text.replace(", deep: 1", ""), overrides=["params.depth=5"])
