@@ -61,6 +61,7 @@ SMALL_INPUT = {
     "mobilenet_v3": [3, 32, 32],
     "mobilenet_v3_large": [3, 32, 32],
     "mobilenet_v3_small": [3, 32, 32],
+    "regnet": [3, 32, 32],
     "regnet_y_400mf": [3, 32, 32],
     "mobilenet_v2": [3, 32, 32],
     "resnet": [3, 32, 32],
@@ -109,7 +110,7 @@ TORCHVISION_GFLOPS = {
 }
 # Every variant's parameter count, as the original implementations publish or build them:
 # torchvision 0.28 for VGG, DenseNet, ResNet/ResNeXt/Wide ResNet, MobileNetV3, ShuffleNetV2,
-# EfficientNet B0-B7, EfficientNetV2, MNASNet and ConvNeXt;
+# EfficientNet B0-B7, EfficientNetV2, MNASNet, ConvNeXt and RegNetY/RegNetX;
 # Ultralytics' yolov8.yaml `scales:` comments less the 16 fixed weights of its DFL decoder,
 # which the spec leaves out.
 VARIANT_PARAMS = {
@@ -165,6 +166,23 @@ VARIANT_PARAMS = {
         "mnasnet0_75": 3_170_208,
         "mnasnet1_0": 4_383_312,
         "mnasnet1_3": 6_282_256,
+    },
+    "regnet": {
+        "y_400mf": 4_344_144,
+        "y_800mf": 6_432_512,
+        "y_1_6gf": 11_202_430,
+        "y_3_2gf": 19_436_338,
+        "y_8gf": 39_381_472,
+        "y_16gf": 83_590_140,
+        "y_32gf": 145_046_770,
+        "y_128gf": 644_812_894,
+        "x_400mf": 5_495_976,
+        "x_800mf": 7_259_656,
+        "x_1_6gf": 9_190_136,
+        "x_3_2gf": 15_296_552,
+        "x_8gf": 39_572_648,
+        "x_16gf": 54_278_536,
+        "x_32gf": 107_811_560,
     },
     "yolo": {"n": 3_157_200 - 16, "s": 11_166_560 - 16, "m": 25_902_640 - 16, "l": 43_691_520 - 16},
 }
