@@ -16,6 +16,8 @@ from netspec.params import INPUT
 from netspec.spec import Spec
 from netspec.verify import verify_shapes
 
+LAYER = "netspec_layer"  # a graph node's meta key: the layer whose output the node is
+
 
 def build(spec: Spec) -> fx.GraphModule:
     """Build the network of ``spec``; its submodules are named after the layers.
@@ -28,16 +30,24 @@ def build(spec: Spec) -> fx.GraphModule:
     values: dict[str, fx.Node] = {INPUT: graph.placeholder("x", type_expr=torch.Tensor)}
     aux: dict[tuple[str, str], fx.Node] = {}
     modules: dict[str, nn.Module] = {}
+    held: dict[str, nn.Parameter] = {}  # layer_scale's γ: a parameter of the enclosing block
     by_name = {layer.name: layer for layer in spec.layers}
     for layer in spec.layers:
         targets = {f: ref_target(by_name[t]) for f, t in layer.refs.items()}
         module = _build_module(spec, layer, targets)
-        modules[layer.name] = module
         args: list = [values[n] for n in layer.inputs]
+        if isinstance(module, LayerScale):
+            held[layer.name] = module.scale
+            node = graph.call_function(operator.mul, (graph.get_attr(layer.name), args[0]))
+            node.meta[LAYER] = layer.name
+            values[layer.name] = node
+            continue
+        modules[layer.name] = module
         if layer.record.multi_input:
             args = [args]
         args += [aux[(t, ref.output)] for ref in layer.record.refs for t in [layer.refs[ref.field]]]
         node = graph.call_module(layer.name, tuple(args))
+        node.meta[LAYER] = layer.name
         if layer.aux_outputs:  # the module returns (output, *aux outputs); name each part
             values[layer.name] = graph.create_node(
                 "call_function", operator.getitem, (node, 0), name=f"{layer.name}_out"
@@ -53,8 +63,7 @@ def build(spec: Spec) -> fx.GraphModule:
     graph.output(outs[0] if len(outs) == 1 else tuple(outs))
     from netspec.inputcheck import install
 
-    model = fx.GraphModule(_hierarchy(modules), graph, class_name=_class_name(spec.name))
-    own_parameters(model, [name for name, module in modules.items() if isinstance(module, LayerScale)])
+    model = fx.GraphModule(_hierarchy(modules, held), graph, class_name=_class_name(spec.name))
     install(model, spec)  # the first eager call checks the input, once
     verify_shapes(spec, model)  # a plugin whose module disagrees with its shape rule is named
     if spec.model.expect is not None:
@@ -65,37 +74,21 @@ def build(spec: Spec) -> fx.GraphModule:
     return model
 
 
-def own_parameters(model: nn.Module, paths: list[str]) -> None:
-    """Each layer at ``paths`` holds a parameter of its parent (``LayerScale``): first among the
-    parent's modules, in spec order (a module's own parameters precede its children's in a
-    state_dict), and loaded by the parent under the layer's own path."""
-    import functools
-
-    from netspec.modules import load_as_own
-
-    by_parent: dict[str, list[str]] = {}
-    for path in paths:
-        parent, _, leaf = path.rpartition(".")
-        by_parent.setdefault(parent, []).append(leaf)
-    for parent, leaves in by_parent.items():
-        owner = model.get_submodule(parent)
-        for leaf in [*leaves, *(name for name in list(owner._modules) if name not in leaves)]:
-            owner._modules[leaf] = owner._modules.pop(leaf)
-        for leaf in leaves:
-            owner.register_load_state_dict_pre_hook(functools.partial(load_as_own, leaf))
-
-
-def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
-    """Nest ``layer2.0.conv1`` as submodules, in spec order (state_dict keys read like torchvision's)."""
+def _hierarchy(modules: dict[str, nn.Module], held: dict[str, nn.Parameter]) -> nn.Module:
+    """Nest ``layer2.0.conv1`` as submodules, in spec order (state_dict keys read like
+    torchvision's), and each held γ as a parameter of its block (saved before its children)."""
     root = nn.Module()
-    for path, module in modules.items():
+    for path, item in [*modules.items(), *held.items()]:
         *parents, leaf = path.split(".")
         node = root
         for part in parents:
             if part not in node._modules:
                 node.add_module(part, nn.Module())
             node = node._modules[part]
-        node.add_module(leaf, module)
+        if isinstance(item, nn.Parameter):
+            node.register_parameter(leaf, item)
+        else:
+            node.add_module(leaf, item)
     return root
 
 

@@ -168,42 +168,36 @@ class ChannelsLayerNorm(nn.LayerNorm):
 
 
 class LayerScale(nn.Module):
-    """A learnable scale per channel, ``γ · x`` (CaiT, ConvNeXt). Its parameter belongs to the
-    enclosing block, as torchvision's ``CNBlock.layer_scale`` does: the state_dict key is the
-    layer's own path (``features.1.0.layer_scale``, no ``.scale``) and comes before its
-    siblings' keys, where a module's own parameters come; ``netspec.builder.own_parameters``
-    places the module first and lets its parent load that key."""
+    """A learnable scale per channel, ``γ · x`` (CaiT, ConvNeXt). Built alone (a plugin test, a
+    summary count) it is a module with ``scale``; in a network, ``netspec.builder`` registers γ on
+    the enclosing block itself, under the layer's name, and multiplies by it in the graph, as
+    torchvision's ``CNBlock.layer_scale`` is a parameter of the block: state_dict, named_parameters,
+    functional_call, TorchScript and export all name it ``features.1.0.layer_scale``."""
 
     def __init__(self, channels: int, rank: int, init: float):
         super().__init__()
         self.scale = nn.Parameter(torch.full((channels, *[1] * rank), float(init)))
 
+    @classmethod
+    def holding(cls, scale: nn.Parameter) -> LayerScale:
+        """A module view of a γ a block holds (for tools that look a layer's module up)."""
+        view = cls.__new__(cls)
+        nn.Module.__init__(view)
+        view.scale = scale
+        return view
+
     def forward(self, x: Tensor) -> Tensor:
         return self.scale * x
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        destination[prefix[:-1]] = self.scale if keep_vars else self.scale.detach()
-
-    def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
-        """The parent renamed the key to ``prefix + "scale"`` (it alone sees it); what goes wrong
-        is reported under the key the state_dict has."""
-        missing, errors = len(missing_keys), len(error_msgs)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        own, key = prefix + "scale", prefix[:-1]
-        missing_keys[missing:] = [key if k == own else k for k in missing_keys[missing:]]
-        error_msgs[errors:] = [m.replace(own, key) for m in error_msgs[errors:]]
 
     def extra_repr(self) -> str:
         return f"{self.scale.shape[0]}"
 
 
-def load_as_own(leaf: str, module, state_dict, prefix, *args) -> None:
-    """A load pre-hook of a LayerScale's parent: its ``prefix + leaf`` key, which the child
-    would not see (torch passes a child only the keys under ``child.``), renamed for it."""
-    key = prefix + leaf
-    if key in state_dict:
-        state_dict[key + ".scale"] = state_dict.pop(key)
+def layer_module(model: nn.Module, name: str) -> nn.Module:
+    """The module of layer ``name`` in a built network; for a γ its block holds (``layer_scale``),
+    a view of that parameter."""
+    parent, _, leaf = name.rpartition(".")
+    owner = model.get_submodule(parent)
+    if leaf in owner._parameters:
+        return LayerScale.holding(owner._parameters[leaf])
+    return model.get_submodule(name)

@@ -274,26 +274,27 @@ def _model(spec: Spec, checkpoint: str | Path | None, log):
 
 
 def _capture(model, names: Sequence[str], x) -> dict:
-    """Each named layer's output for input ``x`` (first sample), through forward hooks."""
+    """Each named layer's output for input ``x`` (first sample): the graph's nodes run one by one
+    (a layer_scale is a multiply by its block's γ, with no module to hook)."""
     import torch
+    from torch import fx
 
+    from netspec.builder import LAYER
+
+    wanted = set(names)
     captured: dict[str, Any] = {}
 
-    def hook_for(name: str):
-        def hook(module, inputs, output):
-            if isinstance(output, tuple | list):  # (output, *aux outputs)
-                output = output[0]
-            captured[name] = output.detach()[0].float().cpu()
+    class Capture(fx.Interpreter):
+        def run_node(self, node):
+            output = super().run_node(node)
+            layer = node.meta.get(LAYER)
+            if layer in wanted:
+                first = output[0] if isinstance(output, tuple | list) else output  # (output, *aux)
+                captured[layer] = first.detach()[0].float().cpu()
+            return output
 
-        return hook
-
-    handles = [model.get_submodule(name).register_forward_hook(hook_for(name)) for name in names]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with torch.no_grad():
+        Capture(model).run(x)
     return captured
 
 

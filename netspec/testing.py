@@ -50,6 +50,7 @@ def check_example(example: Mapping[str, Any], *, registry: Registry | None = Non
     import torch
 
     from netspec.graph import ref_target
+    from netspec.modules import layer_module
     from netspec.summary import parameter_counts
 
     spec = netspec.load(example, registry=registry)
@@ -64,7 +65,7 @@ def check_example(example: Mapping[str, Any], *, registry: Registry | None = Non
     )
     counted, buffers = parameter_counts(spec)
     for lay in spec.layers:
-        module = model.get_submodule(lay.name)
+        module = layer_module(model, lay.name)
         real = sum(p.numel() for p in module.parameters())
         trained = sum(p.numel() for p in module.parameters() if p.requires_grad)
         assert counted[lay.name] == (real, trained), (

@@ -24,6 +24,7 @@ from torch.func import functional_call
 
 from netspec.errors import PluginError
 from netspec.graph import Layer
+from netspec.modules import layer_module
 from netspec.spec import Spec
 
 BATCH = 2  # not 1: batch norm refuses a batch of one in training mode, and squeezes show up
@@ -58,7 +59,7 @@ def _check_layer(spec: Spec, model: nn.Module, layer: Layer, by_name: dict, aux_
         if aux is None:
             return  # the layer it reads from cannot run on meta: nothing to compare with
         extra.append(aux)
-    _check_output(spec, layer, model.get_submodule(layer.name), extra)
+    _check_output(spec, layer, layer_module(model, layer.name), extra)
 
 
 def verify_module(spec: Spec, layer: Layer, module: nn.Module) -> None:
@@ -92,7 +93,7 @@ def _aux_output(model: nn.Module, target: Layer, output: str, cache: dict) -> to
     """A meta stand-in for ``target``'s auxiliary output (e.g. max-pool indices), or None."""
     if target.name not in cache:
         try:
-            result = _run_on_meta(model.get_submodule(target.name), target, [])
+            result = _run_on_meta(layer_module(model, target.name), target, [])
         except Exception:
             result = None
         cache[target.name] = result if isinstance(result, tuple) else None

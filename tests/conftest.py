@@ -27,15 +27,21 @@ def write_spec(tmp_path):
 
 
 def real_shapes(spec, model) -> dict:
-    """Every layer's output shape, observed by forward hooks on a real forward pass."""
+    """Every layer's output shape, observed node by node on a real forward pass (a layer_scale is
+    a multiply by its block's γ, not a module a hook could watch)."""
+    from torch import fx
+
+    from netspec.builder import LAYER
+
     seen = {}
-    for layer in spec.layers:
-        module = model.get_submodule(layer.name)
-        module.register_forward_hook(
-            lambda mod, args, out, name=layer.name: seen.__setitem__(
-                name, tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
-            )
-        )
+
+    class Watch(fx.Interpreter):
+        def run_node(self, node):
+            out = super().run_node(node)
+            if LAYER in node.meta:
+                seen[node.meta[LAYER]] = tuple((out[0] if isinstance(out, tuple) else out).shape[1:])
+            return out
+
     with torch.no_grad():
-        model.eval()(torch.randn(2, *spec.input_shape))
+        Watch(model.eval()).run(torch.randn(2, *spec.input_shape))
     return seen

@@ -1,5 +1,5 @@
 """ConvNeXt's pieces: `linear` and `layernorm` over the channels at each position, and
-`layer_scale`, a parameter the enclosing block holds (its key is the layer's own path)."""
+`layer_scale`, a parameter the enclosing block holds (named by the layer's own path)."""
 
 from __future__ import annotations
 
@@ -36,14 +36,14 @@ def _unit(block, x: torch.Tensor) -> torch.Tensor:
     h = block.dw(x).permute(0, 2, 3, 1)
     h = F.layer_norm(h, (x.shape[1],), block.norm.weight, block.norm.bias, 1e-6)
     h = F.linear(F.gelu(F.linear(h, block.up.weight, block.up.bias)), block.down.weight, block.down.bias)
-    return block.gamma.scale * h.permute(0, 3, 1, 2) + x
+    return block.gamma * h.permute(0, 3, 1, 2) + x
 
 
 def test_over_channels_maps_each_position_as_torch_does_channels_last():
     torch.manual_seed(0)
     model = netspec.load(BLOCK).build()
     x = torch.randn(2, 6, 5, 7)
-    expected = model.top.scale * _unit(model.second, _unit(model.first, x))
+    expected = model.top * _unit(model.second, _unit(model.first, x))
     torch.testing.assert_close(model(x), expected)
     assert list(model.first.up.weight.shape) == [24, 6] and list(model.first.norm.weight.shape) == [6]
     assert isinstance(model.first.up, torch.nn.Linear) and isinstance(model.first.norm, torch.nn.LayerNorm)
@@ -53,30 +53,34 @@ def test_layer_scale_is_a_parameter_of_its_block_first_in_the_state_dict():
     model = netspec.load(BLOCK).build()
     keys = list(model.state_dict())
     assert keys[:3] == ["top", "first.gamma", "first.dw.weight"]  # own parameters before children's
-    assert "second.gamma" in keys and not any(k.endswith(".scale") for k in keys)
-    assert list(model.state_dict()["first.gamma"].shape) == [6, 1, 1]
+    assert keys == [name for name, _ in model.named_parameters()]  # one name everywhere
     state = model.state_dict()
+    assert list(state["first.gamma"].shape) == [6, 1, 1]
     assert torch.all(state["first.gamma"] == 0.5) and torch.all(state["top"] == 1e-6)
-    assert next(name for name, _ in model.first.named_children()) == "gamma"
 
 
-def test_layer_scale_loads_strictly_and_names_what_is_wrong_by_its_key():
+def test_layer_scale_loads_saves_copies_and_calls_as_a_block_parameter(tmp_path):
+    """The first design renamed a child's `.scale` key: torch.save lost the renaming hook, and
+    functional_call and export saw other names. A real parameter of the block has none of that."""
     torch.manual_seed(0)
     model, other = netspec.load(BLOCK).build(), netspec.load(BLOCK).build()
     state = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
-    assert not other.load_state_dict(state, strict=True).missing_keys
-    for key, value in state.items():
-        assert torch.equal(other.state_dict()[key], value)
+    model.load_state_dict(state, strict=True)
     x = torch.randn(2, 6, 5, 7)
-    model.load_state_dict(state)
-    torch.testing.assert_close(model(x), other(x), rtol=0, atol=0)
-    incomplete = {k: v for k, v in state.items() if k != "second.gamma"}
-    assert other.load_state_dict(incomplete, strict=False).missing_keys == ["second.gamma"]
-    with pytest.raises(RuntimeError, match=r"size mismatch for first\.gamma: .*\[3, 1, 1\]"):
+    expected = model(x)
+    assert other.load_state_dict(
+        {k: v for k, v in state.items() if k != "second.gamma"}, strict=False
+    ).missing_keys == ["second.gamma"]
+    with pytest.raises(RuntimeError, match=r"size mismatch for first\.gamma"):
         other.load_state_dict({**state, "first.gamma": torch.ones(3, 1, 1)})
-    copied = copy.deepcopy(model)  # EMA and SWA copies keep the keys and the loading
-    assert list(copied.state_dict()) == list(model.state_dict())
-    assert not copied.load_state_dict(state).missing_keys
+    torch.save(model, tmp_path / "model.pt")
+    for copied in (copy.deepcopy(model), torch.load(tmp_path / "model.pt", weights_only=False)):
+        assert not copied.load_state_dict(state, strict=True).missing_keys
+        torch.testing.assert_close(copied(x), expected, rtol=0, atol=0)
+    torch.testing.assert_close(torch.func.functional_call(model, state, (x,)), expected, rtol=0, atol=0)
+    exported = torch.export.export(model, (x,))
+    assert list(exported.state_dict) == list(state)
+    torch.testing.assert_close(exported.module()(x), expected)
 
 
 def test_dims_and_over_channels_together_are_refused_at_dims():

@@ -33,6 +33,7 @@ from conftest import REPO, real_shapes
 from torch import nn
 
 import netspec
+from netspec.modules import layer_module
 from netspec.summary import summarize
 from netspec.yamlio import read_spec_file
 
@@ -286,7 +287,7 @@ def test_spec_builds_summarises_exports_and_trains(path):
     # parameters: to the unit, per layer and in total
     rows = {row.name: row for row in summary.rows}
     for layer in spec.layers:
-        module = model.get_submodule(layer.name)
+        module = layer_module(model, layer.name)
         assert rows[layer.name].params == sum(p.numel() for p in module.parameters()), layer.name
     assert summary.totals.params == sum(p.numel() for p in model.parameters())
     assert summary.totals.buffers == sum(b.numel() for b in model.buffers())

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import netspec
+from netspec.modules import layer_module
 from netspec.report import render_json, render_markdown, render_table, summary_dict
 from netspec.summary import UNKNOWN, summarize
 
@@ -26,7 +27,7 @@ def torchinfo_macs(spec, model) -> dict:
     """torchinfo's per-layer MACs at batch 1, by layer name."""
     import torchinfo
 
-    names = {id(model.get_submodule(layer.name)): layer.name for layer in spec.layers}
+    names = {id(layer_module(model, layer.name)): layer.name for layer in spec.layers}
     result = torchinfo.summary(model, input_size=(1, *spec.input_shape), verbose=0, device="cpu")
     return {names[id(info.module)]: info.macs for info in result.summary_list if id(info.module) in names}
 
@@ -37,7 +38,7 @@ def check_truth(spec) -> None:
     rows = {r.name: r for r in summary.rows}
     # parameters: to the unit, per layer and in total
     for layer in spec.layers:
-        assert rows[layer.name].params == sum(p.numel() for p in model.get_submodule(layer.name).parameters())
+        assert rows[layer.name].params == sum(p.numel() for p in layer_module(model, layer.name).parameters())
     assert summary.totals.params == sum(p.numel() for p in model.parameters())
     assert summary.totals.buffers == sum(b.numel() for b in model.buffers())
     # shapes: exactly what a forward pass produces

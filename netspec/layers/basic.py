@@ -206,7 +206,7 @@ def _layer_scale_explain(p: LayerScaleParams, ctx: LayerContext) -> list[str]:
     return [
         f"γ of shape [{c}{', ' + shape if shape else ''}], one per channel, starts at {p.init:g}: "
         "the output is γ · x",
-        "its state_dict key is the layer's own path (no .scale), before its siblings': the block holds it",
+        "a parameter of the enclosing block, named by the layer's path (features.1.0.layer_scale)",
     ]
 
 
