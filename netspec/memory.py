@@ -227,6 +227,12 @@ def _mul(p: Any, ctx: LayerContext) -> Memory:
     return Memory(saves_input=True)
 
 
+def _layer_scale(p: Any, ctx: LayerContext) -> Memory:
+    # γ · x keeps x for γ's gradient, which is (grad · x) summed: a product of the output's size.
+    # γ is float32, so the product of a half x is float32 (autocast leaves a multiply alone)
+    return Memory(saves_input=True, promotes=True, backward_temporary=((math.prod(ctx.input), "activation"),))
+
+
 def _softsign(p: Any, ctx: LayerContext) -> Memory:
     # x / (1 + |x|), composed: keeps x and 1 + |x|
     return Memory(saves_input=True, extra=((math.prod(ctx.input), "activation"),))
@@ -279,7 +285,7 @@ BUILTIN: Mapping[str, Any] = {
     **dict.fromkeys(("pixel_shuffle", "pixel_unshuffle", "upsample", "unpool"), _saves_nothing),
     **dict.fromkeys(("add", "concat"), _passes),
     "mul": _mul,
-    "layer_scale": _mul,  # γ · x: keeps x for γ's gradient
+    "layer_scale": _layer_scale,
 }
 
 # a plugin layer type without a memory rule: assumed to keep its input and its output
@@ -360,7 +366,7 @@ def estimate(
             unruled.append(layer.type)
         rules[layer.name] = rule
         cast = half if rule.casts and training.mixed else FP32 if rule.float32 else None
-        out_bytes = cast or max(dtype[i] for i in layer.inputs)
+        out_bytes = cast or (FP32 if rule.promotes else max(dtype[i] for i in layer.inputs))
         dtype[layer.name] = out_bytes
         numel[layer.name] = math.prod(layer.output_shape)
         if rule.view:
@@ -471,8 +477,11 @@ def estimate(
                 run.check(where)
                 run.temporary = 0
             else:
+                kinds = {"activation": dtype[layer.name], "float32": FP32}
+                run.temporary = sum(batch * n * kinds.get(kind, FP32) for n, kind in rule.backward_temporary)
                 run.weight_grads += trained * FP32
                 run.check(where)
+                run.temporary = 0
             for i, gid in new:
                 receive(i, gid)
         for gid in incoming:

@@ -99,7 +99,10 @@ class Memory:
     views). ``extra``: new tensors kept, as (elements per sample, kind) with kind
     ``"activation"`` (the layer's output type), ``"float32"``, ``"index"`` (int64) or
     ``"mask"`` (1 byte); ``fixed``: bytes kept whatever the batch. ``casts``: autocast runs it
-    in half precision (convolutions, linear); ``float32``: autocast runs it in float32.
+    in half precision (convolutions, linear); ``float32``: autocast runs it in float32;
+    ``promotes``: its output is float32 whatever its input (a float32 parameter times a half
+    input), the input kept as it is. ``backward_temporary``: tensors its backward makes and
+    drops, as ``extra`` (a parameter's gradient summed from a product the output's size).
     """
 
     saves_input: bool = False
@@ -110,6 +113,8 @@ class Memory:
     fixed: int = 0
     casts: bool = False
     float32: bool = False
+    promotes: bool = False
+    backward_temporary: tuple[tuple[int, str], ...] = ()
 
 
 ShapeRule = Callable[[Any, LayerContext], Shape]

@@ -188,3 +188,21 @@ def test_gradients_of_a_tensor_used_twice_are_summed_in_place_as_autograd_does(l
     memory = summarize(spec, batch_size=8, precision="32", optimizer="adam").totals.memory
     measured = training_step_peak(spec, 8, "32", "adam")["storage"]
     assert memory.total / measured == pytest.approx(1.0, abs=0.02), memory.peak_at
+
+
+LAYER_SCALES = [
+    {"type": "conv", "name": "c", "out_channels": 32, "kernel_size": 3, "padding": 1},
+    *({"type": "layer_scale"} for _ in range(4)),
+    {"type": "global_avgpool"},
+    {"type": "linear", "out_features": 10},
+]
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_layer_scale_keeps_a_float32_product_and_its_gradient_sums_one(precision):
+    """γ·x of a bf16 x is float32 (γ is), and γ's gradient is (grad·x) summed: a product of the
+    output's size. Without either the estimate read 0.86 (float32) and 0.49 (bf16-mixed)."""
+    spec = netspec.load({"netspec": 1, "input": [8, 32, 32], "layers": LAYER_SCALES})
+    memory = summarize(spec, batch_size=8, precision=precision, optimizer="adam").totals.memory
+    measured = training_step_peak(spec, 8, precision, "adam")["storage"]
+    assert memory.total / measured == pytest.approx(1.0, abs=0.02), memory.peak_at
