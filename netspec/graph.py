@@ -405,19 +405,3 @@ def _where_sizes_parted(layer: Layer, input_shapes, by_name: dict[str, Layer]):
             return None
         name = current.inputs[0]
     return None
-    sizes = [tuple(s[1:]) for s in input_shapes]
-    common = max(sizes, key=sizes.count)
-    if sizes.count(common) == len(sizes):
-        return None
-    name = layer.inputs[sizes.index(next(s for s in sizes if s != common))]
-    for _ in range(len(by_name)):
-        current = by_name.get(name)
-        if current is None or not current.inputs or not current.input_shapes:
-            return None
-        before = current.input_shapes[0]
-        if len(before) == len(common) + 1 and tuple(before[1:]) == common:
-            return current, before
-        if tuple(before[1:]) != tuple(current.output_shape[1:]):
-            return None  # sizes changed twice on the way (down, then up: a U-Net's decoder): the rule's hint
-        name = current.inputs[0]
-    return None

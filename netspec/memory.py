@@ -292,6 +292,11 @@ BUILTIN: Mapping[str, Any] = {
 UNKNOWN_RULE = Memory(saves_input=True, saves_output=True)
 
 
+def _kind_bytes(kind: str, activation: int) -> int:
+    """Bytes per element of a rule's ``extra`` or ``backward_temporary`` entry."""
+    return {"activation": activation, "float32": FP32, "index": INDEX_BYTES, "mask": MASK_BYTES}[kind]
+
+
 def layer_memory(layer: Any, ctx: LayerContext) -> tuple[Memory, bool]:
     """The layer's memory rule applied, and whether its type gives one."""
     if layer.record.memory is not None:
@@ -384,9 +389,8 @@ def estimate(
                     keep.append(storage[i])
         if rule.saves_output:
             keep.append(storage[layer.name])
-        kinds = {"activation": out_bytes, "float32": FP32, "index": INDEX_BYTES, "mask": MASK_BYTES}
         for n, (elements, kind) in enumerate(rule.extra):
-            made[f"{layer.name}+{n}"] = batch * elements * kinds[kind]
+            made[f"{layer.name}+{n}"] = batch * elements * _kind_bytes(kind, out_bytes)
             keep.append(f"{layer.name}+{n}")
         if rule.fixed:
             made[f"{layer.name}+fixed"] = rule.fixed
@@ -466,22 +470,23 @@ def estimate(
                     receive(i, gid)
         else:
             new = [(i, run.new_grad(batch * numel[i] * dtype[i])) for i in needs]
+            made_here = sum(  # what its backward makes and drops (layer_scale: grad · x)
+                batch * n * _kind_bytes(kind, dtype[layer.name]) for n, kind in rule.backward_temporary
+            )
             if training.mixed and rule.casts:
                 # the weight gradient comes out in half precision; the layer's saved tensors
                 # (its half weights too) are freed before it is cast to float32
-                run.temporary = trained * half
+                run.temporary = trained * half + made_here
                 run.check(where)
                 release(layer.name)
                 released = True
                 run.weight_grads += trained * FP32
                 run.check(where)
-                run.temporary = 0
             else:
-                kinds = {"activation": dtype[layer.name], "float32": FP32}
-                run.temporary = sum(batch * n * kinds.get(kind, FP32) for n, kind in rule.backward_temporary)
+                run.temporary = made_here
                 run.weight_grads += trained * FP32
                 run.check(where)
-                run.temporary = 0
+            run.temporary = 0
             for i, gid in new:
                 receive(i, gid)
         for gid in incoming:
