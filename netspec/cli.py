@@ -261,6 +261,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="write to FILE instead of stdout (- is stdout)",
     )
+    for command in (parser, *commands.choices.values()):
+        command.allow_abbrev = False  # `train --in 3` was read as --init 3: an option is spelled out
     return parser
 
 
@@ -355,8 +357,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """``parse_args``, except that predict's INPUTS may also follow its options (argparse alone
     would take them all before the first option, and refuse the rest)."""
     parser = _parser()
-    for command in (parser, *parser.commands.choices.values()):
-        command.allow_abbrev = False  # `train --in 3` was read as --init 3: an option is spelled out
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "predict" and not any(item.startswith("-") for item in extra):
         args.inputs, extra = [*args.inputs, *extra], []
