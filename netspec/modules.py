@@ -172,7 +172,7 @@ class LayerScale(nn.Module):
     summary count) it is a module with ``scale``; in a network, ``netspec.builder`` registers γ on
     the enclosing block itself, under the layer's name, and multiplies by it in the graph, as
     torchvision's ``CNBlock.layer_scale`` is a parameter of the block: state_dict, named_parameters,
-    functional_call, TorchScript and export all name it ``features.1.0.layer_scale``."""
+    functional_call, torch.export and torch.save all name it ``features.1.0.layer_scale``."""
 
     def __init__(self, channels: int, rank: int, init: float):
         super().__init__()
